@@ -1,0 +1,3 @@
+"""Transactional email for Django through providers' HTTP send APIs."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,113 @@
+"""Admin pages: sending domains, grants, and a read-only view of the outbox."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.utils.html import format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from .models import Attempt, Grant, Message, MessageAttachment, SendingDomain
+
+
+@admin.register(SendingDomain)
+class SendingDomainAdmin(admin.ModelAdmin):
+    list_display = ["name", "provider", "status", "allow_unverified", "last_checked"]
+    list_filter = ["status", "provider", "allow_unverified"]
+    search_fields = ["name"]
+    readonly_fields = ["records", "last_checked", "created_at", "updated_at"]
+
+
+@admin.register(Grant)
+class GrantAdmin(admin.ModelAdmin):
+    list_display = ["email", "provider", "grant_id", "is_active", "user"]
+    list_filter = ["is_active", "provider"]
+    search_fields = ["email", "grant_id"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["created_at", "updated_at"]
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class AttachmentInline(ReadOnlyInline):
+    model = MessageAttachment
+    fields = ["position", "filename", "mimetype", "size", "inline", "content_id", "sha256"]
+
+
+class AttemptInline(ReadOnlyInline):
+    model = Attempt
+    fields = [
+        "number", "started_at", "duration_ms", "outcome", "http_status", "error_type",
+        "error_message", "request_id",
+    ]
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ["subject", "recipients", "from_address", "status", "route", "provider",
+                    "attempts", "created_at"]
+    list_filter = ["status", "route", "provider"]
+    search_fields = ["=id", "subject", "from_address", "=provider_message_id", "=idempotency_key"]
+    date_hierarchy = "created_at"
+    list_select_related = False
+    show_full_result_count = False
+    inlines = [AttachmentInline, AttemptInline]
+    fieldsets = [
+        (None, {"fields": ["id", "status", "route", "provider", "sending_domain", "grant"]}),
+        (_("Addresses"), {"fields": ["from_display", "to_display", "cc_display", "bcc_display",
+                                     "reply_to_display"]}),
+        (_("Content"), {"fields": ["subject", "text_body", "html_body", "headers", "metadata",
+                                   "tags", "options", "send_at"]}),
+        (_("Delivery"), {"fields": ["idempotency_key", "provider_message_id",
+                                    "provider_schedule_id", "provider_request_id", "attempts",
+                                    "next_attempt_at", "last_error", "last_error_type",
+                                    "resent_from", "created_at", "sent_at", "updated_at"]}),
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f for fields in (fs[1]["fields"] for fs in self.fieldsets) for f in fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @staticmethod
+    def _addresses(values):
+        return format_html_join(
+            ", ", "{} &lt;{}&gt;", ((v.get("name") or "", v["email"]) for v in values)
+        ) or "-"
+
+    @admin.display(description=_("recipients"))
+    def recipients(self, obj: Message) -> str:
+        return obj.recipient_summary
+
+    @admin.display(description=_("from"))
+    def from_display(self, obj: Message):
+        return self._addresses([obj.from_email])
+
+    @admin.display(description=_("to"))
+    def to_display(self, obj: Message):
+        return self._addresses(obj.to)
+
+    @admin.display(description=_("cc"))
+    def cc_display(self, obj: Message):
+        return self._addresses(obj.cc)
+
+    @admin.display(description=_("bcc"))
+    def bcc_display(self, obj: Message):
+        return self._addresses(obj.bcc)
+
+    @admin.display(description=_("reply to"))
+    def reply_to_display(self, obj: Message):
+        return self._addresses(obj.reply_to)

@@ -1,0 +1,322 @@
+"""Turn a ``django.core.mail.EmailMessage`` into a validated OutboundEmail.
+
+Everything Django's own SMTP backend would put in the MIME message is mapped
+here: addresses with display names (non-ASCII names, IDN domains), subject,
+bodies, alternatives, attachments (tuples, ``EmailAttachment``, MIME parts),
+inline images, extra headers with Django's override rules, and lazy strings.
+So are the message extras (``metadata``, ``tags``, ``send_at``...).
+
+Anything wrong raises an ``InvalidMessage`` subclass *before* anything is
+recorded or sent.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import re
+from datetime import date, datetime, time
+from datetime import timezone as dt_timezone
+from email.headerregistry import HeaderRegistry
+from email.message import Message as MIMEMessage
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMessage
+from django.core.validators import validate_email
+from django.utils import timezone
+from django.utils.encoding import force_str, punycode
+
+from .exceptions import HeaderInjection, InvalidMessage, TemplateError
+from .outbound import Address, Attachment, OutboundEmail
+
+_header_registry = HeaderRegistry()
+# RFC 5322 field names: printable US-ASCII except colon.
+_HEADER_NAME = re.compile(r"^[!-9;-~]+$")
+_ADDRESS_HEADERS = {"from", "to", "cc", "reply-to", "bcc"}
+MAX_IDEMPOTENCY_KEY = 256
+
+
+def _no_line_breaks(what: str, value: str) -> str:
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise HeaderInjection(
+            f"{what} contains a line break ({value[:60]!r}); header values must be one line."
+        )
+    return value
+
+
+def parse_addresses(what: str, value: Any) -> list[Address]:
+    """Parse one Django address entry ("Name <a@b>", possibly several, comma-separated)."""
+    text = _no_line_breaks(what, force_str(value).strip())
+    if not text:
+        raise InvalidMessage(f"{what} has an empty address.")
+    try:
+        header = _header_registry("To", text)
+        groups = header.groups
+    except (IndexError, ValueError, TypeError):  # the stdlib parser's ways of giving up
+        groups, header = (), None
+    addresses = [a for group in groups for a in group.addresses]
+    if header is None or header.defects or not addresses or any(g.display_name for g in groups):
+        raise InvalidMessage(
+            f"{what} {text!r} is not a valid address; write it as 'user@example.com' or "
+            "'Display Name <user@example.com>' (quote names containing commas)."
+        )
+    parsed = []
+    for addr in addresses:
+        if not addr.username or not addr.domain:
+            raise InvalidMessage(f"{what} {text!r} is missing the part before or after '@'.")
+        try:
+            domain = punycode(addr.domain.lower())
+        except UnicodeError:
+            raise InvalidMessage(f"{what} {text!r} has an invalid domain.") from None
+        spec = f"{addr.username}@{domain}"
+        try:
+            validate_email(spec)
+        except ValidationError:
+            raise InvalidMessage(f"{what} {text!r} is not a valid email address.") from None
+        parsed.append(Address(email=spec, name=addr.display_name or ""))
+    return parsed
+
+
+def _address_list(what: str, values: Any) -> list[Address]:
+    return [a for value in values or () for a in parse_addresses(what, value)]
+
+
+def _one_address(what: str, value: Any) -> Address:
+    addresses = parse_addresses(what, value)
+    if len(addresses) != 1:
+        raise InvalidMessage(f"{what} must be exactly one address, got {len(addresses)}.")
+    return addresses[0]
+
+
+def _attachment_from_tuple(filename: Any, content: Any, mimetype: Any) -> Attachment:
+    filename = force_str(filename) if filename else ""
+    if not mimetype:
+        mimetype = (filename and mimetypes.guess_type(filename)[0]) or "application/octet-stream"
+    if isinstance(content, EmailMessage):
+        content = content.message().as_bytes()
+    elif isinstance(content, MIMEMessage):
+        content = content.as_bytes()
+    elif isinstance(content, str):
+        content = content.encode("utf-8")
+    elif isinstance(content, bytearray | memoryview):
+        content = bytes(content)
+    if not isinstance(content, bytes):
+        raise InvalidMessage(
+            f"Attachment {filename!r} has content of type {type(content).__name__}; "
+            "use bytes or str."
+        )
+    return Attachment.from_bytes(content, filename=filename, mimetype=force_str(mimetype))
+
+
+def _attachment_from_mime(part: MIMEMessage) -> Attachment:
+    """A MIME part attached directly (inline images by Content-ID, 6.x MIMEPart)."""
+    if part.is_multipart():
+        raise InvalidMessage(
+            "A multipart MIME part cannot be attached; attach its files one by one."
+        )
+    content = part.get_payload(decode=True)
+    if not isinstance(content, bytes):
+        raise InvalidMessage("A MIME part attachment has no decodable content.")
+    content_id = _no_line_breaks("Content-ID", str(part.get("Content-ID", ""))).strip()
+    content_id = content_id.removeprefix("<").removesuffix(">")
+    disposition = part.get_content_disposition()
+    inline = bool(content_id) and disposition != "attachment"
+    filename = part.get_filename() or ""
+    if not filename and content_id:
+        ext = mimetypes.guess_extension(part.get_content_type()) or ""
+        filename = f"{content_id.split('@')[0]}{ext}"
+    return Attachment.from_bytes(
+        content,
+        filename=filename,
+        mimetype=part.get_content_type(),
+        content_id=content_id,
+        inline=inline,
+    )
+
+
+def _attachments(msg: EmailMessage) -> list[Attachment]:
+    result = []
+    for item in msg.attachments:
+        if isinstance(item, MIMEMessage):
+            result.append(_attachment_from_mime(item))
+        else:
+            result.append(_attachment_from_tuple(*item))
+    return result
+
+
+def _bodies(msg: EmailMessage) -> tuple[str | None, str | None, list[tuple[str, str]]]:
+    text: str | None = None
+    html: str | None = None
+    body = force_str(msg.body) if msg.body else ""
+    if getattr(msg, "content_subtype", "plain") == "html":
+        html = body or None
+    else:
+        text = body or None
+    others: list[tuple[str, str]] = []
+    for content, mimetype in getattr(msg, "alternatives", None) or ():
+        mimetype = force_str(mimetype)
+        if isinstance(content, bytes):
+            content = content.decode("utf-8")
+        content = force_str(content)
+        if mimetype == "text/html":
+            if html is not None:
+                raise InvalidMessage(
+                    "The message has more than one HTML body; send one text/html alternative."
+                )
+            html = content
+        elif mimetype == "text/plain" and text is None:
+            text = content
+        else:
+            others.append((content, mimetype))
+    return text, html, others
+
+
+def _json_value(what: str, value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidMessage(f"{what} must be JSON-serialisable: {exc}.") from None
+    return value
+
+
+def _dict_extra(msg: EmailMessage, name: str) -> dict[str, Any]:
+    value = getattr(msg, name, None)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidMessage(f"msg.{name} must be a dict, not {type(value).__name__}.")
+    if any(not isinstance(k, str) for k in value):
+        raise InvalidMessage(f"msg.{name} keys must be strings.")
+    return _json_value(f"msg.{name}", dict(value))
+
+
+def _str_extra(msg: EmailMessage, name: str) -> str:
+    value = getattr(msg, name, None)
+    return "" if value is None else _no_line_breaks(f"msg.{name}", force_str(value))
+
+
+def _bool_extra(msg: EmailMessage, name: str) -> bool | None:
+    value = getattr(msg, name, None)
+    if value is not None and not isinstance(value, bool):
+        raise InvalidMessage(f"msg.{name} must be True, False or None.")
+    return value
+
+
+def normalize_send_at(value: Any) -> datetime | None:
+    """``send_at`` as an aware UTC datetime (naive values are in the current time zone)."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, tz=dt_timezone.utc)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime.combine(value, time.min)
+    if not isinstance(value, datetime):
+        raise InvalidMessage("msg.send_at must be a datetime, a date or a Unix timestamp.")
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value)
+    return value.astimezone(dt_timezone.utc)
+
+
+def _tags(msg: EmailMessage) -> list[str]:
+    tags = getattr(msg, "tags", None) or []
+    if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
+        raise InvalidMessage("msg.tags must be a list of strings.")
+    return [_no_line_breaks("A tag", force_str(t)) for t in tags]
+
+
+def _idempotency_key(msg: EmailMessage) -> str:
+    key = _str_extra(msg, "idempotency_key")
+    if len(key) > MAX_IDEMPOTENCY_KEY or not key.isascii() or not key.isprintable():
+        raise InvalidMessage(
+            f"msg.idempotency_key must be printable ASCII of at most {MAX_IDEMPOTENCY_KEY} "
+            "characters."
+        )
+    return key
+
+
+def _headers(
+    msg: EmailMessage, to: list[Address], cc: list[Address]
+) -> tuple[dict[str, str], dict[str, list[Address]], Address | None, list[Address] | None]:
+    """Split extra headers into plain headers and Django's address overrides.
+
+    As in Django: a ``From`` header replaces the From address shown, a
+    ``Reply-To`` header replaces ``reply_to``, and ``To``/``Cc`` headers change
+    what recipients see without changing who receives the message. ``Bcc`` is
+    never a header: it would reveal the hidden recipients.
+    """
+    headers: dict[str, str] = {}
+    overrides: dict[str, list[Address]] = {}
+    from_override = reply_to_override = None
+    for raw_name, raw_value in (msg.extra_headers or {}).items():
+        name = force_str(raw_name).strip()
+        if not _HEADER_NAME.match(name):
+            raise InvalidMessage(f"{name!r} is not a valid header name.")
+        value = _no_line_breaks(f"Header {name}", force_str(raw_value))
+        lower = name.lower()
+        if lower == "bcc":
+            raise InvalidMessage(
+                "Bcc is not a valid header: it would show the hidden recipients to everyone. "
+                "Pass them as bcc=[...] instead."
+            )
+        if lower == "from":
+            from_override = _one_address("The From header", value)
+        elif lower == "reply-to":
+            reply_to_override = parse_addresses("The Reply-To header", value)
+        elif lower in ("to", "cc"):
+            shown = parse_addresses(f"The {name} header", value)
+            actual = to if lower == "to" else cc
+            if {a.email.lower() for a in shown} != {a.email.lower() for a in actual}:
+                overrides[name.title()] = shown
+        else:
+            headers[name] = value
+    return headers, overrides, from_override, reply_to_override
+
+
+def compose(msg: EmailMessage) -> OutboundEmail:
+    """Map a Django message onto an OutboundEmail, or raise InvalidMessage."""
+    if getattr(msg, "template", None):
+        raise TemplateError(
+            "msg.template (a stored Template) is not available in this version; "
+            "use msg.template_id for a provider-hosted template."
+        )
+    from_email = _one_address("From", msg.from_email)
+    to = _address_list("To", msg.to)
+    cc = _address_list("Cc", msg.cc)
+    bcc = _address_list("Bcc", msg.bcc)
+    reply_to = _address_list("Reply-To", msg.reply_to)
+    if not (to or cc or bcc):
+        raise InvalidMessage("The message has no recipients; give it at least one To address.")
+    headers, overrides, from_override, reply_to_override = _headers(msg, to, cc)
+    text, html, alternatives = _bodies(msg)
+    template_vars = _dict_extra(msg, "merge_global_data") | _dict_extra(msg, "template_vars")
+    return OutboundEmail(
+        from_email=from_override or from_email,
+        to=to,
+        cc=cc,
+        bcc=bcc,
+        reply_to=reply_to if reply_to_override is None else reply_to_override,
+        subject=_no_line_breaks("The subject", force_str(msg.subject or "")),
+        text=text,
+        html=html,
+        headers=headers,
+        header_overrides=overrides,
+        alternatives=alternatives,
+        attachments=_attachments(msg),
+        metadata=_dict_extra(msg, "metadata"),
+        tags=_tags(msg),
+        send_at=normalize_send_at(getattr(msg, "send_at", None)),
+        template_id=_str_extra(msg, "template_id"),
+        template_vars=template_vars,
+        track_opens=_bool_extra(msg, "track_opens"),
+        track_clicks=_bool_extra(msg, "track_clicks"),
+        reply_to_message_id=_str_extra(msg, "reply_to_message_id"),
+        esp_extra=_dict_extra(msg, "esp_extra"),
+        ical_event=force_str(getattr(msg, "ical_event", None) or ""),
+        stream_type=_str_extra(msg, "stream_type"),
+        merge_data=_dict_extra(msg, "merge_data"),
+        envelope_sender=_str_extra(msg, "envelope_sender"),
+        grant_id=_str_extra(msg, "grant_id"),
+        provider=_str_extra(msg, "provider"),
+        idempotency_key=_idempotency_key(msg),
+    )

@@ -1,0 +1,142 @@
+"""The ``TXMAIL`` setting, read once and validated.
+
+``get_settings()`` returns a frozen :class:`TxMailSettings`; it is rebuilt
+when a test changes the setting (``override_settings``). Credentials stay in
+settings and environment: they are read here and handed to adapters, never
+written to the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+BUILTIN_ADAPTERS = {
+    "nylas": "django_txmail.providers.nylas.NylasAdapter",
+}
+
+DELIVERY_MODES = ("immediate", "task")
+
+
+@dataclass(frozen=True)
+class ProviderAccount:
+    """One entry of ``TXMAIL["PROVIDERS"]``: a named account at a provider."""
+
+    name: str
+    adapter: str  # dotted path of the adapter class
+    api_uri: str
+    credentials: dict[str, str] = field(repr=False)
+    options: dict[str, Any] = field(default_factory=dict)
+    sandbox: bool = False
+
+
+@dataclass(frozen=True)
+class TxMailSettings:
+    providers: dict[str, ProviderAccount]
+    default_provider: str | None
+    delivery: str = "immediate"
+    timeout: float = 30.0
+    max_attempts: int = 8
+    retry_backoff: tuple[float, float] = (1.0, 600.0)
+    attachment_storage: str = "default"
+
+    def account(self, name: str) -> ProviderAccount:
+        try:
+            return self.providers[name]
+        except KeyError:
+            known = ", ".join(sorted(self.providers)) or "none"
+            raise ImproperlyConfigured(
+                f"TXMAIL['PROVIDERS'] has no account {name!r} (configured: {known})."
+            ) from None
+
+
+_CREDENTIAL_KEYS = ("API_KEY", "API_TOKEN", "WEBHOOK_SECRET")
+_KNOWN_ACCOUNT_KEYS = {"ADAPTER", "API_URI", "SANDBOX", *_CREDENTIAL_KEYS}
+
+
+def _account(name: str, raw: Any) -> ProviderAccount:
+    if not isinstance(raw, dict):
+        raise ImproperlyConfigured(f"TXMAIL['PROVIDERS'][{name!r}] must be a dict.")
+    adapter = raw.get("ADAPTER")
+    if not adapter or not isinstance(adapter, str):
+        raise ImproperlyConfigured(
+            f"TXMAIL['PROVIDERS'][{name!r}] needs an 'ADAPTER': one of "
+            f"{', '.join(sorted(BUILTIN_ADAPTERS))} or a dotted path to an adapter class."
+        )
+    api_uri = raw.get("API_URI")
+    if not api_uri or not isinstance(api_uri, str):
+        raise ImproperlyConfigured(f"TXMAIL['PROVIDERS'][{name!r}] needs an 'API_URI'.")
+    credentials = {k: str(raw[k]) for k in _CREDENTIAL_KEYS if raw.get(k)}
+    options = {k: v for k, v in raw.items() if k not in _KNOWN_ACCOUNT_KEYS}
+    return ProviderAccount(
+        name=name,
+        adapter=BUILTIN_ADAPTERS.get(adapter, adapter),
+        api_uri=api_uri.rstrip("/"),
+        credentials=credentials,
+        options=options,
+        sandbox=bool(raw.get("SANDBOX", False)),
+    )
+
+
+def _parse(raw: dict[str, Any]) -> TxMailSettings:
+    providers_raw = raw.get("PROVIDERS", {})
+    if not isinstance(providers_raw, dict):
+        raise ImproperlyConfigured("TXMAIL['PROVIDERS'] must be a dict of named accounts.")
+    providers = {name: _account(name, value) for name, value in providers_raw.items()}
+    default = raw.get("DEFAULT_PROVIDER")
+    if default is None and len(providers) == 1:
+        default = next(iter(providers))
+    if default is not None and default not in providers:
+        raise ImproperlyConfigured(
+            f"TXMAIL['DEFAULT_PROVIDER'] is {default!r}, which is not a key of "
+            "TXMAIL['PROVIDERS']."
+        )
+    delivery = raw.get("DELIVERY", "immediate")
+    if delivery not in DELIVERY_MODES:
+        raise ImproperlyConfigured(
+            f"TXMAIL['DELIVERY'] must be one of {', '.join(DELIVERY_MODES)}, not {delivery!r}."
+        )
+    backoff = raw.get("RETRY_BACKOFF", (1, 600))
+    try:
+        first, largest = (float(v) for v in backoff)
+    except (TypeError, ValueError):
+        raise ImproperlyConfigured(
+            "TXMAIL['RETRY_BACKOFF'] must be a pair (first delay, largest delay) in seconds."
+        ) from None
+    if not 0 < first <= largest:
+        raise ImproperlyConfigured(
+            "TXMAIL['RETRY_BACKOFF'] needs 0 < first delay <= largest delay."
+        )
+    max_attempts = raw.get("MAX_ATTEMPTS", 8)
+    if not isinstance(max_attempts, int) or max_attempts < 1:
+        raise ImproperlyConfigured("TXMAIL['MAX_ATTEMPTS'] must be a positive integer.")
+    timeout = raw.get("TIMEOUT", 30)
+    if not isinstance(timeout, int | float) or timeout <= 0:
+        raise ImproperlyConfigured("TXMAIL['TIMEOUT'] must be a positive number of seconds.")
+    return TxMailSettings(
+        providers=providers,
+        default_provider=default,
+        delivery=delivery,
+        timeout=float(timeout),
+        max_attempts=max_attempts,
+        retry_backoff=(first, largest),
+        attachment_storage=raw.get("ATTACHMENT_STORAGE", "default"),
+    )
+
+
+@cache
+def get_settings() -> TxMailSettings:
+    """The parsed ``TXMAIL`` setting; raises ImproperlyConfigured when it is wrong."""
+    return _parse(getattr(settings, "TXMAIL", {}) or {})
+
+
+@receiver(setting_changed)
+def _reset(*, setting: str, **kwargs: Any) -> None:
+    if setting == "TXMAIL":
+        get_settings.cache_clear()

@@ -1,0 +1,85 @@
+"""The errors django-txmail raises.
+
+Every error derives from :class:`TxMailError`, so ``except TxMailError``
+catches all of them. Each message says what went wrong *and* what to do.
+Errors raised before a message is recorded mean nothing was stored and
+nothing was sent.
+"""
+
+from __future__ import annotations
+
+
+class TxMailError(Exception):
+    """Base class of every django-txmail error."""
+
+
+class InvalidMessage(TxMailError, ValueError):
+    """The message cannot be sent as written (bad address, no recipients...)."""
+
+
+class HeaderInjection(InvalidMessage):
+    """A header, subject or address contains a line break.
+
+    Line breaks in header values are how mail header injection works; the
+    message is refused rather than cleaned up behind the caller's back.
+    """
+
+
+class MessageTooLarge(InvalidMessage):
+    """The message is over the size the chosen provider accepts."""
+
+
+class UnroutableSender(TxMailError):
+    """No Grant or SendingDomain can send for the message's From address."""
+
+
+class UnsupportedFeature(TxMailError):
+    """The chosen provider cannot carry a feature the message uses."""
+
+    def __init__(self, provider: str, feature: str, hint: str = "") -> None:
+        self.provider = provider
+        self.feature = feature
+        text = f"Provider {provider!r} cannot send {feature}."
+        if hint:
+            text = f"{text} {hint}"
+        super().__init__(text)
+
+
+class TemplateError(TxMailError):
+    """A template cannot be found or rendered."""
+
+
+class ProviderAPIError(TxMailError):
+    """The provider answered a send with an error.
+
+    Carries the HTTP ``status``, the provider's ``error_type`` and
+    ``request_id``; never the credentials used for the request.
+    ``transient`` tells whether sending again later may succeed (429, 5xx,
+    connection problems) or not (other 4xx).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        status: int | None = None,
+        error_type: str = "",
+        request_id: str = "",
+        transient: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        self.provider = provider
+        self.status = status
+        self.error_type = error_type
+        self.request_id = request_id
+        self.transient = transient
+        self.retry_after = retry_after
+        parts = [f"{provider}"]
+        if status is not None:
+            parts.append(f"HTTP {status}")
+        if error_type:
+            parts.append(error_type)
+        head = " ".join(parts)
+        tail = f" (request id {request_id})" if request_id else ""
+        super().__init__(f"{head}: {message}{tail}")

@@ -1,0 +1,55 @@
+"""``TxMessage``: an EmailMultiAlternatives with django-txmail's extras as arguments.
+
+Any ``EmailMessage`` can carry the same extras as plain attributes; this
+class only makes them visible in the constructor. After sending,
+``msg.txmail`` holds a :class:`TxMailResult`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from django.core.mail import EmailMultiAlternatives
+
+EXTRAS = (
+    "metadata",
+    "tags",
+    "send_at",
+    "template",
+    "template_vars",
+    "template_id",
+    "merge_global_data",
+    "track_opens",
+    "track_clicks",
+    "esp_extra",
+    "idempotency_key",
+    "reply_to_message_id",
+    "grant_id",
+    "provider",
+    "ical_event",
+    "stream_type",
+)
+
+
+@dataclass
+class TxMailResult:
+    """What happened to a message handed to the backend."""
+
+    message_id: UUID
+    status: str
+    provider: str
+    provider_message_ids: list[str] = field(default_factory=list)
+    recipients: dict[str, str] = field(default_factory=dict)  # email -> status
+
+
+class TxMessage(EmailMultiAlternatives):
+    """``EmailMultiAlternatives`` that takes django-txmail's extras as keyword arguments."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        extras = {name: kwargs.pop(name) for name in EXTRAS if name in kwargs}
+        super().__init__(*args, **kwargs)
+        for name in EXTRAS:
+            setattr(self, name, extras.get(name))
+        self.txmail: TxMailResult | None = None

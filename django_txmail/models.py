@@ -1,0 +1,222 @@
+"""Sending domains, connected grants, and the outbox of messages.
+
+A ``Message`` row is written before any network call; it holds everything
+needed to send the message again (attachments in Django's storage, the rest
+as JSON), so it *is* the outbox. Provider credentials never live here.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils.encoding import punycode
+from django.utils.translation import gettext_lazy as _
+
+
+class SendingDomain(models.Model):
+    """A domain mail is sent from on the *domain route* of a provider account."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        VERIFIED = "verified", _("verified")
+        FAILED = "failed", _("failed")
+
+    name = models.CharField(
+        max_length=253, help_text=_("The domain part of From addresses, e.g. mail.example.com.")
+    )
+    provider = models.CharField(
+        max_length=64, help_text=_("The name of an account in TXMAIL['PROVIDERS'].")
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    allow_unverified = models.BooleanField(
+        default=False,
+        help_text=_("Send from this domain before its DNS is verified (for staging)."),
+    )
+    records = models.JSONField(
+        default=dict, blank=True, help_text=_("Status of each DNS record at the last check.")
+    )
+    last_checked = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "provider"], name="txmail_domain_per_provider")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.provider})"
+
+    def save(self, *args, **kwargs):
+        # Stored IDNA-encoded, as From domains are after compose.
+        self.name = punycode(self.name.strip().lower().rstrip("."))
+        super().save(*args, **kwargs)
+
+
+class Grant(models.Model):
+    """A user's connected mailbox that mail can be sent through (*grant route*)."""
+
+    email = models.EmailField(max_length=254, help_text=_("The mailbox's address."))
+    provider = models.CharField(max_length=64)
+    grant_id = models.CharField(max_length=255, help_text=_("The provider's id for the grant."))
+    is_active = models.BooleanField(default=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="txmail_grants",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "grant_id"], name="txmail_grant_id_unique"),
+            models.UniqueConstraint(
+                fields=["email"],
+                condition=models.Q(is_active=True),
+                name="txmail_one_active_grant_per_email",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.provider})"
+
+    def save(self, *args, **kwargs):
+        self.email = self.email.strip().lower()
+        super().save(*args, **kwargs)
+
+
+class Message(models.Model):
+    """One message in the outbox, from recording through the provider's answer."""
+
+    class Route(models.TextChoices):
+        DOMAIN = "domain", _("domain")
+        GRANT = "grant", _("grant")
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        SCHEDULED = "scheduled", _("scheduled")
+        SENDING = "sending", _("sending")
+        SENT = "sent", _("sent")
+        DELIVERED = "delivered", _("delivered")
+        DEFERRED = "deferred", _("deferred")
+        BOUNCED = "bounced", _("bounced")
+        COMPLAINED = "complained", _("complained")
+        REJECTED = "rejected", _("rejected")
+        FAILED = "failed", _("failed")
+        CANCELLED = "cancelled", _("cancelled")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    route = models.CharField(max_length=8, choices=Route.choices)
+    provider = models.CharField(max_length=64, db_index=True)
+    sending_domain = models.ForeignKey(
+        SendingDomain, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    grant = models.ForeignKey(
+        Grant, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    from_email = models.JSONField(help_text=_("{email, name}"))
+    from_address = models.CharField(max_length=254, db_index=True)
+    to = models.JSONField(default=list, blank=True)
+    cc = models.JSONField(default=list, blank=True)
+    bcc = models.JSONField(default=list, blank=True)
+    reply_to = models.JSONField(default=list, blank=True)
+    subject = models.TextField(blank=True)
+    text_body = models.TextField(blank=True, null=True)
+    html_body = models.TextField(blank=True, null=True)
+    headers = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_("Everything else needed to send again: template, tracking, extras."),
+    )
+    send_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    idempotency_key = models.CharField(max_length=256, unique=True)
+    provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    provider_schedule_id = models.CharField(max_length=255, blank=True)
+    provider_request_id = models.CharField(max_length=255, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_type = models.CharField(max_length=128, blank=True)
+    resent_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resends"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="txmail_msg_due")]
+        permissions = [("resend_message", "Can resend a message")]
+
+    def __str__(self) -> str:
+        return f"{self.subject or '(no subject)'} → {self.recipient_summary}"
+
+    @property
+    def recipient_summary(self) -> str:
+        emails = [a["email"] for a in (*self.to, *self.cc, *self.bcc)]
+        more = f" +{len(emails) - 1}" if len(emails) > 1 else ""
+        return f"{emails[0]}{more}" if emails else "-"
+
+
+class MessageAttachment(models.Model):
+    """A file of a message, kept in Django's storage so the message can be sent again."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    position = models.PositiveSmallIntegerField()
+    filename = models.CharField(max_length=255, blank=True)
+    mimetype = models.CharField(max_length=255)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    content_id = models.CharField(max_length=255, blank=True)
+    inline = models.BooleanField(default=False)
+    storage_name = models.CharField(max_length=500)
+
+    class Meta:
+        ordering = ["message", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "position"], name="txmail_attachment_position"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.filename or self.content_id or f"attachment {self.position}"
+
+
+class Attempt(models.Model):
+    """One try at handing a message to its provider."""
+
+    class Outcome(models.TextChoices):
+        SENT = "sent", _("sent")
+        TRANSIENT = "transient", _("transient error")
+        PERMANENT = "permanent", _("permanent error")
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField()
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error_type = models.CharField(max_length=128, blank=True)
+    error_message = models.TextField(blank=True)
+    request_id = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["message", "number"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number}: {self.outcome}"

@@ -1,0 +1,174 @@
+"""Write a message to the outbox and read it back.
+
+``record`` stores an OutboundEmail as a ``Message`` row (attachments in
+Django's storage) before anything is sent; ``load`` rebuilds the very same
+OutboundEmail from the row for the first attempt and every retry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Any
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import Storage, storages
+from django.db import IntegrityError, transaction
+from django.utils.text import get_valid_filename
+
+from .conf import get_settings
+from .models import Message, MessageAttachment
+from .outbound import Address, Attachment, OutboundEmail
+from .routing import ResolvedRoute
+
+# OutboundEmail fields kept together in Message.options.
+_OPTION_FIELDS = (
+    "template_id",
+    "template_vars",
+    "track_opens",
+    "track_clicks",
+    "reply_to_message_id",
+    "esp_extra",
+    "ical_event",
+    "stream_type",
+    "merge_data",
+    "envelope_sender",
+)
+
+
+def attachment_storage() -> Storage:
+    return storages[get_settings().attachment_storage]
+
+
+def _addresses(values: list[Address]) -> list[dict[str, str]]:
+    return [a.as_dict() for a in values]
+
+
+def _options(email: OutboundEmail) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for name in _OPTION_FIELDS:
+        value = getattr(email, name)
+        if value not in (None, "", {}, []):
+            options[name] = value
+    if email.alternatives:
+        options["alternatives"] = [list(alt) for alt in email.alternatives]
+    if email.header_overrides:
+        options["header_overrides"] = {
+            name: _addresses(values) for name, values in email.header_overrides.items()
+        }
+    return options
+
+
+def _store_attachments(message: Message, email: OutboundEmail) -> None:
+    storage = attachment_storage()
+    saved: list[str] = []
+    try:
+        for position, attachment in enumerate(email.attachments):
+            content = attachment.read()
+            safe = get_valid_filename(attachment.filename or "") or "attachment"
+            name = storage.save(f"txmail/{message.pk}/{position}-{safe}", ContentFile(content))
+            saved.append(name)
+            MessageAttachment.objects.create(
+                message=message,
+                position=position,
+                filename=attachment.filename,
+                mimetype=attachment.mimetype,
+                size=len(content),
+                sha256=hashlib.sha256(content).hexdigest(),
+                content_id=attachment.content_id,
+                inline=attachment.inline,
+                storage_name=name,
+            )
+    except BaseException:
+        for name in saved:
+            storage.delete(name)
+        raise
+
+
+def record(email: OutboundEmail, resolved: ResolvedRoute) -> tuple[Message, bool]:
+    """Store ``email`` in the outbox; return the row and whether it is new.
+
+    A caller-supplied idempotency key that is already in the outbox returns
+    the existing message instead of a second copy: the same key is the same
+    message, so a retried web request never sends twice.
+    """
+    key = email.idempotency_key or f"txmail-{uuid.uuid4()}"
+    existing = Message.objects.filter(idempotency_key=key).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                route=resolved.route.kind,
+                provider=resolved.route.provider,
+                sending_domain=resolved.sending_domain,
+                grant=resolved.grant,
+                from_email=email.from_email.as_dict(),
+                from_address=email.from_email.email.lower(),
+                to=_addresses(email.to),
+                cc=_addresses(email.cc),
+                bcc=_addresses(email.bcc),
+                reply_to=_addresses(email.reply_to),
+                subject=email.subject,
+                text_body=email.text,
+                html_body=email.html,
+                headers=email.headers,
+                metadata=email.metadata,
+                tags=email.tags,
+                options=_options(email),
+                send_at=email.send_at,
+                idempotency_key=key,
+            )
+            _store_attachments(message, email)
+    except IntegrityError:
+        # Another process recorded the same key between our check and insert.
+        existing = Message.objects.filter(idempotency_key=key).first()
+        if existing is None:
+            raise
+        return existing, False
+    email.message_id = message.pk
+    email.idempotency_key = key
+    return message, True
+
+
+def _stored_attachment(row: MessageAttachment, storage: Storage) -> Attachment:
+    return Attachment(
+        filename=row.filename,
+        mimetype=row.mimetype,
+        size=row.size,
+        opener=lambda: storage.open(row.storage_name, "rb"),
+        content_id=row.content_id,
+        inline=row.inline,
+    )
+
+
+def load(message: Message) -> OutboundEmail:
+    """The OutboundEmail a stored message sends, identical on every attempt."""
+
+    def addresses(values: list[dict[str, str]]) -> list[Address]:
+        return [Address(v["email"], v.get("name", "")) for v in values]
+
+    options = dict(message.options)
+    alternatives = [tuple(alt) for alt in options.pop("alternatives", [])]
+    overrides = {k: addresses(v) for k, v in options.pop("header_overrides", {}).items()}
+    storage = attachment_storage()
+    return OutboundEmail(
+        from_email=Address(message.from_email["email"], message.from_email.get("name", "")),
+        to=addresses(message.to),
+        cc=addresses(message.cc),
+        bcc=addresses(message.bcc),
+        reply_to=addresses(message.reply_to),
+        subject=message.subject,
+        text=message.text_body,
+        html=message.html_body,
+        headers=dict(message.headers),
+        header_overrides=overrides,
+        alternatives=alternatives,  # type: ignore[arg-type]
+        attachments=[_stored_attachment(row, storage) for row in message.attachments.all()],
+        metadata=dict(message.metadata),
+        tags=list(message.tags),
+        send_at=message.send_at,
+        message_id=message.pk,
+        idempotency_key=message.idempotency_key,
+        **options,
+    )

@@ -1,0 +1,184 @@
+"""The adapter interface every provider module implements.
+
+An adapter is a pure translation, constructed with its account's settings:
+``OutboundEmail`` + ``Route`` → :class:`ProviderRequest`, and
+:class:`ProviderResponse` → :class:`SendResult` or ``ProviderAPIError``.
+It does no I/O, reads no settings and touches no database, so it is tested
+with plain unit tests and against the sandbox alike.
+
+A third-party adapter subclasses :class:`Adapter`, sets ``features`` to the
+features it carries, implements ``build_send`` and ``parse_send``, and is
+named by dotted path in ``TXMAIL["PROVIDERS"][...]["ADAPTER"]``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from functools import cache
+from typing import IO, Any, ClassVar
+
+from django.core.exceptions import ImproperlyConfigured
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from .. import __version__
+from ..conf import ProviderAccount
+from ..exceptions import ProviderAPIError, UnsupportedFeature
+from ..outbound import Feature, OutboundEmail
+
+USER_AGENT = f"django-txmail/{__version__}"
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a message goes: ``kind`` is "domain" or "grant"."""
+
+    kind: str
+    provider: str
+    domain: str = ""
+    grant_id: str = ""
+
+
+@dataclass
+class ProviderRequest:
+    """One HTTP request, ready for a ``requests.Session``.
+
+    Exactly one of ``json_body`` and ``body`` is set; ``body`` is a readable
+    stream with a known length (multipart uploads).
+    """
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    json_body: Any = None
+    body: IO[bytes] | None = None
+    transport: str = "json"
+
+
+@dataclass
+class ProviderResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+    def header(self, name: str) -> str:
+        lowered = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == lowered), "")
+
+
+@dataclass
+class SendResult:
+    """What the provider said when it accepted a message."""
+
+    provider_message_id: str
+    request_id: str = ""
+    schedule_id: str = ""
+    idempotent_replay: bool = False
+    recipients: dict[str, str] = field(default_factory=dict)  # email -> provider message id
+
+
+class Adapter:
+    """Base class of provider adapters."""
+
+    #: Short name used in error messages ("nylas").
+    name: ClassVar[str] = ""
+    #: The features this provider carries; anything else is UnsupportedFeature.
+    features: ClassVar[frozenset[Feature]] = frozenset()
+    #: The message routes the provider offers.
+    routes: ClassVar[frozenset[str]] = frozenset({"domain"})
+    #: Keys of the account settings the adapter cannot work without.
+    required_credentials: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, account: ProviderAccount) -> None:
+        self.account = account
+
+    def check(self, email: OutboundEmail, route: Route) -> None:
+        """Raise if the provider cannot send ``email`` as it is; send nothing."""
+        if route.kind not in self.routes:
+            raise UnsupportedFeature(self.name, f"the {route.kind} route")
+        missing = sorted(email.features() - self.features, key=list(Feature).index)
+        if missing:
+            raise UnsupportedFeature(
+                self.name,
+                missing[0].value,
+                "Remove it from the message or send it through a provider that supports it.",
+            )
+
+    def build_send(self, email: OutboundEmail, route: Route) -> ProviderRequest:
+        raise NotImplementedError  # abstract
+
+    def parse_send(self, response: ProviderResponse, route: Route) -> SendResult:
+        raise NotImplementedError  # abstract
+
+    def redact(self, text: str) -> str:
+        """Remove this account's credentials from text bound for logs or errors."""
+        for secret in self.account.credentials.values():
+            if secret:
+                text = text.replace(secret, "[redacted]")
+        return text
+
+    def api_error(
+        self, response: ProviderResponse, message: str, error_type: str = "", request_id: str = ""
+    ) -> ProviderAPIError:
+        """The error for a failed response, classified transient or permanent."""
+        return ProviderAPIError(
+            self.redact(message),
+            provider=self.account.name,
+            status=response.status,
+            error_type=error_type,
+            request_id=request_id,
+            transient=response.status == 429 or response.status >= 500,
+            retry_after=retry_after(response.header("Retry-After")),
+        )
+
+
+def retry_after(value: str) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date)."""
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - timezone.now()).total_seconds())
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` over ``base``, merging nested dicts (for esp_extra)."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+@cache
+def adapter_class(path: str) -> type[Adapter]:
+    try:
+        cls = import_string(path)
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"Cannot import the email adapter {path!r}: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, Adapter)):
+        raise ImproperlyConfigured(
+            f"{path!r} is not a subclass of django_txmail.providers.Adapter."
+        )
+    return cls
+
+
+def load_adapter(account: ProviderAccount) -> Adapter:
+    return adapter_class(account.adapter)(account)

@@ -1,0 +1,93 @@
+"""Pick the route for a message from its From address.
+
+1. ``msg.grant_id`` → that active Grant (grant route);
+2. an active Grant whose email is the From address → grant route;
+3. a SendingDomain named like the From domain → domain route;
+4. otherwise ``UnroutableSender``, and nothing is sent.
+
+``msg.provider`` (or the backend's ``provider`` option) restricts all of
+this to one provider account. A domain that is not verified is refused
+unless its account is the sandbox or the domain allows unverified sending.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .conf import ProviderAccount, get_settings
+from .exceptions import UnroutableSender
+from .models import Grant, SendingDomain
+from .outbound import OutboundEmail
+from .providers import Route
+
+
+@dataclass(frozen=True)
+class ResolvedRoute:
+    route: Route
+    account: ProviderAccount
+    grant: Grant | None = None
+    sending_domain: SendingDomain | None = None
+
+
+def _grant_route(grant: Grant) -> ResolvedRoute:
+    account = get_settings().account(grant.provider)
+    return ResolvedRoute(Route("grant", grant.provider, grant_id=grant.grant_id), account, grant)
+
+
+def resolve(email: OutboundEmail, *, provider: str = "") -> ResolvedRoute:
+    """The route for ``email``; ``provider`` is the sending backend's own restriction."""
+    provider = email.provider or provider
+    settings = get_settings()
+    if provider:
+        settings.account(provider)  # raises for an unknown account name
+    grants = Grant.objects.filter(is_active=True)
+    domains = SendingDomain.objects.all()
+    if provider:
+        grants = grants.filter(provider=provider)
+        domains = domains.filter(provider=provider)
+
+    if email.grant_id:
+        grant = grants.filter(grant_id=email.grant_id).first()
+        if grant is None:
+            raise UnroutableSender(
+                f"No active Grant with grant_id {email.grant_id!r}"
+                + (f" on provider {provider!r}" if provider else "")
+                + "; connect the mailbox first or remove msg.grant_id."
+            )
+        return _grant_route(grant)
+
+    sender = email.from_email.email.lower()
+    grant = grants.filter(email=sender).first()
+    if grant is not None:
+        return _grant_route(grant)
+
+    domain_name = email.from_email.domain
+    candidates = list(domains.filter(name=domain_name))
+    if len(candidates) > 1:
+        preferred = [d for d in candidates if d.provider == settings.default_provider]
+        if len(preferred) != 1:
+            raise UnroutableSender(
+                f"{domain_name!r} is set up with several providers "
+                f"({', '.join(d.provider for d in candidates)}); set msg.provider to choose one."
+            )
+        candidates = preferred
+    if not candidates:
+        raise UnroutableSender(
+            f"No SendingDomain for {domain_name!r} and no active Grant for {sender!r}"
+            + (f" on provider {provider!r}" if provider else "")
+            + "; add the domain under Sending domains in the admin (or connect the "
+            "mailbox as a Grant) before sending from it."
+        )
+    domain = candidates[0]
+    account = settings.account(domain.provider)
+    if (
+        domain.status != SendingDomain.Status.VERIFIED
+        and not domain.allow_unverified
+        and not account.sandbox
+    ):
+        raise UnroutableSender(
+            f"The sending domain {domain_name!r} is not verified (status: {domain.status}). "
+            "Fix its DNS records and verify it, or tick 'allow unverified' on it for staging."
+        )
+    route = Route("domain", domain.provider, domain=domain.name)
+    return ResolvedRoute(route, account, sending_domain=domain)

@@ -1,0 +1,87 @@
+"""Settings for the test suite.
+
+The database is SQLite unless ``TXMAIL_TEST_DB=postgres``; then the usual
+libpq variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE) say where
+the server is. ``scripts/test.sh`` runs the suite once on each.
+"""
+
+import os
+import tempfile
+
+SECRET_KEY = "tests-only-not-secret"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ROOT_URLCONF = "tests.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "rest_framework",
+    "django_txmail",
+]
+
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+if os.environ.get("TXMAIL_TEST_DB") == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+            "PORT": os.environ.get("PGPORT", "5432"),
+            "USER": os.environ.get("PGUSER", "postgres"),
+            "PASSWORD": os.environ.get("PGPASSWORD", ""),
+            "NAME": os.environ.get("PGDATABASE", "txmail"),
+        }
+    }
+else:
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+
+MEDIA_ROOT = tempfile.mkdtemp(prefix="txmail-test-media-")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+EMAIL_BACKEND = "django_txmail.backends.EmailBackend"
+DEFAULT_FROM_EMAIL = "noreply@example.com"
+ADMINS = [("Ops", "ops@example.com")]
+SERVER_EMAIL = "server@example.com"
+
+# The suite's conftest points API_URI at a sandbox on an ephemeral port.
+TXMAIL = {
+    "PROVIDERS": {
+        "nylas": {
+            "ADAPTER": "nylas",
+            "API_KEY": "sandbox-nylas-key",
+            "API_URI": "http://127.0.0.1:9",
+            "SANDBOX": True,
+        },
+    },
+    "DEFAULT_PROVIDER": "nylas",
+    "TIMEOUT": 5,
+}
