@@ -1,0 +1,284 @@
+"""Mapping django.core.mail messages onto OutboundEmail, and refusing bad ones."""
+
+from __future__ import annotations
+
+import datetime as dt
+from email.mime.image import MIMEImage
+
+import pytest
+from django.core.mail import EmailMessage, EmailMultiAlternatives
+from django.utils.translation import gettext_lazy
+
+from django_txmail.compose import compose
+from django_txmail.exceptions import HeaderInjection, InvalidMessage, TemplateError
+from django_txmail.message import TxMessage
+from django_txmail.outbound import Address, Feature
+
+GIF = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,"
+
+
+def test_addresses_keep_display_names_including_non_ascii():
+    msg = EmailMessage(
+        "s", "b", "Zoë Müller <zoe@shop.example>", ['"Doe, John" <john@x.example>', "plain@x.example"]
+    )
+    email = compose(msg)
+    assert email.from_email == Address("zoe@shop.example", "Zoë Müller")
+    assert email.to == [Address("john@x.example", "Doe, John"), Address("plain@x.example", "")]
+
+
+def test_idn_domains_are_punycoded_and_local_part_kept():
+    email = compose(EmailMessage("s", "b", "info@bücher.example", ["Kai <kai@münchen.example>"]))
+    assert email.from_email.email == "info@xn--bcher-kva.example"
+    assert email.to == [Address("kai@xn--mnchen-3ya.example", "Kai")]
+
+
+def test_an_entry_may_hold_several_comma_separated_addresses_like_django_allows():
+    email = compose(EmailMessage("s", "b", "a@x.example", ["b@x.example, c@x.example"]))
+    assert [a.email for a in email.to] == ["b@x.example", "c@x.example"]
+
+
+def test_cc_bcc_and_reply_to_are_mapped():
+    msg = EmailMessage(
+        "s", "b", "a@x.example", ["to@x.example"], cc=["Cc <cc@x.example>"],
+        bcc=["bcc@x.example"], reply_to=["Help <help@x.example>", "two@x.example"],
+    )
+    email = compose(msg)
+    assert email.cc == [Address("cc@x.example", "Cc")]
+    assert email.bcc == [Address("bcc@x.example")]
+    assert email.reply_to == [Address("help@x.example", "Help"), Address("two@x.example")]
+    assert "Bcc" not in email.headers
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["a@", "@x.example", "no-at-sign", "a b@x.example", "<>", "Doe, John <j@x.example>", "a@b"],
+)
+def test_invalid_addresses_are_refused(bad):
+    with pytest.raises(InvalidMessage, match="not a valid"):
+        compose(EmailMessage("s", "b", "a@x.example", [bad]))
+
+
+def test_invalid_from_address_is_refused():
+    with pytest.raises(InvalidMessage, match="From"):
+        compose(EmailMessage("s", "b", "not an address", ["a@x.example"]))
+
+
+def test_crlf_in_subject_is_header_injection():
+    with pytest.raises(HeaderInjection, match="subject"):
+        compose(EmailMessage("Hi\r\nBcc: victim@x.example", "b", "a@x.example", ["b@x.example"]))
+
+
+def test_crlf_in_an_address_is_header_injection():
+    with pytest.raises(HeaderInjection):
+        compose(EmailMessage("s", "b", "a@x.example", ["b@x.example\nBcc: c@x.example"]))
+
+
+def test_crlf_in_a_header_value_is_header_injection():
+    msg = EmailMessage("s", "b", "a@x.example", ["b@x.example"], headers={"X-Id": "1\r\nBcc: c@x"})
+    with pytest.raises(HeaderInjection, match="X-Id"):
+        compose(msg)
+
+
+def test_bcc_is_never_sent_as_a_header():
+    msg = EmailMessage("s", "b", "a@x.example", ["b@x.example"], headers={"Bcc": "c@x.example"})
+    with pytest.raises(InvalidMessage, match="bcc=\\[...\\]"):
+        compose(msg)
+
+
+def test_invalid_header_name_is_refused():
+    msg = EmailMessage("s", "b", "a@x.example", ["b@x.example"], headers={"Bad Name:": "v"})
+    with pytest.raises(InvalidMessage, match="header name"):
+        compose(msg)
+
+
+def test_no_recipients_is_refused():
+    with pytest.raises(InvalidMessage, match="no recipients"):
+        compose(EmailMessage("s", "b", "a@x.example", []))
+
+
+def test_from_header_replaces_the_from_address_like_django():
+    msg = EmailMessage(
+        "s", "b", "bounce@x.example", ["b@x.example"], headers={"From": "Shop <shop@x.example>"}
+    )
+    assert compose(msg).from_email == Address("shop@x.example", "Shop")
+
+
+def test_reply_to_header_replaces_reply_to_like_django():
+    msg = EmailMessage(
+        "s", "b", "a@x.example", ["b@x.example"], reply_to=["old@x.example"],
+        headers={"Reply-To": "new@x.example"},
+    )
+    assert compose(msg).reply_to == [Address("new@x.example")]
+
+
+def test_to_header_matching_recipients_is_not_an_override():
+    msg = EmailMessage("s", "b", "a@x.example", ["b@x.example"], headers={"To": "B <b@x.example>"})
+    email = compose(msg)
+    assert email.header_overrides == {}
+    assert Feature.HEADER_OVERRIDES not in email.features()
+
+
+def test_to_header_differing_from_recipients_is_recorded_as_an_override():
+    msg = EmailMessage(
+        "s", "b", "a@x.example", ["b@x.example"], headers={"To": "list@x.example"}
+    )
+    email = compose(msg)
+    assert email.header_overrides == {"To": [Address("list@x.example")]}
+    assert [a.email for a in email.to] == ["b@x.example"]
+
+
+def test_other_headers_pass_through_with_values_as_strings():
+    msg = EmailMessage("s", "b", "a@x.example", ["b@x.example"], headers={"X-Count": 3})
+    assert compose(msg).headers == {"X-Count": "3"}
+
+
+def test_text_and_html_bodies():
+    msg = EmailMultiAlternatives("s", "plain", "a@x.example", ["b@x.example"])
+    msg.attach_alternative("<p>html</p>", "text/html")
+    email = compose(msg)
+    assert (email.text, email.html, email.alternatives) == ("plain", "<p>html</p>", [])
+
+
+def test_html_only_message_via_content_subtype():
+    msg = EmailMessage("s", "<b>hi</b>", "a@x.example", ["b@x.example"])
+    msg.content_subtype = "html"
+    email = compose(msg)
+    assert (email.text, email.html) == (None, "<b>hi</b>")
+
+
+def test_two_html_alternatives_are_refused():
+    msg = EmailMultiAlternatives("s", "t", "a@x.example", ["b@x.example"])
+    msg.attach_alternative("<p>1</p>", "text/html")
+    msg.attach_alternative("<p>2</p>", "text/html")
+    with pytest.raises(InvalidMessage, match="more than one HTML"):
+        compose(msg)
+
+
+def test_other_alternatives_are_kept_for_the_provider_to_accept_or_refuse():
+    msg = EmailMultiAlternatives("s", "t", "a@x.example", ["b@x.example"])
+    msg.attach_alternative("BEGIN:VCALENDAR", "text/calendar")
+    email = compose(msg)
+    assert email.alternatives == [("BEGIN:VCALENDAR", "text/calendar")]
+    assert Feature.ALTERNATIVES in email.features()
+
+
+def test_lazy_strings_are_evaluated():
+    msg = EmailMessage(gettext_lazy("Subject"), gettext_lazy("Body"), "a@x.example", ["b@x.example"])
+    email = compose(msg)
+    assert (email.subject, email.text) == ("Subject", "Body")
+    assert type(email.subject) is str
+
+
+def test_attachments_from_attach_and_tuples():
+    msg = EmailMessage("s", "b", "a@x.example", ["b@x.example"])
+    msg.attach("notes.txt", "héllo", "text/plain")
+    msg.attach("data.bin", b"\x00\x01", None)
+    msg.attachments.append(("raw.csv", "a,b", None))
+    email = compose(msg)
+    got = [(a.filename, a.mimetype, a.read(), a.inline) for a in email.attachments]
+    assert got == [
+        ("notes.txt", "text/plain", "héllo".encode(), False),
+        ("data.bin", "application/octet-stream", b"\x00\x01", False),
+        ("raw.csv", "text/csv", b"a,b", False),
+    ]
+
+
+def test_attach_file_reads_the_file(tmp_path):
+    path = tmp_path / "report.pdf"
+    path.write_bytes(b"%PDF-1.4 test")
+    msg = EmailMessage("s", "b", "a@x.example", ["b@x.example"])
+    msg.attach_file(str(path))
+    [attachment] = compose(msg).attachments
+    assert (attachment.filename, attachment.mimetype, attachment.read()) == (
+        "report.pdf", "application/pdf", b"%PDF-1.4 test"
+    )
+
+
+def test_inline_image_by_content_id():
+    msg = EmailMultiAlternatives("s", "b", "a@x.example", ["b@x.example"])
+    msg.attach_alternative('<img src="cid:logo@shop">', "text/html")
+    image = MIMEImage(GIF, "gif")
+    image.add_header("Content-ID", "<logo@shop>")
+    image.add_header("Content-Disposition", "inline")
+    msg.attach(image)
+    [attachment] = compose(msg).attachments
+    assert attachment.inline and attachment.content_id == "logo@shop"
+    assert attachment.mimetype == "image/gif" and attachment.read() == GIF
+    assert attachment.filename == "logo.gif"
+
+
+def test_attached_email_message_becomes_message_rfc822_bytes():
+    inner = EmailMessage("inner", "body", "a@x.example", ["b@x.example"])
+    msg = EmailMessage("s", "b", "a@x.example", ["b@x.example"])
+    msg.attach("fwd.eml", inner, "message/rfc822")
+    [attachment] = compose(msg).attachments
+    assert attachment.mimetype == "message/rfc822"
+    assert b"Subject: inner" in attachment.read()
+
+
+def test_extras_are_read_from_plain_attributes():
+    msg = EmailMessage("s", "b", "a@x.example", ["b@x.example"])
+    msg.metadata = {"order": 42}
+    msg.tags = ["receipt"]
+    msg.track_opens = True
+    msg.track_clicks = False
+    msg.template_id = "tpl_1"
+    msg.merge_global_data = {"name": "Ann"}
+    msg.idempotency_key = "order-42-receipt"
+    msg.reply_to_message_id = "<abc@x>"
+    msg.esp_extra = {"tracking_options": {"label": "receipts"}}
+    email = compose(msg)
+    assert email.metadata == {"order": 42}
+    assert email.tags == ["receipt"]
+    assert (email.track_opens, email.track_clicks) == (True, False)
+    assert (email.template_id, email.template_vars) == ("tpl_1", {"name": "Ann"})
+    assert email.idempotency_key == "order-42-receipt"
+    assert email.reply_to_message_id == "<abc@x>"
+    assert email.esp_extra == {"tracking_options": {"label": "receipts"}}
+
+
+def test_txmessage_takes_extras_as_keyword_arguments():
+    when = dt.datetime(2030, 1, 2, 3, 4, tzinfo=dt.UTC)
+    msg = TxMessage(
+        "s", "b", "a@x.example", ["b@x.example"], metadata={"k": "v"}, send_at=when,
+        grant_id="g-1", provider="nylas",
+    )
+    email = compose(msg)
+    assert email.metadata == {"k": "v"} and email.send_at == when
+    assert (email.grant_id, email.provider) == ("g-1", "nylas")
+
+
+def test_send_at_accepts_naive_datetimes_dates_and_timestamps(settings):
+    settings.TIME_ZONE = "Europe/Paris"
+    msg = EmailMessage("s", "b", "a@x.example", ["b@x.example"])
+    msg.send_at = dt.datetime(2030, 6, 1, 12, 0)
+    assert compose(msg).send_at == dt.datetime(2030, 6, 1, 10, 0, tzinfo=dt.UTC)
+    msg.send_at = 1_900_000_000
+    assert compose(msg).send_at == dt.datetime.fromtimestamp(1_900_000_000, dt.UTC)
+    msg.send_at = "tomorrow"
+    with pytest.raises(InvalidMessage, match="send_at"):
+        compose(msg)
+
+
+@pytest.mark.parametrize(
+    ("attr", "value", "match"),
+    [
+        ("metadata", ["not", "a", "dict"], "metadata must be a dict"),
+        ("metadata", {"when": object()}, "JSON-serialisable"),
+        ("tags", "one-string", "tags must be a list"),
+        ("track_opens", "yes", "track_opens"),
+        ("idempotency_key", "k" * 257, "at most 256"),
+        ("idempotency_key", "ключ", "ASCII"),
+    ],
+)
+def test_bad_extras_are_refused(attr, value, match):
+    msg = EmailMessage("s", "b", "a@x.example", ["b@x.example"])
+    setattr(msg, attr, value)
+    with pytest.raises(InvalidMessage, match=match):
+        compose(msg)
+
+
+def test_stored_templates_are_refused_until_available():
+    msg = TxMessage("s", "b", "a@x.example", ["b@x.example"], template="welcome")
+    with pytest.raises(TemplateError, match="template_id"):
+        compose(msg)

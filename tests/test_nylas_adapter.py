@@ -1,0 +1,285 @@
+"""The Nylas adapter as a pure translation: OutboundEmail → request, response → result."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import email.parser
+import email.policy
+import json
+import uuid
+
+import pytest
+from django.utils import timezone
+
+from django_txmail.conf import ProviderAccount
+from django_txmail.exceptions import (
+    InvalidMessage,
+    MessageTooLarge,
+    ProviderAPIError,
+    UnsupportedFeature,
+)
+from django_txmail.outbound import Address, Attachment, OutboundEmail
+from django_txmail.providers import ProviderResponse, Route
+from django_txmail.providers.nylas import NylasAdapter
+
+KEY = "nyk_secret_123"
+ACCOUNT = ProviderAccount("nylas", "x", "https://api.us.nylas.com", {"API_KEY": KEY})
+DOMAIN = Route("domain", "nylas", domain="shop.example")
+GRANT = Route("grant", "nylas", grant_id="grant-1")
+
+
+@pytest.fixture
+def adapter():
+    return NylasAdapter(ACCOUNT)
+
+
+def make(**kwargs):
+    base = {"from_email": Address("hi@shop.example", "Shop"), "to": [Address("ann@x.example", "Ann")]}
+    return OutboundEmail(**(base | kwargs))
+
+
+def test_domain_route_sends_from_as_one_object(adapter):
+    req = adapter.build_send(make(subject="Hello", text="Hi"), DOMAIN)
+    assert req.url == "https://api.us.nylas.com/v3/domains/shop.example/messages/send"
+    assert req.json_body["from"] == {"email": "hi@shop.example", "name": "Shop"}
+    assert req.json_body["to"] == [{"email": "ann@x.example", "name": "Ann"}]
+
+
+def test_grant_route_sends_from_as_a_one_element_array(adapter):
+    req = adapter.build_send(make(subject="Hello", text="Hi"), GRANT)
+    assert req.url == "https://api.us.nylas.com/v3/grants/grant-1/messages/send"
+    assert req.json_body["from"] == [{"email": "hi@shop.example", "name": "Shop"}]
+
+
+def test_text_only_body_is_marked_plaintext(adapter):
+    payload = adapter.build_send(make(text="Hi"), DOMAIN).json_body
+    assert payload["body"] == "Hi" and payload["is_plaintext"] is True
+
+
+def test_html_body_is_sent_as_html(adapter):
+    payload = adapter.build_send(make(text="Hi", html="<p>Hi</p>"), DOMAIN).json_body
+    assert payload["body"] == "<p>Hi</p>" and "is_plaintext" not in payload
+
+
+def test_cc_bcc_reply_to_and_headers(adapter):
+    email = make(
+        cc=[Address("c@x.example")], bcc=[Address("b@x.example")],
+        reply_to=[Address("r@x.example", "R")], headers={"X-Order": "42"},
+    )
+    payload = adapter.build_send(email, DOMAIN).json_body
+    assert payload["cc"] == [{"email": "c@x.example", "name": ""}]
+    assert payload["bcc"] == [{"email": "b@x.example", "name": ""}]
+    assert payload["reply_to"] == [{"email": "r@x.example", "name": "R"}]
+    assert payload["custom_headers"] == [{"name": "X-Order", "value": "42"}]
+
+
+def test_auth_idempotency_and_content_type_headers(adapter):
+    req = adapter.build_send(make(idempotency_key="txmail-abc"), DOMAIN)
+    assert req.headers["Authorization"] == f"Bearer {KEY}"
+    assert req.headers["Idempotency-Key"] == "txmail-abc"
+    assert req.headers["Content-Type"] == "application/json"
+
+
+def test_metadata_values_become_strings_and_carry_our_message_id(adapter):
+    message_id = uuid.uuid4()
+    email = make(metadata={"order": 42, "vip": True}, message_id=message_id)
+    payload = adapter.build_send(email, DOMAIN).json_body
+    assert payload["metadata"] == {"order": "42", "vip": "true", "txmail_id": str(message_id)}
+
+
+@pytest.mark.parametrize(
+    ("metadata", "match"),
+    [
+        ({"k": {"nested": 1}}, "strings or numbers"),
+        ({"k": "v" * 501}, "at most 500"),
+        ({f"k{i}": "v" for i in range(50)}, "at most 50"),
+        ({"txmail_id": "x"}, "reserved"),
+    ],
+)
+def test_metadata_nylas_cannot_take_is_refused(adapter, metadata, match):
+    with pytest.raises(InvalidMessage, match=match):
+        adapter.check(make(metadata=metadata), DOMAIN)
+
+
+def test_tracking_options(adapter):
+    payload = adapter.build_send(make(track_opens=True, track_clicks=False), DOMAIN).json_body
+    assert payload["tracking_options"] == {"opens": True, "links": False}
+
+
+def test_send_at_is_unix_seconds(adapter):
+    when = timezone.now().replace(microsecond=0) + dt.timedelta(hours=2)
+    payload = adapter.build_send(make(send_at=when), DOMAIN).json_body
+    assert payload["send_at"] == int(when.timestamp())
+
+
+def test_send_at_under_a_minute_away_sends_now(adapter):
+    payload = adapter.build_send(make(send_at=timezone.now()), DOMAIN).json_body
+    assert "send_at" not in payload
+
+
+def test_send_at_beyond_30_days_is_refused(adapter):
+    with pytest.raises(InvalidMessage, match="30 days"):
+        adapter.check(make(send_at=timezone.now() + dt.timedelta(days=31)), DOMAIN)
+
+
+def test_provider_template_with_variables_and_no_body(adapter):
+    email = make(template_id="tpl_9", template_vars={"name": "Ann"})
+    payload = adapter.build_send(email, DOMAIN).json_body
+    assert payload["template"] == {"id": "tpl_9", "strict": True, "variables": {"name": "Ann"}}
+    assert "body" not in payload and "subject" not in payload
+
+
+def test_reply_to_message_id(adapter):
+    payload = adapter.build_send(make(reply_to_message_id="<m1@x>"), DOMAIN).json_body
+    assert payload["reply_to_message_id"] == "<m1@x>"
+
+
+def test_esp_extra_is_merged_into_the_payload(adapter):
+    email = make(track_opens=True, esp_extra={"tracking_options": {"label": "welcome"}})
+    payload = adapter.build_send(email, DOMAIN).json_body
+    assert payload["tracking_options"] == {"opens": True, "label": "welcome"}
+
+
+def test_small_attachments_go_base64_in_json(adapter):
+    email = make(
+        attachments=[
+            Attachment.from_bytes(b"hello", filename="a.txt", mimetype="text/plain"),
+            Attachment.from_bytes(b"GIF", filename="l.gif", mimetype="image/gif",
+                                  content_id="logo", inline=True),
+        ]
+    )
+    req = adapter.build_send(email, DOMAIN)
+    assert req.transport == "json"
+    assert req.json_body["attachments"] == [
+        {"filename": "a.txt", "content_type": "text/plain", "content_disposition": "attachment",
+         "content": base64.b64encode(b"hello").decode()},
+        {"filename": "l.gif", "content_type": "image/gif", "content_disposition": "inline",
+         "content_id": "logo", "content": base64.b64encode(b"GIF").decode()},
+    ]
+
+
+def test_large_attachments_go_as_streamed_multipart(adapter):
+    big = bytes(range(256)) * (4 * 1024 * 4)  # 4 MiB
+    email = make(
+        subject="Big",
+        attachments=[
+            Attachment.from_bytes(big, filename="big.bin", mimetype="application/octet-stream"),
+            Attachment.from_bytes(b"GIF", filename="l.gif", mimetype="image/gif",
+                                  content_id="logo", inline=True),
+        ],
+    )
+    req = adapter.build_send(email, DOMAIN)
+    assert req.transport == "multipart" and req.json_body is None
+    raw = req.body.read()
+    assert len(raw) == len(req.body)
+    parsed = email_parser_for(req.headers["Content-Type"], raw)
+    parts = {p.get_param("name", header="content-disposition"): p for p in parsed.iter_parts()}
+    message = json.loads(parts["message"].get_payload(decode=True))
+    assert message["subject"] == "Big"
+    assert message["attachments"][0] == {
+        "filename": "big.bin", "content_type": "application/octet-stream",
+        "content_disposition": "attachment",
+    }
+    assert parts["file0"].get_payload(decode=True) == big
+    assert parts["file0"].get_filename() == "big.bin"
+    assert parts["logo"].get_payload(decode=True) == b"GIF"
+
+
+def email_parser_for(content_type, raw):
+    return email.parser.BytesParser(policy=email.policy.default).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + raw
+    )
+
+
+def test_over_25_mb_is_refused_before_any_request(adapter):
+    huge = Attachment(filename="huge.bin", mimetype="application/octet-stream",
+                      size=26 * 1024 * 1024, opener=lambda: pytest.fail("must not be read"))
+    with pytest.raises(MessageTooLarge, match="25 MB"):
+        adapter.check(make(attachments=[huge]), DOMAIN)
+
+
+@pytest.mark.parametrize("feature", ["tags", "alternatives", "stream_type", "merge_data"])
+def test_features_nylas_cannot_carry_raise_unsupported(adapter, feature):
+    value = {"tags": ["a"], "alternatives": [("x", "text/calendar")],
+             "stream_type": "broadcast", "merge_data": {"a@x.example": {"n": 1}}}[feature]
+    with pytest.raises(UnsupportedFeature) as info:
+        adapter.check(make(**{feature: value}), DOMAIN)
+    assert info.value.provider == "nylas"
+
+
+def test_message_without_to_is_unsupported(adapter):
+    with pytest.raises(UnsupportedFeature, match="without To"):
+        adapter.check(make(to=[], bcc=[Address("b@x.example")]), DOMAIN)
+
+
+def test_header_overrides_are_unsupported(adapter):
+    with pytest.raises(UnsupportedFeature, match="To or Cc header"):
+        adapter.check(make(header_overrides={"To": [Address("l@x.example")]}), DOMAIN)
+
+
+def response(status, body, **headers):
+    return ProviderResponse(status, headers, json.dumps(body).encode())
+
+
+def test_domain_success_is_parsed(adapter):
+    result = adapter.parse_send(
+        response(200, {"request_id": "r1", "data": {"id": "m1", "object": "message"}}), DOMAIN
+    )
+    assert (result.provider_message_id, result.request_id, result.idempotent_replay) == (
+        "m1", "r1", False
+    )
+
+
+def test_grant_schedule_id_and_idempotent_replay_are_parsed(adapter):
+    result = adapter.parse_send(
+        response(200, {"request_id": "r", "grant_id": "g", "data": {"id": "m", "schedule_id": "s"}},
+                 **{"Idempotent-Response": "true"}),
+        GRANT,
+    )
+    assert result.schedule_id == "s" and result.idempotent_replay
+
+
+def test_error_envelope_becomes_provider_api_error(adapter):
+    body = {"request_id": "req-9", "error": {"type": "invalid_request_error", "message": "bad to"}}
+    with pytest.raises(ProviderAPIError) as info:
+        adapter.parse_send(response(400, body), DOMAIN)
+    err = info.value
+    assert (err.status, err.error_type, err.request_id, err.transient) == (
+        400, "invalid_request_error", "req-9", False
+    )
+    assert "bad to" in str(err) and "req-9" in str(err)
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_rate_limits_and_server_errors_are_transient(adapter, status):
+    with pytest.raises(ProviderAPIError) as info:
+        adapter.parse_send(response(status, {"error": {"type": "x", "message": "m"}},
+                                    **{"Retry-After": "7"}), DOMAIN)
+    assert info.value.transient and info.value.retry_after == 7
+
+
+def test_concurrent_idempotent_request_is_transient_not_a_failure(adapter):
+    body = {"error": {"type": "api.concurrent_idempotent_request", "message": "in flight"}}
+    with pytest.raises(ProviderAPIError) as info:
+        adapter.parse_send(response(409, body), DOMAIN)
+    assert info.value.transient
+
+
+def test_invalid_idempotent_request_is_permanent(adapter):
+    body = {"error": {"type": "api.invalid_idempotent_request", "message": "other payload"}}
+    with pytest.raises(ProviderAPIError) as info:
+        adapter.parse_send(response(409, body), DOMAIN)
+    assert not info.value.transient
+
+
+def test_the_api_key_never_appears_in_errors(adapter):
+    body = {"error": {"type": "unauthorized", "message": f"key {KEY} is not valid"}}
+    with pytest.raises(ProviderAPIError) as info:
+        adapter.parse_send(response(401, body), DOMAIN)
+    assert KEY not in str(info.value) and "[redacted]" in str(info.value)
+
+
+def test_non_json_error_body_is_reported(adapter):
+    with pytest.raises(ProviderAPIError, match="Bad Gateway"):
+        adapter.parse_send(ProviderResponse(502, {}, b"<html>Bad Gateway</html>"), DOMAIN)
