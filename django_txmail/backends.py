@@ -100,8 +100,6 @@ class EmailBackend(BaseEmailBackend):
         return self._adapters[name]
 
     def _send_one(self, django_message: EmailMessage) -> int:
-        if not django_message.recipients():
-            return 0
         try:
             email = compose(django_message)
             resolved = resolve(email, provider=self.provider)

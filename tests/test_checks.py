@@ -1,0 +1,41 @@
+"""Configuration mistakes are reported by system checks at startup."""
+
+from __future__ import annotations
+
+import pytest
+
+from django_txmail.checks import check_settings
+
+
+def ids(errors):
+    return [e.id for e in errors]
+
+
+def test_the_test_settings_pass():
+    assert check_settings() == []
+
+
+@pytest.mark.parametrize(
+    ("txmail", "expected"),
+    [
+        ({"PROVIDERS": {"x": {"ADAPTER": "nylas"}}}, "txmail.E001"),
+        ({"PROVIDERS": {}}, "txmail.E002"),
+        ({"PROVIDERS": {"x": {"ADAPTER": "no.such.Adapter", "API_URI": "http://h"}}},
+         "txmail.E003"),
+        ({"PROVIDERS": {"x": {"ADAPTER": "nylas", "API_URI": "http://h"}}}, "txmail.E004"),
+        ({"PROVIDERS": {"x": {"ADAPTER": "nylas", "API_URI": "http://h", "API_KEY": "k"}},
+          "DEFAULT_PROVIDER": "y"}, "txmail.E001"),
+        ({"PROVIDERS": {"x": {"ADAPTER": "nylas", "API_URI": "http://h", "API_KEY": "k"}},
+          "DELIVERY": "carrier-pigeon"}, "txmail.E001"),
+        ({"PROVIDERS": {"x": {"ADAPTER": "nylas", "API_URI": "http://h", "API_KEY": "k"}},
+          "RETRY_BACKOFF": (10, 1)}, "txmail.E001"),
+    ],
+)
+def test_bad_settings_are_reported(settings, txmail, expected):
+    settings.TXMAIL = txmail
+    assert expected in ids(check_settings())
+
+
+def test_rest_framework_must_be_installed(settings):
+    settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "rest_framework"]
+    assert "txmail.E005" in ids(check_settings())

@@ -1,0 +1,95 @@
+"""Choosing the route from the From address."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from django_txmail.exceptions import UnroutableSender
+from django_txmail.models import Grant, SendingDomain
+from django_txmail.outbound import Address, OutboundEmail
+from django_txmail.routing import resolve
+from tests.conftest import txmail_settings
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def two_accounts(settings):
+    config = txmail_settings("http://127.0.0.1:9")
+    config["PROVIDERS"]["nylas-eu"] = config["PROVIDERS"]["nylas"] | {"SANDBOX": False}
+    settings.TXMAIL = config
+
+
+def email(sender="noreply@example.com", **kwargs):
+    return OutboundEmail(from_email=Address(sender), to=[Address("a@x.example")], **kwargs)
+
+
+def test_domain_route_from_the_sending_domain(domain):
+    resolved = resolve(email())
+    assert resolved.route.kind == "domain" and resolved.route.domain == "example.com"
+    assert resolved.sending_domain == domain and resolved.account.name == "nylas"
+
+
+def test_sending_domain_names_are_matched_case_and_idn_insensitively(db):
+    SendingDomain.objects.create(name="Bücher.Example", provider="nylas")
+    resolved = resolve(email("info@xn--bcher-kva.example"))
+    assert resolved.route.domain == "xn--bcher-kva.example"
+
+
+def test_grant_wins_over_the_domain_for_its_own_address(domain, grant):
+    resolved = resolve(email("alice@example.org"))
+    assert resolved.route.kind == "grant" and resolved.route.grant_id == "grant-alice"
+
+
+def test_inactive_grant_is_not_used(grant):
+    grant.is_active = False
+    grant.save()
+    with pytest.raises(UnroutableSender, match="no active Grant"):
+        resolve(email("alice@example.org"))
+
+
+def test_unknown_grant_id_is_refused(domain):
+    with pytest.raises(UnroutableSender, match="grant_id 'nope'"):
+        resolve(email(grant_id="nope"))
+
+
+def test_no_domain_and_no_grant_says_what_to_do(db):
+    with pytest.raises(UnroutableSender) as info:
+        resolve(email("x@unknown.example"))
+    assert "unknown.example" in str(info.value) and "Sending domains" in str(info.value)
+
+
+def test_forced_provider_picks_that_accounts_domain(db):
+    SendingDomain.objects.create(name="example.com", provider="nylas")
+    eu = SendingDomain.objects.create(name="example.com", provider="nylas-eu", status="verified")
+    resolved = resolve(email(provider="nylas-eu"))
+    assert resolved.sending_domain == eu and resolved.account.name == "nylas-eu"
+
+
+def test_same_domain_on_two_providers_prefers_the_default(db):
+    SendingDomain.objects.create(name="example.com", provider="nylas-eu", status="verified")
+    default = SendingDomain.objects.create(name="example.com", provider="nylas")
+    assert resolve(email()).sending_domain == default
+
+
+def test_backend_provider_option_restricts_routing(grant):
+    with pytest.raises(UnroutableSender, match="nylas-eu"):
+        resolve(email("alice@example.org"), provider="nylas-eu")
+
+
+def test_unknown_provider_name_is_a_configuration_error(domain):
+    with pytest.raises(ImproperlyConfigured, match="no account 'mailgun'"):
+        resolve(email(provider="mailgun"))
+
+
+def test_unverified_domain_on_a_real_account_is_refused(db):
+    SendingDomain.objects.create(name="example.com", provider="nylas-eu")
+    with pytest.raises(UnroutableSender, match="not verified"):
+        resolve(email(provider="nylas-eu"))
+
+
+def test_grant_email_is_stored_lowercase(db):
+    grant = Grant.objects.create(email="Bob@Example.ORG", provider="nylas", grant_id="g-b")
+    assert grant.email == "bob@example.org"
+    assert resolve(email("bob@example.org")).grant == grant
