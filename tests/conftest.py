@@ -6,11 +6,14 @@ The sandbox server itself comes from django-txmail's pytest plugin
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from django_txmail.models import Grant, SendingDomain
 
 SANDBOX_KEY = "sandbox-nylas-key"
+BACKEND = "django_txmail.backends.EmailBackend"
 
 
 def txmail_settings(url: str, **overrides) -> dict:
@@ -25,9 +28,21 @@ def txmail_settings(url: str, **overrides) -> dict:
 
 @pytest.fixture
 def sandbox(txmail_sandbox, settings):
-    """The sandbox, with TXMAIL pointing at it."""
+    """The sandbox, with TXMAIL pointing at it and our backend in use.
+
+    Django's test environment swaps the email backend for locmem; these
+    tests want the real one.
+    """
     settings.TXMAIL = txmail_settings(txmail_sandbox.url)
+    settings.EMAIL_BACKEND = BACKEND
     return txmail_sandbox
+
+
+def pytest_sessionfinish(session, exitstatus):
+    from django.conf import settings
+
+    if settings.configured and "txmail-test-media-" in str(settings.MEDIA_ROOT):
+        shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
 
 
 @pytest.fixture

@@ -105,7 +105,7 @@ def test_mail_admins_is_sent_from_server_email(sandbox, domain):
     mail.mail_admins("Disk full", "on web-1")
     [received] = sandbox.messages
     assert received.payload["from"]["email"] == "server@example.com"
-    assert received.payload["to"] == [{"email": "ops@example.com", "name": "Ops"}]
+    assert [r["email"] for r in received.payload["to"]] == ["ops@example.com"]
     assert received.payload["subject"].endswith("Disk full")
 
 

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Run the pytest suite twice: on SQLite, then on PostgreSQL.
+#
+#   scripts/test.sh [PYTEST ARGS...]
+#
+# Uses the active interpreter: $PYTHON if set, else `python` on PATH (inside
+# tox, the tox env's; via `make test`, .venv's).
+#
+# PostgreSQL run:
+#   TXMAIL_PG_EXTERNAL=1   use the server the PG* variables (PGHOST, PGPORT,
+#                          PGUSER, PGPASSWORD, PGDATABASE) point at;
+#   otherwise              scripts/postgres.sh starts a throwaway cluster.
+#   TXMAIL_SKIP_POSTGRES=1 skip the PostgreSQL run on purpose.
+# With no PostgreSQL server installed the run is skipped with a notice, unless
+# CI is set, where that is a failure.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+PYTHON="${PYTHON:-}"
+if [[ -z "$PYTHON" ]]; then
+    PYTHON="$(command -v python || command -v python3 || true)"
+fi
+if [[ -z "$PYTHON" ]]; then
+    echo "scripts/test.sh: no python found; run 'make test' or activate a virtualenv" >&2
+    exit 2
+fi
+if ! "$PYTHON" -c 'import django, pytest, pytest_django' 2>/dev/null; then
+    echo "scripts/test.sh: $PYTHON lacks Django/pytest/pytest-django." >&2
+    echo "Run 'make test' (creates .venv) or: pip install -e '.[test]'" >&2
+    exit 2
+fi
+
+banner() { printf '\n==================== %s ====================\n' "$*"; }
+is_true() { [[ -n "${1:-}" && "$1" != "0" && "$1" != "false" && "$1" != "no" ]]; }
+
+"$PYTHON" -c 'import sys, django; print(f"Python {sys.version.split()[0]} ({sys.executable}), Django {django.get_version()}")'
+
+# --- SQLite ---------------------------------------------------------------
+banner "pytest on SQLite"
+start=$SECONDS
+env -u TXMAIL_TEST_DB "$PYTHON" -m pytest "$@"
+sqlite_rc=$?
+sqlite_secs=$((SECONDS - start))
+
+# --- PostgreSQL -----------------------------------------------------------
+banner "pytest on PostgreSQL"
+start=$SECONDS
+pg_rc=0
+pg_state=""
+if is_true "${TXMAIL_SKIP_POSTGRES:-}"; then
+    pg_state="skipped (TXMAIL_SKIP_POSTGRES is set)"
+elif is_true "${TXMAIL_PG_EXTERNAL:-}"; then
+    echo "Using the external server at ${PGHOST:-127.0.0.1}:${PGPORT:-5432} (database ${PGDATABASE:-txmail})"
+    TXMAIL_TEST_DB=postgres "$PYTHON" -m pytest "$@"
+    pg_rc=$?
+elif ! bash scripts/postgres.sh bindir >/dev/null 2>&1; then
+    if [[ -n "${CI:-}" ]]; then
+        echo "ERROR: no PostgreSQL server binaries (initdb/pg_ctl) found, and CI is set." >&2
+        echo "Install them with: apt-get install postgresql" >&2
+        pg_rc=1
+        pg_state="FAILED (PostgreSQL is not installed)"
+    else
+        echo "NOTICE: PostgreSQL run SKIPPED: no PostgreSQL server binaries (initdb/pg_ctl) found."
+        echo "        Install them (Debian/Ubuntu: sudo apt-get install postgresql) to run it,"
+        echo "        or point PG* at a server and set TXMAIL_PG_EXTERNAL=1."
+        pg_state="SKIPPED (PostgreSQL is not installed)"
+    fi
+else
+    TXMAIL_TEST_DB=postgres bash scripts/postgres.sh run -- "$PYTHON" -m pytest "$@"
+    pg_rc=$?
+fi
+pg_secs=$((SECONDS - start))
+
+# --- Summary --------------------------------------------------------------
+result() { if [[ "$1" -eq 0 ]]; then echo "passed"; else echo "FAILED (exit $1)"; fi; }
+banner "summary"
+printf '  SQLite:     %s  [%ss]\n' "$(result "$sqlite_rc")" "$sqlite_secs"
+printf '  PostgreSQL: %s  [%ss]\n' "${pg_state:-$(result "$pg_rc")}" "$pg_secs"
+
+if [[ "$sqlite_rc" -ne 0 ]]; then
+    exit "$sqlite_rc"
+fi
+exit "$pg_rc"
