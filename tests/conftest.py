@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import shutil
 
+import django
 import pytest
 
 from django_txmail.models import Grant, SendingDomain
+
+# Also registered through the package's pytest11 entry point; loading it here
+# keeps a plain source checkout working. The plugin registers itself once.
+pytest_plugins = ["django_txmail.sandbox.pytest_plugin"]
 
 SANDBOX_KEY = "sandbox-nylas-key"
 BACKEND = "django_txmail.backends.EmailBackend"
@@ -34,7 +39,10 @@ def sandbox(txmail_sandbox, settings):
     tests want the real one.
     """
     settings.TXMAIL = txmail_settings(txmail_sandbox.url)
-    settings.EMAIL_BACKEND = BACKEND
+    if django.VERSION >= (6, 1):
+        settings.MAILERS = {"default": {"BACKEND": BACKEND}}
+    else:
+        settings.EMAIL_BACKEND = BACKEND
     return txmail_sandbox
 
 

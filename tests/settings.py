@@ -8,6 +8,8 @@ the server is. ``scripts/test.sh`` runs the suite once on each.
 import os
 import tempfile
 
+import django
+
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
 USE_TZ = True
@@ -67,9 +69,14 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
-EMAIL_BACKEND = "django_txmail.backends.EmailBackend"
+# Django 6.1 configures backends in MAILERS and deprecates EMAIL_BACKEND;
+# 6.0 takes ADMINS as plain addresses.
+if django.VERSION >= (6, 1):
+    MAILERS = {"default": {"BACKEND": "django_txmail.backends.EmailBackend"}}
+else:
+    EMAIL_BACKEND = "django_txmail.backends.EmailBackend"
+ADMINS = ["ops@example.com"] if django.VERSION >= (6, 0) else [("Ops", "ops@example.com")]
 DEFAULT_FROM_EMAIL = "noreply@example.com"
-ADMINS = [("Ops", "ops@example.com")]
 SERVER_EMAIL = "server@example.com"
 
 # The suite's conftest points API_URI at a sandbox on an ephemeral port.

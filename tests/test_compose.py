@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from email.mime.image import MIMEImage
 
+import django
 import pytest
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.utils.translation import gettext_lazy
@@ -282,3 +283,26 @@ def test_stored_templates_are_refused_until_available():
     msg = TxMessage("s", "b", "a@x.example", ["b@x.example"], template="welcome")
     with pytest.raises(TemplateError, match="template_id"):
         compose(msg)
+
+
+def test_email_attachment_named_tuples():
+    from django.core.mail import EmailAttachment
+
+    msg = EmailMessage("s", "b", "a@x.example", ["b@x.example"],
+                       attachments=[EmailAttachment("r.csv", "a,b", "text/csv")])
+    [attachment] = compose(msg).attachments
+    assert (attachment.filename, attachment.mimetype, attachment.read()) == (
+        "r.csv", "text/csv", b"a,b"
+    )
+
+
+@pytest.mark.skipif(django.VERSION < (6, 0), reason="MIMEPart attachments arrived in Django 6.0")
+def test_mime_part_attachments_on_django_6():
+    from email.message import MIMEPart
+
+    part = MIMEPart()
+    part.set_content(GIF, maintype="image", subtype="gif", disposition="inline", cid="<pic@x>")
+    msg = EmailMessage("s", "b", "a@x.example", ["b@x.example"])
+    msg.attach(part)
+    [attachment] = compose(msg).attachments
+    assert attachment.inline and attachment.content_id == "pic@x" and attachment.read() == GIF

@@ -1,8 +1,8 @@
 """An example Django project that sends its mail through django-txmail.
 
 By default it talks to the local sandbox (``manage.py txmail_sandbox``), so
-it needs no provider account. Point ``TXMAIL_NYLAS_API_URI`` and
-``TXMAIL_NYLAS_API_KEY`` at Nylas to send for real.
+it needs no provider account. To send for real, set ``TXMAIL_NYLAS_API_URI``
+and ``TXMAIL_NYLAS_API_KEY`` to your Nylas account and ``TXMAIL_NYLAS_SANDBOX=0``.
 """
 
 import os
@@ -53,17 +53,20 @@ TEMPLATES = [
 ]
 
 DATABASES = {
-    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("EXAMPLE_DB_PATH", BASE_DIR / "db.sqlite3"),
+    }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
-MEDIA_ROOT = BASE_DIR / "media"
+MEDIA_ROOT = os.environ.get("EXAMPLE_MEDIA_ROOT", BASE_DIR / "media")
 
 DEFAULT_FROM_EMAIL = "Example Shop <noreply@example.com>"
 SERVER_EMAIL = "alerts@example.com"
-ADMINS = [("Ops", "ops@example.com")]
+ADMINS = ["ops@example.com"] if django.VERSION >= (6, 0) else [("Ops", "ops@example.com")]
 
 # Django 6.1 configures backends in MAILERS; earlier versions use EMAIL_BACKEND.
 if django.VERSION >= (6, 1):
@@ -78,7 +81,8 @@ TXMAIL = {
             "API_KEY": os.environ.get("TXMAIL_NYLAS_API_KEY", "sandbox-nylas-key"),
             "API_URI": os.environ.get("TXMAIL_NYLAS_API_URI", "http://127.0.0.1:8025"),
             # The sandbox sends from domains that are not DNS-verified yet.
-            "SANDBOX": "TXMAIL_NYLAS_API_URI" not in os.environ,
+            # Set TXMAIL_NYLAS_SANDBOX=0 when API_URI points at Nylas itself.
+            "SANDBOX": os.environ.get("TXMAIL_NYLAS_SANDBOX", "1") == "1",
         },
     },
     "DEFAULT_PROVIDER": "nylas",

@@ -1,0 +1,44 @@
+"""``python -m django_txmail.sandbox``: the sandbox without Django (for
+benchmarks and non-Django tools). ``manage.py txmail_sandbox`` is the same
+with API keys read from ``settings.TXMAIL``."""
+
+from __future__ import annotations
+
+import argparse
+
+from .console import line_writer, serve_until_signalled
+from .server import DEFAULT_NYLAS_API_KEY, SandboxServer
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m django_txmail.sandbox", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8025)
+    parser.add_argument(
+        "--api-key",
+        action="append",
+        dest="api_keys",
+        help=f"a Nylas API key to accept (repeatable; default {DEFAULT_NYLAS_API_KEY!r})",
+    )
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to each send")
+    parser.add_argument("--quiet", action="store_true", help="no line per request")
+    args = parser.parse_args(argv)
+    if args.latency < 0:
+        parser.error("--latency must be >= 0")
+    server = SandboxServer(
+        args.host,
+        args.port,
+        nylas_api_keys=args.api_keys or [DEFAULT_NYLAS_API_KEY],
+        latency=args.latency,
+        on_request=None if args.quiet else line_writer(lambda line: print(line, flush=True)),
+    )
+    try:
+        server.start()
+    except OSError as exc:
+        parser.exit(1, f"Cannot listen on {args.host}:{args.port}: {exc.strerror or exc}\n")
+    print(f"Sandbox listening on {server.url}; Ctrl-C to stop.", flush=True)
+    serve_until_signalled(server)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""The sandbox's own endpoints, for tools in another process (the demo).
+
+``GET /_sandbox/health``
+    ``{"ok": true}`` once the server answers.
+``GET /_sandbox/messages``
+    The accepted messages, oldest first, as JSON. Attachments are described
+    (filename, content type, content id, disposition, size, sha256) rather
+    than included, and base64 ``content`` is left out of the payload for the
+    same reason.
+``DELETE /_sandbox/messages``
+    Forget everything, like :meth:`SandboxServer.reset`; answers 204.
+
+These endpoints have no authentication: the sandbox is a development tool
+meant to listen on loopback only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .httpd import Request, Response, Route
+from .state import ReceivedMessage, SandboxState
+
+_ERROR_TYPES = {404: "not_found_error", 405: "method_not_allowed"}
+
+
+class InspectionAPI:
+    name = "sandbox"
+    path_prefix = "/_sandbox/"
+
+    def __init__(self, state: SandboxState, reset: Callable[[], None]) -> None:
+        self.state = state
+        self._reset = reset
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("GET", "/_sandbox/health", self.health),
+            Route("GET", "/_sandbox/messages", self.list_messages),
+            Route("DELETE", "/_sandbox/messages", self.delete_messages),
+        ]
+
+    def error_response(self, status: int, message: str) -> Response:
+        error_type = _ERROR_TYPES.get(status, "sandbox_error")
+        return Response.json(status, {"error": {"type": error_type, "message": message}})
+
+    def health(self, request: Request) -> Response:
+        return Response.json(200, {"ok": True})
+
+    def list_messages(self, request: Request) -> Response:
+        return Response.json(200, [describe(message) for message in self.state.messages])
+
+    def delete_messages(self, request: Request) -> Response:
+        self._reset()
+        return Response(204, content_type=None)
+
+
+def describe(message: ReceivedMessage) -> dict[str, Any]:
+    payload = dict(message.payload)
+    if isinstance(payload.get("attachments"), list):
+        payload["attachments"] = [
+            {key: value for key, value in entry.items() if key != "content"}
+            if isinstance(entry, dict)
+            else entry
+            for entry in payload["attachments"]
+        ]
+    return {
+        "id": message.id,
+        "provider": message.provider,
+        "route": message.route,
+        "domain": message.domain,
+        "grant_id": message.grant_id,
+        "schedule_id": message.schedule_id,
+        "idempotency_key": message.idempotency_key,
+        "transport": message.transport,
+        "received_at": message.received_at.isoformat(),
+        "payload": payload,
+        "attachments": [attachment.describe() for attachment in message.attachments],
+    }

@@ -1,0 +1,58 @@
+"""pytest fixtures for testing against the sandbox.
+
+``txmail_sandbox``
+    The sandbox, emptied before each test: no messages, no request log, no
+    idempotency keys, no pending faults. Its ``url`` is the provider API URI.
+``txmail_sandbox_server``
+    The same server, session-scoped: started once on a free loopback port.
+``txmail_sandbox_api_keys``
+    The Nylas API keys it accepts; override this session-scoped fixture in a
+    conftest to use others.
+
+The module is registered through the ``pytest11`` entry point when the
+package is installed, and a source checkout's conftest can also list it in
+``pytest_plugins``. Either way it is registered once: whichever name it is
+registered under first, it blocks the other, so pytest skips the second
+registration instead of failing on it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from django_txmail.sandbox.server import DEFAULT_NYLAS_API_KEY, SandboxServer
+
+#: The name under which the ``pytest11`` entry point registers this module.
+ENTRY_POINT_NAME = "txmail_sandbox"
+
+
+def pytest_plugin_registered(plugin: Any, manager: Any) -> None:
+    this_module = sys.modules[__name__]
+    if plugin is not this_module:
+        return
+    registered_as = manager.get_name(plugin)
+    for name in (ENTRY_POINT_NAME, __name__):
+        if name != registered_as and not manager.is_blocked(name):
+            manager.set_blocked(name)
+
+
+@pytest.fixture(scope="session")
+def txmail_sandbox_api_keys() -> set[str]:
+    return {DEFAULT_NYLAS_API_KEY}
+
+
+@pytest.fixture(scope="session")
+def txmail_sandbox_server(txmail_sandbox_api_keys: set[str]) -> Iterator[SandboxServer]:
+    server = SandboxServer("127.0.0.1", 0, nylas_api_keys=txmail_sandbox_api_keys)
+    with server:
+        yield server
+
+
+@pytest.fixture
+def txmail_sandbox(txmail_sandbox_server: SandboxServer) -> SandboxServer:
+    txmail_sandbox_server.reset()
+    return txmail_sandbox_server
