@@ -46,15 +46,29 @@ class AttachmentInline(ReadOnlyInline):
 class AttemptInline(ReadOnlyInline):
     model = Attempt
     fields = [
-        "number", "started_at", "duration_ms", "outcome", "http_status", "error_type",
-        "error_message", "request_id",
+        "number",
+        "started_at",
+        "duration_ms",
+        "outcome",
+        "http_status",
+        "error_type",
+        "error_message",
+        "request_id",
     ]
 
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["subject", "recipients", "from_address", "status", "route", "provider",
-                    "attempts", "created_at"]
+    list_display = [
+        "subject",
+        "recipients",
+        "from_address",
+        "status",
+        "route",
+        "provider",
+        "attempts",
+        "created_at",
+    ]
     list_filter = ["status", "route", "provider"]
     search_fields = ["=id", "subject", "from_address", "=provider_message_id", "=idempotency_key"]
     date_hierarchy = "created_at"
@@ -63,14 +77,52 @@ class MessageAdmin(admin.ModelAdmin):
     inlines = [AttachmentInline, AttemptInline]
     fieldsets = [
         (None, {"fields": ["id", "status", "route", "provider", "sending_domain", "grant"]}),
-        (_("Addresses"), {"fields": ["from_display", "to_display", "cc_display", "bcc_display",
-                                     "reply_to_display"]}),
-        (_("Content"), {"fields": ["subject", "text_body", "html_body", "headers", "metadata",
-                                   "tags", "options", "send_at"]}),
-        (_("Delivery"), {"fields": ["idempotency_key", "provider_message_id",
-                                    "provider_schedule_id", "provider_request_id", "attempts",
-                                    "next_attempt_at", "last_error", "last_error_type",
-                                    "resent_from", "created_at", "sent_at", "updated_at"]}),
+        (
+            _("Addresses"),
+            {
+                "fields": [
+                    "from_display",
+                    "to_display",
+                    "cc_display",
+                    "bcc_display",
+                    "reply_to_display",
+                ]
+            },
+        ),
+        (
+            _("Content"),
+            {
+                "fields": [
+                    "subject",
+                    "text_body",
+                    "html_body",
+                    "headers",
+                    "metadata",
+                    "tags",
+                    "options",
+                    "send_at",
+                ]
+            },
+        ),
+        (
+            _("Delivery"),
+            {
+                "fields": [
+                    "idempotency_key",
+                    "provider_message_id",
+                    "provider_schedule_id",
+                    "provider_request_id",
+                    "attempts",
+                    "next_attempt_at",
+                    "last_error",
+                    "last_error_type",
+                    "resent_from",
+                    "created_at",
+                    "sent_at",
+                    "updated_at",
+                ]
+            },
+        ),
     ]
 
     def get_readonly_fields(self, request, obj=None):
@@ -84,9 +136,12 @@ class MessageAdmin(admin.ModelAdmin):
 
     @staticmethod
     def _addresses(values):
-        return format_html_join(
-            ", ", "{} &lt;{}&gt;", ((v.get("name") or "", v["email"]) for v in values)
-        ) or "-"
+        return (
+            format_html_join(
+                ", ", "{} &lt;{}&gt;", ((v.get("name") or "", v["email"]) for v in values)
+            )
+            or "-"
+        )
 
     @admin.display(description=_("recipients"))
     def recipients(self, obj: Message) -> str:

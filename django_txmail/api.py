@@ -10,8 +10,15 @@ from .models import Attempt, Message
 class AttemptSerializer(serializers.ModelSerializer):
     class Meta:
         model = Attempt
-        fields = ["number", "started_at", "duration_ms", "outcome", "http_status",
-                  "error_type", "error_message"]
+        fields = [
+            "number",
+            "started_at",
+            "duration_ms",
+            "outcome",
+            "http_status",
+            "error_type",
+            "error_message",
+        ]
 
 
 class MessageSerializer(serializers.ModelSerializer):
@@ -19,9 +26,24 @@ class MessageSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Message
-        fields = ["id", "status", "route", "provider", "from_email", "to", "cc", "subject",
-                  "metadata", "tags", "provider_message_id", "attempts", "last_error",
-                  "created_at", "sent_at", "attempt_log"]
+        fields = [
+            "id",
+            "status",
+            "route",
+            "provider",
+            "from_email",
+            "to",
+            "cc",
+            "subject",
+            "metadata",
+            "tags",
+            "provider_message_id",
+            "attempts",
+            "last_error",
+            "created_at",
+            "sent_at",
+            "attempt_log",
+        ]
 
 
 class MessageDetail(generics.RetrieveAPIView):

@@ -29,7 +29,6 @@ from .conf import get_settings
 from .delivery import deliver
 from .exceptions import TxMailError
 from .message import TxMailResult
-from .models import Message
 from .outbox import record
 from .providers import Adapter, load_adapter
 from .routing import resolve
@@ -116,8 +115,12 @@ class EmailBackend(BaseEmailBackend):
             message_id=message.pk,
             status=message.status,
             provider=message.provider,
-            provider_message_ids=[message.provider_message_id] if message.provider_message_id else [],
-            recipients={a["email"]: message.status for a in (*message.to, *message.cc, *message.bcc)},
+            provider_message_ids=[message.provider_message_id]
+            if message.provider_message_id
+            else [],
+            recipients={
+                a["email"]: message.status for a in (*message.to, *message.cc, *message.bcc)
+            },
         )
         return 1
 

@@ -15,8 +15,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import re
-from datetime import date, datetime, time
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime, time
 from email.headerregistry import HeaderRegistry
 from email.message import Message as MIMEMessage
 from typing import Any
@@ -208,14 +207,14 @@ def normalize_send_at(value: Any) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, tz=dt_timezone.utc)
+        return datetime.fromtimestamp(value, tz=UTC)
     if isinstance(value, date) and not isinstance(value, datetime):
         value = datetime.combine(value, time.min)
     if not isinstance(value, datetime):
         raise InvalidMessage("msg.send_at must be a datetime, a date or a Unix timestamp.")
     if timezone.is_naive(value):
         value = timezone.make_aware(value)
-    return value.astimezone(dt_timezone.utc)
+    return value.astimezone(UTC)
 
 
 def _tags(msg: EmailMessage) -> list[str]:

@@ -94,8 +94,7 @@ def _parse(raw: dict[str, Any]) -> TxMailSettings:
         default = next(iter(providers))
     if default is not None and default not in providers:
         raise ImproperlyConfigured(
-            f"TXMAIL['DEFAULT_PROVIDER'] is {default!r}, which is not a key of "
-            "TXMAIL['PROVIDERS']."
+            f"TXMAIL['DEFAULT_PROVIDER'] is {default!r}, which is not a key of TXMAIL['PROVIDERS']."
         )
     delivery = raw.get("DELIVERY", "immediate")
     if delivery not in DELIVERY_MODES:

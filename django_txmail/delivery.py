@@ -80,8 +80,10 @@ def _http(session: requests.Session, request: ProviderRequest, timeout: float) -
 def _network_error(provider: str, exc: requests.RequestException) -> ProviderAPIError:
     kind = "timeout" if isinstance(exc, requests.Timeout) else "connection_error"
     return ProviderAPIError(
-        f"{type(exc).__name__} talking to the provider", provider=provider,
-        error_type=kind, transient=True,
+        f"{type(exc).__name__} talking to the provider",
+        provider=provider,
+        error_type=kind,
+        transient=True,
     )
 
 
@@ -128,7 +130,11 @@ def deliver(
         return result
     assert error is not None
     _failed(message, attempt, error)
-    if isinstance(error, ProviderAPIError) and error.transient and message.status == Message.Status.QUEUED:
+    if (
+        isinstance(error, ProviderAPIError)
+        and error.transient
+        and message.status == Message.Status.QUEUED
+    ):
         return None
     raise error
 
@@ -140,7 +146,9 @@ def _accepted(message: Message, attempt: Attempt, result: SendResult) -> None:
     attempt.request_id = result.request_id
     attempt.save()
     message.status = (
-        Message.Status.SCHEDULED if message.send_at and message.send_at > now else Message.Status.SENT
+        Message.Status.SCHEDULED
+        if message.send_at and message.send_at > now
+        else Message.Status.SENT
     )
     message.provider_message_id = result.provider_message_id
     message.provider_schedule_id = result.schedule_id
@@ -149,8 +157,13 @@ def _accepted(message: Message, attempt: Attempt, result: SendResult) -> None:
     message.sent_at = now
     message.save(
         update_fields=[
-            "status", "provider_message_id", "provider_schedule_id", "provider_request_id",
-            "next_attempt_at", "sent_at", "updated_at",
+            "status",
+            "provider_message_id",
+            "provider_schedule_id",
+            "provider_request_id",
+            "next_attempt_at",
+            "sent_at",
+            "updated_at",
         ]
     )
     message_sent.send(sender=Message, message=message, result=result)
@@ -173,11 +186,17 @@ def _failed(message: Message, attempt: Attempt, error: ProviderAPIError | Invali
         message.status = Message.Status.QUEUED
         delay = retry_delay(message.attempts, error.retry_after)  # type: ignore[union-attr]
         message.next_attempt_at = timezone.now() + timedelta(seconds=delay)
-        logger.warning("Message %s: attempt %s failed (%s); retrying in %.0f s",
-                       message.pk, message.attempts, error, delay)
+        logger.warning(
+            "Message %s: attempt %s failed (%s); retrying in %.0f s",
+            message.pk,
+            message.attempts,
+            error,
+            delay,
+        )
     else:
         message.status = Message.Status.FAILED
         message.next_attempt_at = None
         logger.error("Message %s failed: %s", message.pk, error)
-    message.save(update_fields=["status", "next_attempt_at", "last_error", "last_error_type",
-                                "updated_at"])
+    message.save(
+        update_fields=["status", "next_attempt_at", "last_error", "last_error_type", "updated_at"]
+    )

@@ -13,8 +13,13 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def sent_message(sandbox, domain):
-    msg = mail.EmailMultiAlternatives("Receipt <42>", "Plain", "Shop <noreply@example.com>",
-                                      ["Ann <ann@x.example>"], cc=["cc@x.example"])
+    msg = mail.EmailMultiAlternatives(
+        "Receipt <42>",
+        "Plain",
+        "Shop <noreply@example.com>",
+        ["Ann <ann@x.example>"],
+        cc=["cc@x.example"],
+    )
     msg.attach("a.txt", "abc", "text/plain")
     msg.send()
     return Message.objects.get()
@@ -24,9 +29,7 @@ def test_message_list_and_detail_show_the_message(admin_client, sent_message):
     listing = admin_client.get(reverse("admin:django_txmail_message_changelist"))
     assert listing.status_code == 200
     assert "Receipt &lt;42&gt;" in listing.text and "ann@x.example" in listing.text
-    detail = admin_client.get(
-        reverse("admin:django_txmail_message_change", args=[sent_message.pk])
-    )
+    detail = admin_client.get(reverse("admin:django_txmail_message_change", args=[sent_message.pk]))
     assert detail.status_code == 200
     assert "Ann &lt;ann@x.example&gt;" in detail.text
     assert sent_message.provider_message_id in detail.text and "a.txt" in detail.text
@@ -53,9 +56,12 @@ def test_domain_and_grant_admin_pages(admin_client, domain, grant):
     for name in ("sendingdomain", "grant"):
         response = admin_client.get(reverse(f"admin:django_txmail_{name}_changelist"))
         assert response.status_code == 200
-    assert "example.com" in admin_client.get(
-        reverse("admin:django_txmail_sendingdomain_change", args=[domain.pk])
-    ).text
+    assert (
+        "example.com"
+        in admin_client.get(
+            reverse("admin:django_txmail_sendingdomain_change", args=[domain.pk])
+        ).text
+    )
 
 
 def test_message_api_is_for_staff_only(client, admin_client, sent_message):

@@ -20,15 +20,32 @@ def test_the_test_settings_pass():
     [
         ({"PROVIDERS": {"x": {"ADAPTER": "nylas"}}}, "txmail.E001"),
         ({"PROVIDERS": {}}, "txmail.E002"),
-        ({"PROVIDERS": {"x": {"ADAPTER": "no.such.Adapter", "API_URI": "http://h"}}},
-         "txmail.E003"),
+        (
+            {"PROVIDERS": {"x": {"ADAPTER": "no.such.Adapter", "API_URI": "http://h"}}},
+            "txmail.E003",
+        ),
         ({"PROVIDERS": {"x": {"ADAPTER": "nylas", "API_URI": "http://h"}}}, "txmail.E004"),
-        ({"PROVIDERS": {"x": {"ADAPTER": "nylas", "API_URI": "http://h", "API_KEY": "k"}},
-          "DEFAULT_PROVIDER": "y"}, "txmail.E001"),
-        ({"PROVIDERS": {"x": {"ADAPTER": "nylas", "API_URI": "http://h", "API_KEY": "k"}},
-          "DELIVERY": "carrier-pigeon"}, "txmail.E001"),
-        ({"PROVIDERS": {"x": {"ADAPTER": "nylas", "API_URI": "http://h", "API_KEY": "k"}},
-          "RETRY_BACKOFF": (10, 1)}, "txmail.E001"),
+        (
+            {
+                "PROVIDERS": {"x": {"ADAPTER": "nylas", "API_URI": "http://h", "API_KEY": "k"}},
+                "DEFAULT_PROVIDER": "y",
+            },
+            "txmail.E001",
+        ),
+        (
+            {
+                "PROVIDERS": {"x": {"ADAPTER": "nylas", "API_URI": "http://h", "API_KEY": "k"}},
+                "DELIVERY": "carrier-pigeon",
+            },
+            "txmail.E001",
+        ),
+        (
+            {
+                "PROVIDERS": {"x": {"ADAPTER": "nylas", "API_URI": "http://h", "API_KEY": "k"}},
+                "RETRY_BACKOFF": (10, 1),
+            },
+            "txmail.E001",
+        ),
     ],
 )
 def test_bad_settings_are_reported(settings, txmail, expected):

@@ -20,7 +20,10 @@ GIF = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\
 
 def test_addresses_keep_display_names_including_non_ascii():
     msg = EmailMessage(
-        "s", "b", "Zoë Müller <zoe@shop.example>", ['"Doe, John" <john@x.example>', "plain@x.example"]
+        "s",
+        "b",
+        "Zoë Müller <zoe@shop.example>",
+        ['"Doe, John" <john@x.example>', "plain@x.example"],
     )
     email = compose(msg)
     assert email.from_email == Address("zoe@shop.example", "Zoë Müller")
@@ -40,8 +43,13 @@ def test_an_entry_may_hold_several_comma_separated_addresses_like_django_allows(
 
 def test_cc_bcc_and_reply_to_are_mapped():
     msg = EmailMessage(
-        "s", "b", "a@x.example", ["to@x.example"], cc=["Cc <cc@x.example>"],
-        bcc=["bcc@x.example"], reply_to=["Help <help@x.example>", "two@x.example"],
+        "s",
+        "b",
+        "a@x.example",
+        ["to@x.example"],
+        cc=["Cc <cc@x.example>"],
+        bcc=["bcc@x.example"],
+        reply_to=["Help <help@x.example>", "two@x.example"],
     )
     email = compose(msg)
     assert email.cc == [Address("cc@x.example", "Cc")]
@@ -106,7 +114,11 @@ def test_from_header_replaces_the_from_address_like_django():
 
 def test_reply_to_header_replaces_reply_to_like_django():
     msg = EmailMessage(
-        "s", "b", "a@x.example", ["b@x.example"], reply_to=["old@x.example"],
+        "s",
+        "b",
+        "a@x.example",
+        ["b@x.example"],
+        reply_to=["old@x.example"],
         headers={"Reply-To": "new@x.example"},
     )
     assert compose(msg).reply_to == [Address("new@x.example")]
@@ -120,9 +132,7 @@ def test_to_header_matching_recipients_is_not_an_override():
 
 
 def test_to_header_differing_from_recipients_is_recorded_as_an_override():
-    msg = EmailMessage(
-        "s", "b", "a@x.example", ["b@x.example"], headers={"To": "list@x.example"}
-    )
+    msg = EmailMessage("s", "b", "a@x.example", ["b@x.example"], headers={"To": "list@x.example"})
     email = compose(msg)
     assert email.header_overrides == {"To": [Address("list@x.example")]}
     assert [a.email for a in email.to] == ["b@x.example"]
@@ -164,7 +174,9 @@ def test_other_alternatives_are_kept_for_the_provider_to_accept_or_refuse():
 
 
 def test_lazy_strings_are_evaluated():
-    msg = EmailMessage(gettext_lazy("Subject"), gettext_lazy("Body"), "a@x.example", ["b@x.example"])
+    msg = EmailMessage(
+        gettext_lazy("Subject"), gettext_lazy("Body"), "a@x.example", ["b@x.example"]
+    )
     email = compose(msg)
     assert (email.subject, email.text) == ("Subject", "Body")
     assert type(email.subject) is str
@@ -191,7 +203,9 @@ def test_attach_file_reads_the_file(tmp_path):
     msg.attach_file(str(path))
     [attachment] = compose(msg).attachments
     assert (attachment.filename, attachment.mimetype, attachment.read()) == (
-        "report.pdf", "application/pdf", b"%PDF-1.4 test"
+        "report.pdf",
+        "application/pdf",
+        b"%PDF-1.4 test",
     )
 
 
@@ -241,8 +255,14 @@ def test_extras_are_read_from_plain_attributes():
 def test_txmessage_takes_extras_as_keyword_arguments():
     when = dt.datetime(2030, 1, 2, 3, 4, tzinfo=dt.UTC)
     msg = TxMessage(
-        "s", "b", "a@x.example", ["b@x.example"], metadata={"k": "v"}, send_at=when,
-        grant_id="g-1", provider="nylas",
+        "s",
+        "b",
+        "a@x.example",
+        ["b@x.example"],
+        metadata={"k": "v"},
+        send_at=when,
+        grant_id="g-1",
+        provider="nylas",
     )
     email = compose(msg)
     assert email.metadata == {"k": "v"} and email.send_at == when
@@ -288,11 +308,18 @@ def test_stored_templates_are_refused_until_available():
 def test_email_attachment_named_tuples():
     from django.core.mail import EmailAttachment
 
-    msg = EmailMessage("s", "b", "a@x.example", ["b@x.example"],
-                       attachments=[EmailAttachment("r.csv", "a,b", "text/csv")])
+    msg = EmailMessage(
+        "s",
+        "b",
+        "a@x.example",
+        ["b@x.example"],
+        attachments=[EmailAttachment("r.csv", "a,b", "text/csv")],
+    )
     [attachment] = compose(msg).attachments
     assert (attachment.filename, attachment.mimetype, attachment.read()) == (
-        "r.csv", "text/csv", b"a,b"
+        "r.csv",
+        "text/csv",
+        b"a,b",
     )
 
 

@@ -25,7 +25,10 @@ def manage(txmail_sandbox, tmp_path):
 
     def run(*args: str) -> str:
         done = subprocess.run(
-            [sys.executable, str(MANAGE), *args], env=env, capture_output=True, text=True,
+            [sys.executable, str(MANAGE), *args],
+            env=env,
+            capture_output=True,
+            text=True,
             timeout=60,
         )
         assert done.returncode == 0, done.stderr

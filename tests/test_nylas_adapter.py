@@ -35,7 +35,10 @@ def adapter():
 
 
 def make(**kwargs):
-    base = {"from_email": Address("hi@shop.example", "Shop"), "to": [Address("ann@x.example", "Ann")]}
+    base = {
+        "from_email": Address("hi@shop.example", "Shop"),
+        "to": [Address("ann@x.example", "Ann")],
+    }
     return OutboundEmail(**(base | kwargs))
 
 
@@ -64,8 +67,10 @@ def test_html_body_is_sent_as_html(adapter):
 
 def test_cc_bcc_reply_to_and_headers(adapter):
     email = make(
-        cc=[Address("c@x.example")], bcc=[Address("b@x.example")],
-        reply_to=[Address("r@x.example", "R")], headers={"X-Order": "42"},
+        cc=[Address("c@x.example")],
+        bcc=[Address("b@x.example")],
+        reply_to=[Address("r@x.example", "R")],
+        headers={"X-Order": "42"},
     )
     payload = adapter.build_send(email, DOMAIN).json_body
     assert payload["cc"] == [{"email": "c@x.example", "name": ""}]
@@ -145,17 +150,27 @@ def test_small_attachments_go_base64_in_json(adapter):
     email = make(
         attachments=[
             Attachment.from_bytes(b"hello", filename="a.txt", mimetype="text/plain"),
-            Attachment.from_bytes(b"GIF", filename="l.gif", mimetype="image/gif",
-                                  content_id="logo", inline=True),
+            Attachment.from_bytes(
+                b"GIF", filename="l.gif", mimetype="image/gif", content_id="logo", inline=True
+            ),
         ]
     )
     req = adapter.build_send(email, DOMAIN)
     assert req.transport == "json"
     assert req.json_body["attachments"] == [
-        {"filename": "a.txt", "content_type": "text/plain", "content_disposition": "attachment",
-         "content": base64.b64encode(b"hello").decode()},
-        {"filename": "l.gif", "content_type": "image/gif", "content_disposition": "inline",
-         "content_id": "logo", "content": base64.b64encode(b"GIF").decode()},
+        {
+            "filename": "a.txt",
+            "content_type": "text/plain",
+            "content_disposition": "attachment",
+            "content": base64.b64encode(b"hello").decode(),
+        },
+        {
+            "filename": "l.gif",
+            "content_type": "image/gif",
+            "content_disposition": "inline",
+            "content_id": "logo",
+            "content": base64.b64encode(b"GIF").decode(),
+        },
     ]
 
 
@@ -165,8 +180,9 @@ def test_large_attachments_go_as_streamed_multipart(adapter):
         subject="Big",
         attachments=[
             Attachment.from_bytes(big, filename="big.bin", mimetype="application/octet-stream"),
-            Attachment.from_bytes(b"GIF", filename="l.gif", mimetype="image/gif",
-                                  content_id="logo", inline=True),
+            Attachment.from_bytes(
+                b"GIF", filename="l.gif", mimetype="image/gif", content_id="logo", inline=True
+            ),
         ],
     )
     req = adapter.build_send(email, DOMAIN)
@@ -178,7 +194,8 @@ def test_large_attachments_go_as_streamed_multipart(adapter):
     message = json.loads(parts["message"].get_payload(decode=True))
     assert message["subject"] == "Big"
     assert message["attachments"][0] == {
-        "filename": "big.bin", "content_type": "application/octet-stream",
+        "filename": "big.bin",
+        "content_type": "application/octet-stream",
         "content_disposition": "attachment",
     }
     assert parts["file0"].get_payload(decode=True) == big
@@ -193,16 +210,24 @@ def email_parser_for(content_type, raw):
 
 
 def test_over_25_mb_is_refused_before_any_request(adapter):
-    huge = Attachment(filename="huge.bin", mimetype="application/octet-stream",
-                      size=26 * 1024 * 1024, opener=lambda: pytest.fail("must not be read"))
+    huge = Attachment(
+        filename="huge.bin",
+        mimetype="application/octet-stream",
+        size=26 * 1024 * 1024,
+        opener=lambda: pytest.fail("must not be read"),
+    )
     with pytest.raises(MessageTooLarge, match="25 MB"):
         adapter.check(make(attachments=[huge]), DOMAIN)
 
 
 @pytest.mark.parametrize("feature", ["tags", "alternatives", "stream_type", "merge_data"])
 def test_features_nylas_cannot_carry_raise_unsupported(adapter, feature):
-    value = {"tags": ["a"], "alternatives": [("x", "text/calendar")],
-             "stream_type": "broadcast", "merge_data": {"a@x.example": {"n": 1}}}[feature]
+    value = {
+        "tags": ["a"],
+        "alternatives": [("x", "text/calendar")],
+        "stream_type": "broadcast",
+        "merge_data": {"a@x.example": {"n": 1}},
+    }[feature]
     with pytest.raises(UnsupportedFeature) as info:
         adapter.check(make(**{feature: value}), DOMAIN)
     assert info.value.provider == "nylas"
@@ -227,14 +252,19 @@ def test_domain_success_is_parsed(adapter):
         response(200, {"request_id": "r1", "data": {"id": "m1", "object": "message"}}), DOMAIN
     )
     assert (result.provider_message_id, result.request_id, result.idempotent_replay) == (
-        "m1", "r1", False
+        "m1",
+        "r1",
+        False,
     )
 
 
 def test_grant_schedule_id_and_idempotent_replay_are_parsed(adapter):
     result = adapter.parse_send(
-        response(200, {"request_id": "r", "grant_id": "g", "data": {"id": "m", "schedule_id": "s"}},
-                 **{"Idempotent-Response": "true"}),
+        response(
+            200,
+            {"request_id": "r", "grant_id": "g", "data": {"id": "m", "schedule_id": "s"}},
+            **{"Idempotent-Response": "true"},
+        ),
         GRANT,
     )
     assert result.schedule_id == "s" and result.idempotent_replay
@@ -246,7 +276,10 @@ def test_error_envelope_becomes_provider_api_error(adapter):
         adapter.parse_send(response(400, body), DOMAIN)
     err = info.value
     assert (err.status, err.error_type, err.request_id, err.transient) == (
-        400, "invalid_request_error", "req-9", False
+        400,
+        "invalid_request_error",
+        "req-9",
+        False,
     )
     assert "bad to" in str(err) and "req-9" in str(err)
 
@@ -254,8 +287,10 @@ def test_error_envelope_becomes_provider_api_error(adapter):
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
 def test_rate_limits_and_server_errors_are_transient(adapter, status):
     with pytest.raises(ProviderAPIError) as info:
-        adapter.parse_send(response(status, {"error": {"type": "x", "message": "m"}},
-                                    **{"Retry-After": "7"}), DOMAIN)
+        adapter.parse_send(
+            response(status, {"error": {"type": "x", "message": "m"}}, **{"Retry-After": "7"}),
+            DOMAIN,
+        )
     assert info.value.transient and info.value.retry_after == 7
 
 

@@ -18,11 +18,21 @@ pytestmark = pytest.mark.django_db
 
 def rich_message():
     msg = TxMessage(
-        "Receipt #7", "Plain body", "Shop <noreply@example.com>", ["Ann <ann@x.example>"],
-        cc=["cc@x.example"], bcc=["b@x.example"], reply_to=["help@example.com"],
-        headers={"X-Order": "7"}, metadata={"order": 7}, tags=["receipt"],
-        template_id="tpl", merge_global_data={"n": 1}, track_opens=True,
-        reply_to_message_id="<p@x>", esp_extra={"a": {"b": 1}},
+        "Receipt #7",
+        "Plain body",
+        "Shop <noreply@example.com>",
+        ["Ann <ann@x.example>"],
+        cc=["cc@x.example"],
+        bcc=["b@x.example"],
+        reply_to=["help@example.com"],
+        headers={"X-Order": "7"},
+        metadata={"order": 7},
+        tags=["receipt"],
+        template_id="tpl",
+        merge_global_data={"n": 1},
+        track_opens=True,
+        reply_to_message_id="<p@x>",
+        esp_extra={"a": {"b": 1}},
     )
     msg.attach_alternative("<p>HTML</p>", "text/html")
     msg.attach("a.txt", "abc", "text/plain")
@@ -68,10 +78,12 @@ def test_generated_idempotency_keys_are_unique_per_message(domain):
 
 
 def test_a_recorded_key_returns_the_existing_message(domain):
-    first = compose(TxMessage("s", "b", "noreply@example.com", ["a@x.example"],
-                              idempotency_key="k-1"))
+    first = compose(
+        TxMessage("s", "b", "noreply@example.com", ["a@x.example"], idempotency_key="k-1")
+    )
     message, created = record(first, resolve(first))
-    again = compose(TxMessage("s", "b", "noreply@example.com", ["a@x.example"],
-                              idempotency_key="k-1"))
+    again = compose(
+        TxMessage("s", "b", "noreply@example.com", ["a@x.example"], idempotency_key="k-1")
+    )
     same, created_again = record(again, resolve(again))
     assert created and not created_again and same.pk == message.pk

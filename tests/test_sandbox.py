@@ -23,7 +23,6 @@ from urllib3 import encode_multipart_formdata
 
 from django_txmail.sandbox import Fault, SandboxServer
 
-
 API_KEY = "sandbox-nylas-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 TIMEOUT = 10

@@ -84,8 +84,13 @@ def test_send_mass_mail_sends_each_message(sandbox, domain):
 
 def test_html_alternative_cc_bcc_reply_to_and_headers_arrive(sandbox, domain):
     msg = mail.EmailMultiAlternatives(
-        "Receipt", "Plain", "Shop <noreply@example.com>", ["Zoë <zoe@bücher.example>"],
-        cc=["cc@x.example"], bcc=["audit@x.example"], reply_to=["help@example.com"],
+        "Receipt",
+        "Plain",
+        "Shop <noreply@example.com>",
+        ["Zoë <zoe@bücher.example>"],
+        cc=["cc@x.example"],
+        bcc=["audit@x.example"],
+        reply_to=["help@example.com"],
         headers={"X-Order": "42"},
     )
     msg.attach_alternative("<h1>Receipt</h1>", "text/html")
@@ -119,8 +124,9 @@ def test_sendtestemail_goes_through_the_backend(sandbox, domain):
 def test_attachments_and_inline_images_arrive_intact(sandbox, domain, tmp_path):
     path = tmp_path / "invoice.pdf"
     path.write_bytes(b"%PDF-1.4 invoice")
-    msg = mail.EmailMultiAlternatives("Invoice", "See attached", "noreply@example.com",
-                                      ["ann@x.example"])
+    msg = mail.EmailMultiAlternatives(
+        "Invoice", "See attached", "noreply@example.com", ["ann@x.example"]
+    )
     msg.attach_alternative('<img src="cid:logo@shop">', "text/html")
     msg.attach_file(str(path))
     msg.attach("notes.txt", "ünïcode", "text/plain")
@@ -192,8 +198,13 @@ def test_retry_after_a_client_timeout_reuses_the_key_and_sends_once(sandbox, dom
 
 def test_same_idempotency_key_twice_sends_once(sandbox, domain):
     for _ in range(2):
-        TxMessage("Receipt", "b", "noreply@example.com", ["ann@x.example"],
-                  idempotency_key="order-7-receipt").send()
+        TxMessage(
+            "Receipt",
+            "b",
+            "noreply@example.com",
+            ["ann@x.example"],
+            idempotency_key="order-7-receipt",
+        ).send()
     assert len(sandbox.messages) == 1 and len(sandbox.requests) == 1
     assert Message.objects.get().idempotency_key == "order-7-receipt"
 
@@ -228,13 +239,15 @@ def test_wrong_api_key_is_a_permanent_error_without_the_key(sandbox, domain, set
 
 def test_fail_silently_swallows_send_errors(sandbox, domain):
     sandbox.inject(Fault(status=400))
-    assert mail.send_mail("Hi", "b", "noreply@example.com", ["a@x.example"],
-                          fail_silently=True) == 0
+    assert (
+        mail.send_mail("Hi", "b", "noreply@example.com", ["a@x.example"], fail_silently=True) == 0
+    )
 
 
 def _bcc_header():
-    return mail.EmailMessage("s", "b", "noreply@example.com", ["a@x.example"],
-                             headers={"Bcc": "spy@x.example"})
+    return mail.EmailMessage(
+        "s", "b", "noreply@example.com", ["a@x.example"], headers={"Bcc": "spy@x.example"}
+    )
 
 
 def _big():
@@ -246,18 +259,30 @@ def _big():
 @pytest.mark.parametrize(
     ("build", "error"),
     [
-        (lambda: mail.EmailMessage("A\r\nB", "b", "noreply@example.com", ["a@x.example"]),
-         HeaderInjection),
-        (lambda: mail.EmailMessage("s", "b", "noreply@example.com", ["not-an-address"]),
-         InvalidMessage),
+        (
+            lambda: mail.EmailMessage("A\r\nB", "b", "noreply@example.com", ["a@x.example"]),
+            HeaderInjection,
+        ),
+        (
+            lambda: mail.EmailMessage("s", "b", "noreply@example.com", ["not-an-address"]),
+            InvalidMessage,
+        ),
         (lambda: mail.EmailMessage("s", "b", "noreply@example.com", []), InvalidMessage),
-        (lambda: mail.EmailMessage("s", "b", "someone@elsewhere.example", ["a@x.example"]),
-         UnroutableSender),
+        (
+            lambda: mail.EmailMessage("s", "b", "someone@elsewhere.example", ["a@x.example"]),
+            UnroutableSender,
+        ),
         (_big, MessageTooLarge),
         (_bcc_header, InvalidMessage),
     ],
-    ids=["crlf-subject", "invalid-address", "no-recipients", "unroutable-from", "too-large",
-         "bcc-header"],
+    ids=[
+        "crlf-subject",
+        "invalid-address",
+        "no-recipients",
+        "unroutable-from",
+        "too-large",
+        "bcc-header",
+    ],
 )
 def test_bad_input_raises_and_nothing_is_sent_or_recorded(sandbox, domain, build, error):
     with pytest.raises(error) as info:
@@ -282,8 +307,9 @@ def test_backend_reuses_one_session_between_open_and_close(sandbox, domain):
     assert backend.open() is True and backend.open() is False
     session = backend.session
     for i in range(3):
-        backend.send_messages([mail.EmailMessage(f"m{i}", "b", "noreply@example.com",
-                                                 ["a@x.example"])])
+        backend.send_messages(
+            [mail.EmailMessage(f"m{i}", "b", "noreply@example.com", ["a@x.example"])]
+        )
         assert backend.session is session
     backend.close()
     assert backend.session is None and len(sandbox.messages) == 3
@@ -306,14 +332,24 @@ def test_send_at_schedules_on_the_grant_route(sandbox, grant):
 
 def test_tracking_template_and_metadata_reach_the_provider(sandbox, domain):
     msg = TxMessage(
-        "", "", "noreply@example.com", ["a@x.example"], template_id="tpl_welcome",
-        merge_global_data={"name": "Ann"}, track_opens=True, track_clicks=True,
-        metadata={"user": 7}, reply_to_message_id="<prev@example.com>",
+        "",
+        "",
+        "noreply@example.com",
+        ["a@x.example"],
+        template_id="tpl_welcome",
+        merge_global_data={"name": "Ann"},
+        track_opens=True,
+        track_clicks=True,
+        metadata={"user": 7},
+        reply_to_message_id="<prev@example.com>",
     )
     msg.send()
     payload = sandbox.messages[0].payload
-    assert payload["template"] == {"id": "tpl_welcome", "strict": True,
-                                   "variables": {"name": "Ann"}}
+    assert payload["template"] == {
+        "id": "tpl_welcome",
+        "strict": True,
+        "variables": {"name": "Ann"},
+    }
     assert payload["tracking_options"] == {"opens": True, "links": True}
     assert payload["metadata"]["user"] == "7"
     assert payload["reply_to_message_id"] == "<prev@example.com>"

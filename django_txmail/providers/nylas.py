@@ -185,7 +185,9 @@ class NylasAdapter(Adapter):
 
     def url(self, route: Route) -> str:
         if route.kind == "grant":
-            return f"{self.account.api_uri}/v3/grants/{quote(route.grant_id, safe='')}/messages/send"
+            return (
+                f"{self.account.api_uri}/v3/grants/{quote(route.grant_id, safe='')}/messages/send"
+            )
         return f"{self.account.api_uri}/v3/domains/{quote(route.domain, safe='')}/messages/send"
 
     def build_send(self, email: OutboundEmail, route: Route) -> ProviderRequest:
@@ -244,9 +246,7 @@ class NylasAdapter(Adapter):
             )
         error = body.get("error") if isinstance(body.get("error"), dict) else {}
         error_type = str(error.get("type") or "")
-        message = str(error.get("message") or "") or response.body[:300].decode(
-            "utf-8", "replace"
-        )
+        message = str(error.get("message") or "") or response.body[:300].decode("utf-8", "replace")
         exc = self.api_error(response, message or "no error message", error_type, request_id)
         if response.status == 409 and error_type == "api.concurrent_idempotent_request":
             # The first request with this key is still being processed; ask again later.
