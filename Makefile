@@ -31,13 +31,16 @@ $(VPY):
 		echo "Could not create $(VENV). On Debian/Ubuntu: apt-get install python3-venv" >&2; exit 1; }
 	$(VPY) -m pip install --quiet --upgrade pip
 
-# Re-install only when pyproject.toml changes.
+# Re-install only when pyproject.toml changes. The default environment is
+# Django 5.2 LTS whatever Python is installed; tox covers 6.0 and 6.1.
+DJANGO_PIN ?= Django>=5.2,<6.0
+
 $(STAMP): pyproject.toml | $(VPY)
-	$(VPY) -m pip install --quiet -e ".[test]"
+	$(VPY) -m pip install --quiet -e ".[test]" "$(DJANGO_PIN)"
 	@touch $@
 
 $(DEV_STAMP): pyproject.toml | $(VPY)
-	$(VPY) -m pip install --quiet -e ".[dev]"
+	$(VPY) -m pip install --quiet -e ".[dev]" "$(DJANGO_PIN)"
 	@touch $@ $(STAMP)
 
 venv: $(STAMP) ## Create .venv and install the project with its test extras

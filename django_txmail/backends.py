@@ -5,6 +5,11 @@ by its From address, checked against what the provider can carry, recorded
 in the outbox, and then delivered. Problems with the message itself raise
 before anything is recorded or sent.
 
+Inside a transaction (``atomic()``, ``ATOMIC_REQUESTS``) the message is
+recorded in that transaction and handed to the provider when it commits: a
+rolled-back transaction sends nothing and leaves no record, exactly like the
+data it belonged to. Django's test cases do not count as a transaction here.
+
 On Django 6.1+ the backend is configured in ``MAILERS`` with OPTIONS:
 
 * ``provider`` — send only through this account of ``TXMAIL["PROVIDERS"]``;
@@ -15,13 +20,16 @@ Unknown OPTIONS raise Django's ``InvalidMailer``.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 import requests
+from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
+from django.db import router, transaction
 from requests.adapters import HTTPAdapter
 
 from .compose import compose
@@ -29,12 +37,31 @@ from .conf import get_settings
 from .delivery import deliver
 from .exceptions import TxMailError
 from .message import TxMailResult
+from .models import Message
 from .outbox import record
 from .providers import Adapter, load_adapter
 from .routing import resolve
 
+logger = logging.getLogger("django_txmail.backends")
+
 #: Connections kept open per provider host by one backend instance.
 POOL_SIZE = 16
+#: Messages in these states were not sent and are not counted as sent.
+NOT_SENT = (Message.Status.FAILED, Message.Status.CANCELLED)
+
+
+def in_caller_transaction() -> bool:
+    """True inside an atomic block of the caller's (not one of Django's test cases)."""
+    connection = transaction.get_connection(router.db_for_write(Message))
+    return any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
+
+
+def new_session() -> requests.Session:
+    session = requests.Session()
+    pool = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
+    session.mount("https://", pool)
+    session.mount("http://", pool)
+    return session
 
 
 class EmailBackend(BaseEmailBackend):
@@ -53,6 +80,13 @@ class EmailBackend(BaseEmailBackend):
         self.provider = provider or ""
         if self.provider:
             get_settings().account(self.provider)  # unknown account: ImproperlyConfigured
+        if timeout is not None and (
+            not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0
+        ):
+            raise ImproperlyConfigured(
+                "The email backend's timeout must be a positive number of seconds, "
+                f"not {timeout!r}."
+            )
         self.timeout = timeout
         self.session: requests.Session | None = None
         self._adapters: dict[str, Adapter] = {}
@@ -63,11 +97,7 @@ class EmailBackend(BaseEmailBackend):
         with self._lock:
             if self.session is not None:
                 return False
-            session = requests.Session()
-            pool = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
-            session.mount("https://", pool)
-            session.mount("http://", pool)
-            self.session = session
+            self.session = new_session()
             return True
 
     def close(self) -> None:
@@ -81,7 +111,8 @@ class EmailBackend(BaseEmailBackend):
 
         A message that met a transient provider error is still counted: it
         waits in the outbox for its retry and must not be sent again by the
-        caller. Its ``msg.txmail.status`` says "queued".
+        caller. Its ``msg.txmail.status`` says "queued". So is a message
+        scheduled for later, or waiting for the caller's transaction to commit.
         """
         if not email_messages:
             return 0
@@ -104,9 +135,15 @@ class EmailBackend(BaseEmailBackend):
             resolved = resolve(email, provider=self.provider)
             adapter = self._adapter(resolved.account.name)
             adapter.check(email, resolved.route)
-            message, created = record(email, resolved)
-            if created:
-                deliver(message, adapter, self._session(), timeout=self.timeout)
+            message, created = record(email, resolved, adapter.scheduling_window(resolved.route))
+            if created and message.status == Message.Status.QUEUED:
+                if in_caller_transaction():
+                    transaction.on_commit(
+                        lambda: _deliver_after_commit(message, adapter, self.timeout),
+                        using=router.db_for_write(Message),
+                    )
+                else:
+                    deliver(message, adapter, self._session(), timeout=self.timeout)
         except TxMailError:
             if not self.fail_silently:
                 raise
@@ -122,8 +159,21 @@ class EmailBackend(BaseEmailBackend):
                 a["email"]: message.status for a in (*message.to, *message.cc, *message.bcc)
             },
         )
-        return 1
+        return 0 if message.status in NOT_SENT else 1
 
     def _session(self) -> requests.Session:
         assert self.session is not None
         return self.session
+
+
+def _deliver_after_commit(message: Message, adapter: Adapter, timeout: float | None) -> None:
+    """Send a message recorded in a transaction that has now committed.
+
+    The caller has returned long ago, so a permanent failure is recorded on
+    the message and logged rather than raised.
+    """
+    with new_session() as session:
+        try:
+            deliver(message, adapter, session, timeout=timeout)
+        except TxMailError:
+            logger.warning("Message %s was not sent after commit", message.pk, exc_info=True)

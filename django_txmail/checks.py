@@ -43,6 +43,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                     id="txmail.E004",
                 )
             )
+    if not settings.USE_TZ:
+        errors.append(
+            Error(
+                "django_txmail needs USE_TZ = True: send times and retry times are "
+                "stored as aware datetimes.",
+                id="txmail.E006",
+            )
+        )
     if "rest_framework" not in settings.INSTALLED_APPS:
         errors.append(
             Error(

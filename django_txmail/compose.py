@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import re
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from email.headerregistry import HeaderRegistry
 from email.message import Message as MIMEMessage
@@ -25,6 +26,7 @@ from django.core.mail import EmailMessage
 from django.core.validators import validate_email
 from django.utils import timezone
 from django.utils.encoding import force_str, punycode
+from django.utils.functional import Promise
 
 from .exceptions import HeaderInjection, InvalidMessage, TemplateError
 from .outbound import Address, Attachment, OutboundEmail
@@ -32,8 +34,27 @@ from .outbound import Address, Attachment, OutboundEmail
 _header_registry = HeaderRegistry()
 # RFC 5322 field names: printable US-ASCII except colon.
 _HEADER_NAME = re.compile(r"^[!-9;-~]+$")
-_ADDRESS_HEADERS = {"from", "to", "cc", "reply-to", "bcc"}
+# Headers the provider builds from the message itself; setting them would
+# corrupt it (or, for Resent-Bcc, reveal hidden recipients).
+_RESERVED_HEADERS = {
+    "subject",
+    "content-type",
+    "content-transfer-encoding",
+    "mime-version",
+    "resent-bcc",
+}
 MAX_IDEMPOTENCY_KEY = 256
+_MIMETYPE = re.compile(r"^[\w.+-]+/[\w.+-]+(\s*;.*)?$")
+
+
+def _checked_mimetype(filename: str, mimetype: str) -> str:
+    _no_line_breaks(f"The content type of attachment {filename!r}", mimetype)
+    if len(mimetype) > 255 or not _MIMETYPE.match(mimetype):
+        raise InvalidMessage(
+            f"Attachment {filename!r} has the content type {mimetype[:60]!r}; "
+            "use a MIME type such as 'application/pdf'."
+        )
+    return mimetype
 
 
 def _no_line_breaks(what: str, value: str) -> str:
@@ -69,6 +90,11 @@ def parse_addresses(what: str, value: Any) -> list[Address]:
         except UnicodeError:
             raise InvalidMessage(f"{what} {text!r} has an invalid domain.") from None
         spec = f"{addr.username}@{domain}"
+        if "." not in domain and not domain.startswith("["):
+            raise InvalidMessage(
+                f"{what} {text!r} has no dot in its domain; providers only deliver to "
+                "Internet domains (not e.g. 'localhost')."
+            )
         try:
             validate_email(spec)
         except ValidationError:
@@ -92,6 +118,9 @@ def _attachment_from_tuple(filename: Any, content: Any, mimetype: Any) -> Attach
     filename = force_str(filename) if filename else ""
     if not mimetype:
         mimetype = (filename and mimetypes.guess_type(filename)[0]) or "application/octet-stream"
+    mimetype = force_str(mimetype)
+    if isinstance(content, str) and mimetype.startswith("text/") and "charset" not in mimetype:
+        mimetype = f"{mimetype}; charset=utf-8"
     if isinstance(content, EmailMessage):
         content = content.message().as_bytes()
     elif isinstance(content, MIMEMessage):
@@ -105,7 +134,9 @@ def _attachment_from_tuple(filename: Any, content: Any, mimetype: Any) -> Attach
             f"Attachment {filename!r} has content of type {type(content).__name__}; "
             "use bytes or str."
         )
-    return Attachment.from_bytes(content, filename=filename, mimetype=force_str(mimetype))
+    return Attachment.from_bytes(
+        content, filename=filename, mimetype=_checked_mimetype(filename, mimetype)
+    )
 
 
 def _attachment_from_mime(part: MIMEMessage) -> Attachment:
@@ -125,10 +156,13 @@ def _attachment_from_mime(part: MIMEMessage) -> Attachment:
     if not filename and content_id:
         ext = mimetypes.guess_extension(part.get_content_type()) or ""
         filename = f"{content_id.split('@')[0]}{ext}"
+    mimetype = part.get_content_type()
+    if charset := part.get_content_charset():
+        mimetype = f"{mimetype}; charset={charset}"
     return Attachment.from_bytes(
         content,
         filename=filename,
-        mimetype=part.get_content_type(),
+        mimetype=mimetype,
         content_id=content_id,
         inline=inline,
     )
@@ -171,7 +205,19 @@ def _bodies(msg: EmailMessage) -> tuple[str | None, str | None, list[tuple[str, 
     return text, html, others
 
 
+def _plain(value: Any) -> Any:
+    """Lazy translation strings inside containers, evaluated to str."""
+    if isinstance(value, Promise):
+        return str(value)
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _json_value(what: str, value: Any) -> Any:
+    value = _plain(value)
     try:
         json.dumps(value)
     except (TypeError, ValueError) as exc:
@@ -185,7 +231,7 @@ def _dict_extra(msg: EmailMessage, name: str) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise InvalidMessage(f"msg.{name} must be a dict, not {type(value).__name__}.")
-    if any(not isinstance(k, str) for k in value):
+    if any(not isinstance(k, str | Promise) for k in value):
         raise InvalidMessage(f"msg.{name} keys must be strings.")
     return _json_value(f"msg.{name}", dict(value))
 
@@ -219,9 +265,9 @@ def normalize_send_at(value: Any) -> datetime | None:
 
 def _tags(msg: EmailMessage) -> list[str]:
     tags = getattr(msg, "tags", None) or []
-    if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
+    if isinstance(tags, str | Promise) or not all(isinstance(t, str | Promise) for t in tags):
         raise InvalidMessage("msg.tags must be a list of strings.")
-    return [_no_line_breaks("A tag", force_str(t)) for t in tags]
+    return [_no_line_breaks("A tag", str(t)) for t in tags]
 
 
 def _idempotency_key(msg: EmailMessage) -> str:
@@ -234,42 +280,62 @@ def _idempotency_key(msg: EmailMessage) -> str:
     return key
 
 
-def _headers(
-    msg: EmailMessage, to: list[Address], cc: list[Address]
-) -> tuple[dict[str, str], dict[str, list[Address]], Address | None, list[Address] | None]:
-    """Split extra headers into plain headers and Django's address overrides.
+@dataclass
+class _Headers:
+    """Extra headers split into plain ones and Django's address overrides."""
 
-    As in Django: a ``From`` header replaces the From address shown, a
-    ``Reply-To`` header replaces ``reply_to``, and ``To``/``Cc`` headers change
-    what recipients see without changing who receives the message. ``Bcc`` is
-    never a header: it would reveal the hidden recipients.
+    plain: dict[str, str] = field(default_factory=dict)
+    overrides: dict[str, list[Address]] = field(default_factory=dict)
+    from_email: Address | None = None
+    reply_to: list[Address] | None = None
+    shown: dict[str, list[Address]] = field(default_factory=dict)  # "to"/"cc" display names
+
+
+def _headers(msg: EmailMessage, to: list[Address], cc: list[Address]) -> _Headers:
+    """Split extra headers as Django does.
+
+    A ``From`` header replaces the From address shown, a ``Reply-To`` header
+    replaces ``reply_to``, and ``To``/``Cc`` headers change what recipients
+    see without changing who receives the message: when they name the same
+    mailboxes their display names are used, otherwise they are an override
+    the provider must be able to carry. ``Bcc`` is never a header: it would
+    reveal the hidden recipients.
     """
-    headers: dict[str, str] = {}
-    overrides: dict[str, list[Address]] = {}
-    from_override = reply_to_override = None
+    result = _Headers()
+    seen: set[str] = set()
     for raw_name, raw_value in (msg.extra_headers or {}).items():
         name = force_str(raw_name).strip()
         if not _HEADER_NAME.match(name):
             raise InvalidMessage(f"{name!r} is not a valid header name.")
-        value = _no_line_breaks(f"Header {name}", force_str(raw_value))
         lower = name.lower()
+        if lower in seen:
+            raise InvalidMessage(f"The header {name!r} is given twice (header names ignore case).")
+        seen.add(lower)
+        value = _no_line_breaks(f"Header {name}", force_str(raw_value))
         if lower == "bcc":
             raise InvalidMessage(
                 "Bcc is not a valid header: it would show the hidden recipients to everyone. "
                 "Pass them as bcc=[...] instead."
             )
+        if lower in _RESERVED_HEADERS:
+            raise InvalidMessage(
+                f"The {name} header is set from the message itself and cannot be given in "
+                "headers; use the message's subject, body and attachments instead."
+            )
         if lower == "from":
-            from_override = _one_address("The From header", value)
+            result.from_email = _one_address("The From header", value)
         elif lower == "reply-to":
-            reply_to_override = parse_addresses("The Reply-To header", value)
+            result.reply_to = parse_addresses("The Reply-To header", value)
         elif lower in ("to", "cc"):
             shown = parse_addresses(f"The {name} header", value)
             actual = to if lower == "to" else cc
-            if {a.email.lower() for a in shown} != {a.email.lower() for a in actual}:
-                overrides[name.title()] = shown
+            if {a.email.lower() for a in shown} == {a.email.lower() for a in actual}:
+                result.shown[lower] = shown
+            else:
+                result.overrides[name.title()] = shown
         else:
-            headers[name] = value
-    return headers, overrides, from_override, reply_to_override
+            result.plain[name] = value
+    return result
 
 
 def compose(msg: EmailMessage) -> OutboundEmail:
@@ -286,20 +352,20 @@ def compose(msg: EmailMessage) -> OutboundEmail:
     reply_to = _address_list("Reply-To", msg.reply_to)
     if not (to or cc or bcc):
         raise InvalidMessage("The message has no recipients; give it at least one To address.")
-    headers, overrides, from_override, reply_to_override = _headers(msg, to, cc)
+    headers = _headers(msg, to, cc)
     text, html, alternatives = _bodies(msg)
     template_vars = _dict_extra(msg, "merge_global_data") | _dict_extra(msg, "template_vars")
     return OutboundEmail(
-        from_email=from_override or from_email,
-        to=to,
-        cc=cc,
+        from_email=headers.from_email or from_email,
+        to=headers.shown.get("to", to),
+        cc=headers.shown.get("cc", cc),
         bcc=bcc,
-        reply_to=reply_to if reply_to_override is None else reply_to_override,
+        reply_to=reply_to if headers.reply_to is None else headers.reply_to,
         subject=_no_line_breaks("The subject", force_str(msg.subject or "")),
         text=text,
         html=html,
-        headers=headers,
-        header_overrides=overrides,
+        headers=headers.plain,
+        header_overrides=headers.overrides,
         alternatives=alternatives,
         attachments=_attachments(msg),
         metadata=_dict_extra(msg, "metadata"),

@@ -21,7 +21,7 @@ BUILTIN_ADAPTERS = {
     "nylas": "django_txmail.providers.nylas.NylasAdapter",
 }
 
-DELIVERY_MODES = ("immediate", "task")
+DELIVERY_MODES = ("immediate",)
 
 
 @dataclass(frozen=True)

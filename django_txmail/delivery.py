@@ -1,29 +1,45 @@
 """Hand a recorded message to its provider, once, and record what happened.
 
 ``deliver`` claims the ``Message`` row with a conditional UPDATE (only one
-process can move it from queued to sending), rebuilds the OutboundEmail from
-the row, makes the HTTP call through the backend's pooled session, and
-records the attempt. Transient failures (429, 5xx, timeouts, connection
-errors) put the message back in the outbox with a backoff; permanent ones
-mark it failed and raise. The idempotency key is the message's own, so a
-retry of a request that timed out after the provider accepted it is
-answered from the provider's idempotency cache instead of sending again.
+process can move it to "sending"), rebuilds the OutboundEmail from the row,
+makes the HTTP call through a pooled session, and records the attempt.
+
+* Accepted: "sent", or "scheduled" when the provider holds it for later.
+* Transient failure (429, 5xx, timeout, connection error, a request with the
+  same key still in flight): back to "queued" with a jittered exponential
+  backoff that honours ``Retry-After``, until ``MAX_ATTEMPTS``.
+* Permanent failure (other 4xx, unreadable stored content, anything
+  unexpected): "failed", and the error is raised.
+
+The idempotency key is the message's own, so a retry of a request that
+timed out after the provider accepted it is answered from the provider's
+idempotency cache instead of sending again. A row left "sending" by a
+process that died becomes claimable again once its lease runs out.
+
+A message sent *while* another delivery reports its outcome — from a
+``message_sent`` receiver, or from a log handler such as Django's
+``AdminEmailHandler`` reacting to our error log — is delivered normally but
+does not report its own outcome through signals or error logs, so a failing
+receiver or handler cannot send mail about itself forever.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import requests
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from .conf import get_settings
-from .exceptions import InvalidMessage, ProviderAPIError
+from .exceptions import DeliveryError, ProviderAPIError, TxMailError
 from .models import Attempt, Message
 from .outbox import load
 from .providers import Adapter, ProviderRequest, ProviderResponse, Route, SendResult
@@ -33,11 +49,23 @@ logger = logging.getLogger("django_txmail.delivery")
 
 #: How long a claimed message may stay "sending" before it counts as abandoned.
 SENDING_LEASE = timedelta(minutes=5)
-CLAIMABLE = (Message.Status.QUEUED,)
+
+_reporting = threading.local()
+
+
+@contextmanager
+def _reporting_outcome() -> Iterator[bool]:
+    """Mark this thread as reporting an outcome; yield whether it already was."""
+    depth = getattr(_reporting, "depth", 0)
+    _reporting.depth = depth + 1
+    try:
+        yield depth > 0
+    finally:
+        _reporting.depth = depth
 
 
 def retry_delay(attempt: int, retry_after: float | None = None) -> float:
-    """Seconds to wait before attempt ``attempt + 1``: exponential, jittered, capped."""
+    """Seconds before the attempt after ``attempt``: exponential, jittered, capped."""
     first, largest = get_settings().retry_backoff
     ceiling = min(largest, first * 2 ** max(0, attempt - 1))
     delay = random.uniform(ceiling / 2, ceiling)
@@ -46,19 +74,38 @@ def retry_delay(attempt: int, retry_after: float | None = None) -> float:
     return delay
 
 
+def claimable(now=None) -> Q:
+    """Rows a sender may take now: queued, held until now, or abandoned mid-send."""
+    now = now or timezone.now()
+    return (
+        Q(status=Message.Status.QUEUED)
+        | Q(status=Message.Status.SCHEDULED, next_attempt_at__lte=now)
+        | Q(status=Message.Status.SENDING, next_attempt_at__lte=now)
+    )
+
+
 def route_of(message: Message) -> Route:
-    if message.route == Message.Route.GRANT:
-        return Route("grant", message.provider, grant_id=message.grant.grant_id)
-    return Route("domain", message.provider, domain=message.sending_domain.name)
+    return Route(
+        message.route,
+        message.provider,
+        domain=message.route_domain,
+        grant_id=message.route_grant_id,
+    )
 
 
-def _claim(message: Message) -> bool:
+def claim(message: Message) -> bool:
+    """Move ``message`` to "sending" if nobody else has; count the attempt."""
     now = timezone.now()
-    claimed = Message.objects.filter(pk=message.pk, status__in=CLAIMABLE).update(
-        status=Message.Status.SENDING,
-        attempts=F("attempts") + 1,
-        next_attempt_at=now + SENDING_LEASE,
-        updated_at=now,
+    lease = max(SENDING_LEASE, timedelta(seconds=4 * get_settings().timeout))
+    claimed = (
+        Message.objects.filter(claimable(now), pk=message.pk)
+        .exclude(status=Message.Status.SCHEDULED, next_attempt_at__isnull=True)
+        .update(
+            status=Message.Status.SENDING,
+            attempts=F("attempts") + 1,
+            next_attempt_at=now + lease,
+            updated_at=now,
+        )
     )
     if claimed:
         message.refresh_from_db(fields=["status", "attempts", "next_attempt_at"])
@@ -66,21 +113,27 @@ def _claim(message: Message) -> bool:
 
 
 def _http(session: requests.Session, request: ProviderRequest, timeout: float) -> ProviderResponse:
-    data = json.dumps(request.json_body).encode() if request.body is None else request.body
     try:
         response = session.request(
-            request.method, request.url, headers=request.headers, data=data, timeout=timeout
+            request.method,
+            request.url,
+            headers=request.headers,
+            data=request.body,
+            timeout=timeout,
         )
     finally:
-        if request.body is not None:
-            request.body.close()
+        request.close()
     return ProviderResponse(response.status_code, dict(response.headers), response.content)
 
 
-def _network_error(provider: str, exc: requests.RequestException) -> ProviderAPIError:
-    kind = "timeout" if isinstance(exc, requests.Timeout) else "connection_error"
+def _network_error(provider: str, url: str, exc: requests.RequestException) -> ProviderAPIError:
+    host = urlsplit(url).netloc
+    if isinstance(exc, requests.Timeout):
+        kind, what = "timeout", f"no answer from {host} in time"
+    else:
+        kind, what = "connection_error", f"cannot reach {host} ({type(exc).__name__})"
     return ProviderAPIError(
-        f"{type(exc).__name__} talking to the provider",
+        f"{what}; the message stays in the outbox and is retried with the same idempotency key",
         provider=provider,
         error_type=kind,
         transient=True,
@@ -97,27 +150,51 @@ def deliver(
     """One attempt at sending ``message``.
 
     Returns the result when the provider accepted it, None when it stays in
-    the outbox for a later attempt (or another process holds it); raises
-    ``ProviderAPIError`` / ``InvalidMessage`` when it failed for good.
+    the outbox for a later attempt (or another process holds it); raises a
+    ``TxMailError`` when it failed for good.
     """
-    if not _claim(message):
+    if not claim(message):
         return None
+    with _reporting_outcome() as nested:
+        return _attempt(message, adapter, session, timeout, report=not nested)
+
+
+def _attempt(
+    message: Message,
+    adapter: Adapter,
+    session: requests.Session,
+    timeout: float | None,
+    *,
+    report: bool,
+) -> SendResult | None:
     started, clock = timezone.now(), time.monotonic()
-    error: ProviderAPIError | InvalidMessage | None = None
-    result = None
+    result: SendResult | None = None
+    error: TxMailError
     try:
         route = route_of(message)
         request = adapter.build_send(load(message), route)
         response = _http(session, request, timeout or get_settings().timeout)
         result = adapter.parse_send(response, route)
-    except ProviderAPIError as exc:
+    except TxMailError as exc:
         error = exc
     except requests.RequestException as exc:
-        error = _network_error(message.provider, exc)
+        error = _network_error(message.provider, adapter.account.api_uri, exc)
     except OSError as exc:
-        error = InvalidMessage(
-            f"Stored content of message {message.pk} cannot be read ({exc.strerror or exc}); "
-            "it cannot be sent again as recorded."
+        error = DeliveryError(
+            f"The stored content of message {message.pk} cannot be read "
+            f"({exc.strerror or exc}); it cannot be sent as recorded.",
+            error_type="stored_content_missing",
+        )
+    except Exception as exc:
+        logger.log(
+            logging.ERROR if report else logging.DEBUG,
+            "Message %s: unexpected error while sending",
+            message.pk,
+            exc_info=True,
+        )
+        error = DeliveryError(
+            f"Unexpected error while sending: {type(exc).__name__}: {exc}",
+            error_type="internal_error",
         )
     attempt = Attempt(
         message=message,
@@ -126,33 +203,24 @@ def deliver(
         duration_ms=int((time.monotonic() - clock) * 1000),
     )
     if result is not None:
-        _accepted(message, attempt, result)
+        _accepted(message, attempt, result, report=report)
         return result
-    assert error is not None
-    _failed(message, attempt, error)
-    if (
-        isinstance(error, ProviderAPIError)
-        and error.transient
-        and message.status == Message.Status.QUEUED
-    ):
+    if _failed(message, attempt, error, report=report):
         return None
     raise error
 
 
-def _accepted(message: Message, attempt: Attempt, result: SendResult) -> None:
+def _accepted(message: Message, attempt: Attempt, result: SendResult, *, report: bool) -> None:
     now = timezone.now()
     attempt.outcome = Attempt.Outcome.SENT
     attempt.http_status = 200
-    attempt.request_id = result.request_id
+    attempt.request_id = result.request_id[:255]
     attempt.save()
-    message.status = (
-        Message.Status.SCHEDULED
-        if message.send_at and message.send_at > now
-        else Message.Status.SENT
-    )
-    message.provider_message_id = result.provider_message_id
-    message.provider_schedule_id = result.schedule_id
-    message.provider_request_id = result.request_id
+    provider_holds_it = bool(message.options.get("provider_scheduled"))
+    message.status = Message.Status.SCHEDULED if provider_holds_it else Message.Status.SENT
+    message.provider_message_id = result.provider_message_id[:255]
+    message.provider_schedule_id = result.schedule_id[:255]
+    message.provider_request_id = result.request_id[:255]
     message.next_attempt_at = None
     message.sent_at = now
     message.save(
@@ -166,28 +234,32 @@ def _accepted(message: Message, attempt: Attempt, result: SendResult) -> None:
             "updated_at",
         ]
     )
-    message_sent.send(sender=Message, message=message, result=result)
+    if report:
+        # send_robust: a failing receiver must not make a sent message look unsent.
+        message_sent.send_robust(sender=Message, message=message, result=result)
 
 
-def _failed(message: Message, attempt: Attempt, error: ProviderAPIError | InvalidMessage) -> None:
+def _failed(message: Message, attempt: Attempt, error: TxMailError, *, report: bool) -> bool:
+    """Record a failed attempt; True when the message will be tried again."""
     transient = isinstance(error, ProviderAPIError) and error.transient
+    error_type = error.error_type
     attempt.outcome = Attempt.Outcome.TRANSIENT if transient else Attempt.Outcome.PERMANENT
     attempt.error_message = str(error)
+    attempt.error_type = error_type[:128]
     if isinstance(error, ProviderAPIError):
         attempt.http_status = error.status
-        attempt.error_type = error.error_type
-        attempt.request_id = error.request_id
-    else:
-        attempt.error_type = "stored_content_missing"
+        attempt.request_id = error.request_id[:255]
     attempt.save()
     message.last_error = str(error)
     message.last_error_type = attempt.error_type
-    if transient and message.attempts < get_settings().max_attempts:
-        message.status = Message.Status.QUEUED
+    retry = transient and message.attempts < get_settings().max_attempts
+    if retry:
         delay = retry_delay(message.attempts, error.retry_after)  # type: ignore[union-attr]
+        message.status = Message.Status.QUEUED
         message.next_attempt_at = timezone.now() + timedelta(seconds=delay)
-        logger.warning(
-            "Message %s: attempt %s failed (%s); retrying in %.0f s",
+        logger.log(
+            logging.WARNING if report else logging.DEBUG,
+            "Message %s: attempt %s failed (%s); next attempt in %.0f s",
             message.pk,
             message.attempts,
             error,
@@ -196,7 +268,14 @@ def _failed(message: Message, attempt: Attempt, error: ProviderAPIError | Invali
     else:
         message.status = Message.Status.FAILED
         message.next_attempt_at = None
-        logger.error("Message %s failed: %s", message.pk, error)
+        logger.log(
+            logging.ERROR if report else logging.DEBUG,
+            "Message %s failed after %s attempt(s): %s",
+            message.pk,
+            message.attempts,
+            error,
+        )
     message.save(
         update_fields=["status", "next_attempt_at", "last_error", "last_error_type", "updated_at"]
     )
+    return retry

@@ -12,9 +12,14 @@ from __future__ import annotations
 class TxMailError(Exception):
     """Base class of every django-txmail error."""
 
+    #: A short machine-readable kind, recorded on failed attempts.
+    error_type: str = "txmail_error"
+
 
 class InvalidMessage(TxMailError, ValueError):
     """The message cannot be sent as written (bad address, no recipients...)."""
+
+    error_type = "invalid_message"
 
 
 class HeaderInjection(InvalidMessage):
@@ -24,17 +29,25 @@ class HeaderInjection(InvalidMessage):
     message is refused rather than cleaned up behind the caller's back.
     """
 
+    error_type = "header_injection"
+
 
 class MessageTooLarge(InvalidMessage):
     """The message is over the size the chosen provider accepts."""
+
+    error_type = "message_too_large"
 
 
 class UnroutableSender(TxMailError):
     """No Grant or SendingDomain can send for the message's From address."""
 
+    error_type = "unroutable_sender"
+
 
 class UnsupportedFeature(TxMailError):
     """The chosen provider cannot carry a feature the message uses."""
+
+    error_type = "unsupported_feature"
 
     def __init__(self, provider: str, feature: str, hint: str = "") -> None:
         self.provider = provider
@@ -47,6 +60,16 @@ class UnsupportedFeature(TxMailError):
 
 class TemplateError(TxMailError):
     """A template cannot be found or rendered."""
+
+    error_type = "template_error"
+
+
+class DeliveryError(TxMailError):
+    """Sending failed on our side, e.g. the stored content can no longer be read."""
+
+    def __init__(self, message: str, *, error_type: str) -> None:
+        self.error_type = error_type
+        super().__init__(message)
 
 
 class ProviderAPIError(TxMailError):

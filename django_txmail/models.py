@@ -121,6 +121,10 @@ class Message(models.Model):
     grant = models.ForeignKey(
         Grant, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
     )
+    # The route's target, kept on the row so a retry never depends on the
+    # SendingDomain or Grant row still existing.
+    route_domain = models.CharField(max_length=253, blank=True)
+    route_grant_id = models.CharField(max_length=255, blank=True)
     from_email = models.JSONField(help_text=_("{email, name}"))
     from_address = models.CharField(max_length=254, db_index=True)
     to = models.JSONField(default=list, blank=True)
@@ -143,6 +147,9 @@ class Message(models.Model):
         max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
     )
     idempotency_key = models.CharField(max_length=256, unique=True)
+    content_hash = models.CharField(
+        max_length=64, help_text=_("Fingerprint of the content, to tell a reused key apart.")
+    )
     provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
     provider_schedule_id = models.CharField(max_length=255, blank=True)
     provider_request_id = models.CharField(max_length=255, blank=True)
@@ -177,11 +184,11 @@ class MessageAttachment(models.Model):
 
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
     position = models.PositiveSmallIntegerField()
-    filename = models.CharField(max_length=255, blank=True)
+    filename = models.TextField(blank=True)
     mimetype = models.CharField(max_length=255)
     size = models.PositiveBigIntegerField()
     sha256 = models.CharField(max_length=64)
-    content_id = models.CharField(max_length=255, blank=True)
+    content_id = models.TextField(blank=True)
     inline = models.BooleanField(default=False)
     storage_name = models.CharField(max_length=500)
 

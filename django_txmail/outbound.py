@@ -36,7 +36,6 @@ class Feature(enum.StrEnum):
     METADATA = "metadata"
     TAGS = "tags"
     MULTIPLE_TAGS = "more than one tag"
-    SEND_AT = "scheduled sending (send_at)"
     PROVIDER_TEMPLATE = "provider-hosted templates (template_id)"
     TRACK_OPENS = "open tracking (track_opens)"
     TRACK_CLICKS = "click tracking (track_clicks)"
@@ -153,7 +152,6 @@ class OutboundEmail:
             Feature.METADATA: self.metadata,
             Feature.TAGS: self.tags,
             Feature.MULTIPLE_TAGS: len(self.tags) > 1,
-            Feature.SEND_AT: self.send_at,
             Feature.PROVIDER_TEMPLATE: self.template_id,
             Feature.TRACK_OPENS: self.track_opens is not None,
             Feature.TRACK_CLICKS: self.track_clicks is not None,

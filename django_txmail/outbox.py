@@ -3,20 +3,28 @@
 ``record`` stores an OutboundEmail as a ``Message`` row (attachments in
 Django's storage) before anything is sent; ``load`` rebuilds the very same
 OutboundEmail from the row for the first attempt and every retry.
+
+``record`` also decides, once, how a ``send_at`` is honoured: handed to the
+provider when it can hold the message that long (and cancel it), otherwise
+kept in the outbox as "scheduled" until it is due. Deciding at record time
+keeps every attempt's request identical, whatever the clock says later.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, storages
 from django.db import IntegrityError, transaction
-from django.utils.text import get_valid_filename
+from django.utils import timezone
 
 from .conf import get_settings
+from .exceptions import InvalidMessage
 from .models import Message, MessageAttachment
 from .outbound import Address, Attachment, OutboundEmail
 from .routing import ResolvedRoute
@@ -59,14 +67,15 @@ def _options(email: OutboundEmail) -> dict[str, Any]:
     return options
 
 
-def _store_attachments(message: Message, email: OutboundEmail) -> None:
+def _store_attachments(message: Message, contents: list[bytes], email: OutboundEmail) -> None:
     storage = attachment_storage()
     saved: list[str] = []
     try:
-        for position, attachment in enumerate(email.attachments):
-            content = attachment.read()
-            safe = get_valid_filename(attachment.filename or "") or "attachment"
-            name = storage.save(f"txmail/{message.pk}/{position}-{safe}", ContentFile(content))
+        for position, (attachment, content) in enumerate(
+            zip(email.attachments, contents, strict=True)
+        ):
+            # The real filename is on the row; the stored name never depends on it.
+            name = storage.save(f"txmail/{message.pk}/{position}", ContentFile(content))
             saved.append(name)
             MessageAttachment.objects.create(
                 message=message,
@@ -85,17 +94,74 @@ def _store_attachments(message: Message, email: OutboundEmail) -> None:
         raise
 
 
-def record(email: OutboundEmail, resolved: ResolvedRoute) -> tuple[Message, bool]:
+def _content_hash(email: OutboundEmail, contents: list[bytes]) -> str:
+    """A fingerprint of what the message says and to whom (not of when it was made)."""
+    canonical = {
+        "from": email.from_email.as_dict(),
+        "to": _addresses(email.to),
+        "cc": _addresses(email.cc),
+        "bcc": _addresses(email.bcc),
+        "reply_to": _addresses(email.reply_to),
+        "subject": email.subject,
+        "text": email.text,
+        "html": email.html,
+        "headers": email.headers,
+        "metadata": email.metadata,
+        "tags": email.tags,
+        "options": _options(email),
+        "send_at": email.send_at.isoformat() if email.send_at else None,
+        "attachments": [
+            [a.filename, a.mimetype, a.content_id, a.inline, hashlib.sha256(c).hexdigest()]
+            for a, c in zip(email.attachments, contents, strict=True)
+        ],
+    }
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+def _existing(key: str, content_hash: str) -> Message | None:
+    existing = Message.objects.filter(idempotency_key=key).first()
+    if existing is not None and existing.content_hash != content_hash:
+        raise InvalidMessage(
+            f"The idempotency key {key!r} was already used for a different message "
+            f"({existing.pk}); use a new key for new content."
+        )
+    return existing
+
+
+def initial_state(
+    send_at: datetime | None, window: tuple[timedelta, timedelta] | None
+) -> tuple[str, datetime | None, bool]:
+    """(status, next_attempt_at, provider_scheduled) for a new message."""
+    now = timezone.now()
+    if send_at is None or send_at <= now:
+        return Message.Status.QUEUED, None, False
+    if window is not None and window[0] <= send_at - now <= window[1]:
+        return Message.Status.QUEUED, None, True
+    return Message.Status.SCHEDULED, send_at, False
+
+
+def record(
+    email: OutboundEmail,
+    resolved: ResolvedRoute,
+    schedule_window: tuple[timedelta, timedelta] | None = None,
+) -> tuple[Message, bool]:
     """Store ``email`` in the outbox; return the row and whether it is new.
 
     A caller-supplied idempotency key that is already in the outbox returns
-    the existing message instead of a second copy: the same key is the same
-    message, so a retried web request never sends twice.
+    the existing message instead of a second copy — the same key is the same
+    message, so a retried web request never sends twice — unless the content
+    differs, which is an error. ``schedule_window`` is how far ahead the
+    provider can hold a message on this route (None: it cannot).
     """
     key = email.idempotency_key or f"txmail-{uuid.uuid4()}"
-    existing = Message.objects.filter(idempotency_key=key).first()
-    if existing is not None:
+    contents = [attachment.read() for attachment in email.attachments]
+    content_hash = _content_hash(email, contents)
+    if existing := _existing(key, content_hash):
         return existing, False
+    status, next_attempt_at, provider_scheduled = initial_state(email.send_at, schedule_window)
+    options = _options(email)
+    if provider_scheduled:
+        options["provider_scheduled"] = True
     try:
         with transaction.atomic():
             message = Message.objects.create(
@@ -103,6 +169,8 @@ def record(email: OutboundEmail, resolved: ResolvedRoute) -> tuple[Message, bool
                 provider=resolved.route.provider,
                 sending_domain=resolved.sending_domain,
                 grant=resolved.grant,
+                route_domain=resolved.route.domain,
+                route_grant_id=resolved.route.grant_id,
                 from_email=email.from_email.as_dict(),
                 from_address=email.from_email.email.lower(),
                 to=_addresses(email.to),
@@ -115,17 +183,19 @@ def record(email: OutboundEmail, resolved: ResolvedRoute) -> tuple[Message, bool
                 headers=email.headers,
                 metadata=email.metadata,
                 tags=email.tags,
-                options=_options(email),
+                options=options,
                 send_at=email.send_at,
+                status=status,
+                next_attempt_at=next_attempt_at,
                 idempotency_key=key,
+                content_hash=content_hash,
             )
-            _store_attachments(message, email)
+            _store_attachments(message, contents, email)
     except IntegrityError:
         # Another process recorded the same key between our check and insert.
-        existing = Message.objects.filter(idempotency_key=key).first()
-        if existing is None:
-            raise
-        return existing, False
+        if existing := _existing(key, content_hash):
+            return existing, False
+        raise
     email.message_id = message.pk
     email.idempotency_key = key
     return message, True
@@ -149,6 +219,7 @@ def load(message: Message) -> OutboundEmail:
         return [Address(v["email"], v.get("name", "")) for v in values]
 
     options = dict(message.options)
+    provider_scheduled = options.pop("provider_scheduled", False)
     alternatives = [tuple(alt) for alt in options.pop("alternatives", [])]
     overrides = {k: addresses(v) for k, v in options.pop("header_overrides", {}).items()}
     storage = attachment_storage()
@@ -167,7 +238,8 @@ def load(message: Message) -> OutboundEmail:
         attachments=[_stored_attachment(row, storage) for row in message.attachments.all()],
         metadata=dict(message.metadata),
         tags=list(message.tags),
-        send_at=message.send_at,
+        # The provider gets send_at only when it holds the message itself.
+        send_at=message.send_at if provider_scheduled else None,
         message_id=message.pk,
         idempotency_key=message.idempotency_key,
         **options,

@@ -17,6 +17,8 @@ WAIT="${TXMAIL_DEMO_WAIT:-30}"
 MANAGE=(example_project/manage.py)
 LOG=.tmp/sandbox.log
 HEALTH="http://127.0.0.1:$PORT/_sandbox/health"
+# The example project reads its provider URL from here, so both agree on the port.
+export TXMAIL_NYLAS_API_URI="http://127.0.0.1:$PORT"
 
 [[ -x "$PYTHON" ]] || { echo "demo: $PYTHON not found; run 'make demo' (it creates .venv)" >&2; exit 2; }
 [[ -f "${MANAGE[0]}" ]] || { echo "demo: ${MANAGE[0]} not found" >&2; exit 2; }

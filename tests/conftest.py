@@ -7,6 +7,7 @@ The sandbox server itself comes from django-txmail's pytest plugin
 from __future__ import annotations
 
 import shutil
+import time
 
 import django
 import pytest
@@ -44,6 +45,18 @@ def sandbox(txmail_sandbox, settings):
     else:
         settings.EMAIL_BACKEND = BACKEND
     return txmail_sandbox
+
+
+def wait_for_requests(sandbox, count: int, timeout: float = 5.0) -> None:
+    """Wait until the sandbox has answered ``count`` requests (held answers included).
+
+    A test that makes the sandbox hold an answer waits for it, so the answer
+    is not logged during the next test.
+    """
+    deadline = time.monotonic() + timeout
+    while len(sandbox.requests) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(sandbox.requests) >= count
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -56,3 +56,8 @@ def test_bad_settings_are_reported(settings, txmail, expected):
 def test_rest_framework_must_be_installed(settings):
     settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "rest_framework"]
     assert "txmail.E005" in ids(check_settings())
+
+
+def test_use_tz_is_required(settings):
+    settings.USE_TZ = False
+    assert "txmail.E006" in ids(check_settings())

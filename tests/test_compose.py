@@ -60,10 +60,16 @@ def test_cc_bcc_and_reply_to_are_mapped():
 
 @pytest.mark.parametrize(
     "bad",
-    ["a@", "@x.example", "no-at-sign", "a b@x.example", "<>", "Doe, John <j@x.example>", "a@b"],
+    ["a@", "@x.example", "no-at-sign", "a b@x.example", "<>", "Doe, John <j@x.example>"],
 )
 def test_invalid_addresses_are_refused(bad):
     with pytest.raises(InvalidMessage, match="not a valid"):
+        compose(EmailMessage("s", "b", "a@x.example", [bad]))
+
+
+@pytest.mark.parametrize("bad", ["root@localhost", "a@b"])
+def test_domains_without_a_dot_are_refused_before_sending(bad):
+    with pytest.raises(InvalidMessage, match="no dot in its domain"):
         compose(EmailMessage("s", "b", "a@x.example", [bad]))
 
 
@@ -138,6 +144,29 @@ def test_to_header_differing_from_recipients_is_recorded_as_an_override():
     assert [a.email for a in email.to] == ["b@x.example"]
 
 
+def test_to_header_naming_the_same_mailboxes_supplies_display_names():
+    msg = EmailMessage(
+        "s", "b", "a@x.example", ["b@x.example"], headers={"To": "Bee <b@x.example>"}
+    )
+    email = compose(msg)
+    assert email.to == [Address("b@x.example", "Bee")] and email.header_overrides == {}
+
+
+@pytest.mark.parametrize(
+    "name", ["Subject", "Content-Type", "MIME-Version", "Content-Transfer-Encoding", "Resent-Bcc"]
+)
+def test_headers_built_from_the_message_itself_are_refused(name):
+    msg = EmailMessage("s", "b", "a@x.example", ["b@x.example"], headers={name: "x"})
+    with pytest.raises(InvalidMessage, match=name):
+        compose(msg)
+
+
+def test_the_same_header_twice_in_different_case_is_refused():
+    msg = EmailMessage("s", "b", "a@x.example", ["b@x.example"], headers={"X-Id": "1", "x-id": "2"})
+    with pytest.raises(InvalidMessage, match="given twice"):
+        compose(msg)
+
+
 def test_other_headers_pass_through_with_values_as_strings():
     msg = EmailMessage("s", "b", "a@x.example", ["b@x.example"], headers={"X-Count": 3})
     assert compose(msg).headers == {"X-Count": "3"}
@@ -190,10 +219,37 @@ def test_attachments_from_attach_and_tuples():
     email = compose(msg)
     got = [(a.filename, a.mimetype, a.read(), a.inline) for a in email.attachments]
     assert got == [
-        ("notes.txt", "text/plain", "héllo".encode(), False),
+        ("notes.txt", "text/plain; charset=utf-8", "héllo".encode(), False),
         ("data.bin", "application/octet-stream", b"\x00\x01", False),
-        ("raw.csv", "text/csv", b"a,b", False),
+        ("raw.csv", "text/csv; charset=utf-8", b"a,b", False),
     ]
+
+
+def test_mime_text_attachment_keeps_its_charset():
+    from email.mime.text import MIMEText
+
+    part = MIMEText("Grüße", "plain", "iso-8859-1")
+    part.add_header("Content-Disposition", "attachment", filename="greeting.txt")
+    msg = EmailMessage("s", "b", "a@x.example", ["b@x.example"])
+    msg.attach(part)
+    [attachment] = compose(msg).attachments
+    assert attachment.mimetype == "text/plain; charset=iso-8859-1"
+    assert attachment.read() == "Grüße".encode("iso-8859-1")
+
+
+def test_lazy_strings_inside_extras_are_evaluated():
+    msg = TxMessage(
+        "s",
+        "b",
+        "a@x.example",
+        ["b@x.example"],
+        metadata={"greeting": gettext_lazy("Hello")},
+        tags=[gettext_lazy("welcome")],
+        merge_global_data={"items": [gettext_lazy("one")]},
+    )
+    email = compose(msg)
+    assert email.metadata == {"greeting": "Hello"} and type(email.metadata["greeting"]) is str
+    assert email.tags == ["welcome"] and email.template_vars == {"items": ["one"]}
 
 
 def test_attach_file_reads_the_file(tmp_path):
@@ -318,7 +374,7 @@ def test_email_attachment_named_tuples():
     [attachment] = compose(msg).attachments
     assert (attachment.filename, attachment.mimetype, attachment.read()) == (
         "r.csv",
-        "text/csv",
+        "text/csv; charset=utf-8",
         b"a,b",
     )
 
@@ -333,3 +389,11 @@ def test_mime_part_attachments_on_django_6():
     msg.attach(part)
     [attachment] = compose(msg).attachments
     assert attachment.inline and attachment.content_id == "pic@x" and attachment.read() == GIF
+
+
+@pytest.mark.parametrize("mimetype", ["not a type", "text/plain\r\nX-Evil: 1", "a/" + "b" * 300])
+def test_a_bad_attachment_content_type_is_refused(mimetype):
+    msg = EmailMessage("s", "b", "a@x.example", ["b@x.example"])
+    msg.attachments.append(("f.bin", b"x", mimetype))
+    with pytest.raises(InvalidMessage):
+        compose(msg)

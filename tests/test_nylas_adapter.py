@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import email.parser
 import email.policy
+import io
 import json
 import uuid
 
@@ -34,6 +35,11 @@ def adapter():
     return NylasAdapter(ACCOUNT)
 
 
+def payload_of(request):
+    assert request.transport == "json"
+    return json.loads(request.body)
+
+
 def make(**kwargs):
     base = {
         "from_email": Address("hi@shop.example", "Shop"),
@@ -45,23 +51,23 @@ def make(**kwargs):
 def test_domain_route_sends_from_as_one_object(adapter):
     req = adapter.build_send(make(subject="Hello", text="Hi"), DOMAIN)
     assert req.url == "https://api.us.nylas.com/v3/domains/shop.example/messages/send"
-    assert req.json_body["from"] == {"email": "hi@shop.example", "name": "Shop"}
-    assert req.json_body["to"] == [{"email": "ann@x.example", "name": "Ann"}]
+    assert payload_of(req)["from"] == {"email": "hi@shop.example", "name": "Shop"}
+    assert payload_of(req)["to"] == [{"email": "ann@x.example", "name": "Ann"}]
 
 
 def test_grant_route_sends_from_as_a_one_element_array(adapter):
     req = adapter.build_send(make(subject="Hello", text="Hi"), GRANT)
     assert req.url == "https://api.us.nylas.com/v3/grants/grant-1/messages/send"
-    assert req.json_body["from"] == [{"email": "hi@shop.example", "name": "Shop"}]
+    assert payload_of(req)["from"] == [{"email": "hi@shop.example", "name": "Shop"}]
 
 
 def test_text_only_body_is_marked_plaintext(adapter):
-    payload = adapter.build_send(make(text="Hi"), DOMAIN).json_body
+    payload = payload_of(adapter.build_send(make(text="Hi"), DOMAIN))
     assert payload["body"] == "Hi" and payload["is_plaintext"] is True
 
 
 def test_html_body_is_sent_as_html(adapter):
-    payload = adapter.build_send(make(text="Hi", html="<p>Hi</p>"), DOMAIN).json_body
+    payload = payload_of(adapter.build_send(make(text="Hi", html="<p>Hi</p>"), DOMAIN))
     assert payload["body"] == "<p>Hi</p>" and "is_plaintext" not in payload
 
 
@@ -72,7 +78,7 @@ def test_cc_bcc_reply_to_and_headers(adapter):
         reply_to=[Address("r@x.example", "R")],
         headers={"X-Order": "42"},
     )
-    payload = adapter.build_send(email, DOMAIN).json_body
+    payload = payload_of(adapter.build_send(email, DOMAIN))
     assert payload["cc"] == [{"email": "c@x.example", "name": ""}]
     assert payload["bcc"] == [{"email": "b@x.example", "name": ""}]
     assert payload["reply_to"] == [{"email": "r@x.example", "name": "R"}]
@@ -89,7 +95,7 @@ def test_auth_idempotency_and_content_type_headers(adapter):
 def test_metadata_values_become_strings_and_carry_our_message_id(adapter):
     message_id = uuid.uuid4()
     email = make(metadata={"order": 42, "vip": True}, message_id=message_id)
-    payload = adapter.build_send(email, DOMAIN).json_body
+    payload = payload_of(adapter.build_send(email, DOMAIN))
     assert payload["metadata"] == {"order": "42", "vip": "true", "txmail_id": str(message_id)}
 
 
@@ -108,41 +114,41 @@ def test_metadata_nylas_cannot_take_is_refused(adapter, metadata, match):
 
 
 def test_tracking_options(adapter):
-    payload = adapter.build_send(make(track_opens=True, track_clicks=False), DOMAIN).json_body
+    payload = payload_of(adapter.build_send(make(track_opens=True, track_clicks=False), DOMAIN))
     assert payload["tracking_options"] == {"opens": True, "links": False}
 
 
 def test_send_at_is_unix_seconds(adapter):
     when = timezone.now().replace(microsecond=0) + dt.timedelta(hours=2)
-    payload = adapter.build_send(make(send_at=when), DOMAIN).json_body
+    payload = payload_of(adapter.build_send(make(send_at=when), DOMAIN))
     assert payload["send_at"] == int(when.timestamp())
 
 
-def test_send_at_under_a_minute_away_sends_now(adapter):
-    payload = adapter.build_send(make(send_at=timezone.now()), DOMAIN).json_body
-    assert "send_at" not in payload
+def test_no_send_at_means_no_send_at_whatever_the_clock(adapter):
+    assert "send_at" not in payload_of(adapter.build_send(make(), DOMAIN))
 
 
-def test_send_at_beyond_30_days_is_refused(adapter):
-    with pytest.raises(InvalidMessage, match="30 days"):
-        adapter.check(make(send_at=timezone.now() + dt.timedelta(days=31)), DOMAIN)
+def test_only_the_grant_route_is_scheduled_by_nylas(adapter):
+    assert adapter.scheduling_window(DOMAIN) is None
+    low, high = adapter.scheduling_window(GRANT)
+    assert low >= dt.timedelta(minutes=1) and high == dt.timedelta(days=30)
 
 
 def test_provider_template_with_variables_and_no_body(adapter):
     email = make(template_id="tpl_9", template_vars={"name": "Ann"})
-    payload = adapter.build_send(email, DOMAIN).json_body
+    payload = payload_of(adapter.build_send(email, DOMAIN))
     assert payload["template"] == {"id": "tpl_9", "strict": True, "variables": {"name": "Ann"}}
     assert "body" not in payload and "subject" not in payload
 
 
 def test_reply_to_message_id(adapter):
-    payload = adapter.build_send(make(reply_to_message_id="<m1@x>"), DOMAIN).json_body
+    payload = payload_of(adapter.build_send(make(reply_to_message_id="<m1@x>"), DOMAIN))
     assert payload["reply_to_message_id"] == "<m1@x>"
 
 
 def test_esp_extra_is_merged_into_the_payload(adapter):
     email = make(track_opens=True, esp_extra={"tracking_options": {"label": "welcome"}})
-    payload = adapter.build_send(email, DOMAIN).json_body
+    payload = payload_of(adapter.build_send(email, DOMAIN))
     assert payload["tracking_options"] == {"opens": True, "label": "welcome"}
 
 
@@ -157,7 +163,7 @@ def test_small_attachments_go_base64_in_json(adapter):
     )
     req = adapter.build_send(email, DOMAIN)
     assert req.transport == "json"
-    assert req.json_body["attachments"] == [
+    assert payload_of(req)["attachments"] == [
         {
             "filename": "a.txt",
             "content_type": "text/plain",
@@ -176,31 +182,116 @@ def test_small_attachments_go_base64_in_json(adapter):
 
 def test_large_attachments_go_as_streamed_multipart(adapter):
     big = bytes(range(256)) * (4 * 1024 * 4)  # 4 MiB
+    opened = []
+
+    def opener():
+        opened.append(True)
+        return io.BytesIO(big)
+
     email = make(
         subject="Big",
+        idempotency_key="k-1",
         attachments=[
-            Attachment.from_bytes(big, filename="big.bin", mimetype="application/octet-stream"),
+            Attachment(
+                filename="big.bin",
+                mimetype="application/octet-stream",
+                size=len(big),
+                opener=opener,
+            ),
             Attachment.from_bytes(
                 b"GIF", filename="l.gif", mimetype="image/gif", content_id="logo", inline=True
             ),
         ],
     )
     req = adapter.build_send(email, DOMAIN)
-    assert req.transport == "multipart" and req.json_body is None
+    assert req.transport == "multipart"
+    assert opened == [], "the file is read only while the request streams"
     raw = req.body.read()
-    assert len(raw) == len(req.body)
+    assert opened == [True] and len(raw) == len(req.body)
     parsed = email_parser_for(req.headers["Content-Type"], raw)
     parts = {p.get_param("name", header="content-disposition"): p for p in parsed.iter_parts()}
+    assert sorted(parts) == ["file0", "file1", "message"]
     message = json.loads(parts["message"].get_payload(decode=True))
     assert message["subject"] == "Big"
-    assert message["attachments"][0] == {
-        "filename": "big.bin",
-        "content_type": "application/octet-stream",
-        "content_disposition": "attachment",
-    }
+    assert message["attachments"] == [
+        {
+            "filename": "big.bin",
+            "content_type": "application/octet-stream",
+            "content_disposition": "attachment",
+        },
+        {
+            "filename": "l.gif",
+            "content_type": "image/gif",
+            "content_disposition": "inline",
+            "content_id": "logo",
+        },
+    ]
     assert parts["file0"].get_payload(decode=True) == big
     assert parts["file0"].get_filename() == "big.bin"
-    assert parts["logo"].get_payload(decode=True) == b"GIF"
+    assert parts["file1"].get_payload(decode=True) == b"GIF"
+
+
+def test_multipart_body_is_identical_on_every_attempt(adapter):
+    big = Attachment.from_bytes(b"x" * 3_100_000, filename="a.bin", mimetype="application/pdf")
+    email = make(idempotency_key="same-key", attachments=[big])
+    first, second = (adapter.build_send(email, DOMAIN) for _ in range(2))
+    assert first.headers["Content-Type"] == second.headers["Content-Type"]
+    assert first.body.read() == second.body.read()
+
+
+def test_a_content_id_named_message_does_not_collide_with_the_message_part(adapter):
+    big = Attachment.from_bytes(
+        b"x" * 3_100_000,
+        filename="a.png",
+        mimetype="image/png",
+        content_id="message",
+        inline=True,
+    )
+    req = adapter.build_send(make(attachments=[big]), DOMAIN)
+    parsed = email_parser_for(req.headers["Content-Type"], req.body.read())
+    names = [p.get_param("name", header="content-disposition") for p in parsed.iter_parts()]
+    assert names == ["message", "file0"]
+
+
+def test_a_big_body_without_attachments_goes_as_multipart(adapter):
+    req = adapter.build_send(make(html="<p>" + "x" * 3_100_000 + "</p>"), DOMAIN)
+    assert req.transport == "multipart"
+
+
+def test_json_size_counts_escaped_filenames_and_esp_extra(adapter):
+    # Just under 3 MB as base64; an escaped Cyrillic filename or esp_extra pushes it over.
+    size = (3_000_000 - 1_000) * 3 // 4
+    plain = Attachment.from_bytes(b"x" * size, filename="a.pdf", mimetype="application/pdf")
+    assert adapter.build_send(make(attachments=[plain]), DOMAIN).transport == "json"
+    cyrillic = Attachment.from_bytes(
+        b"x" * size, filename="ж" * 300 + ".pdf", mimetype="application/pdf"
+    )
+    assert adapter.build_send(make(attachments=[cyrillic]), DOMAIN).transport == "multipart"
+    extra = make(attachments=[plain], esp_extra={"x": "y" * 5_000})
+    assert adapter.build_send(extra, DOMAIN).transport == "multipart"
+
+
+def test_the_switch_to_multipart_happens_exactly_at_the_json_limit(adapter):
+    transports = {}
+    for size in range(2_249_000, 2_250_200, 50):
+        attachment = Attachment.from_bytes(
+            b"\xff" * size, filename="f.bin", mimetype="application/octet-stream"
+        )
+        req = adapter.build_send(make(attachments=[attachment]), DOMAIN)
+        transports[size] = req.transport
+        if req.transport == "json":
+            assert len(req.body) <= 3_000_000
+    switch = min(size for size, transport in transports.items() if transport == "multipart")
+    assert all(transports[size] == "json" for size in transports if size < switch)
+    attachment = Attachment.from_bytes(
+        b"\xff" * (switch - 50), filename="f.bin", mimetype="application/octet-stream"
+    )
+    assert len(adapter.build_send(make(attachments=[attachment]), DOMAIN).body) > 2_999_900
+
+
+def test_request_repr_never_shows_the_api_key(adapter):
+    req = adapter.build_send(make(), DOMAIN)
+    assert KEY in req.headers["Authorization"] and KEY not in repr(req)
 
 
 def email_parser_for(content_type, raw):
@@ -213,7 +304,7 @@ def test_over_25_mb_is_refused_before_any_request(adapter):
     huge = Attachment(
         filename="huge.bin",
         mimetype="application/octet-stream",
-        size=26 * 1024 * 1024,
+        size=25_000_000,
         opener=lambda: pytest.fail("must not be read"),
     )
     with pytest.raises(MessageTooLarge, match="25 MB"):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from email.mime.image import MIMEImage
 
 import pytest
 from django.core import mail
+from django.db import connection
 
 from django_txmail.compose import compose
 from django_txmail.message import TxMessage
@@ -63,9 +65,20 @@ def test_loaded_message_equals_the_composed_one(domain):
 def test_stored_content_is_json_not_pickle(domain):
     email = compose(rich_message())
     message, _ = record(email, resolve(email))
-    row = Message.objects.values("options", "headers", "metadata", "to").get(pk=message.pk)
-    assert row["options"]["esp_extra"] == {"a": {"b": 1}}
-    assert row["to"] == [{"email": "ann@x.example", "name": "Ann"}]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT options, headers, metadata, "
+            + connection.ops.quote_name("to")
+            + " FROM django_txmail_message WHERE id = %s",
+            [Message._meta.pk.get_db_prep_value(message.pk, connection)],
+        )
+        raw = cursor.fetchone()
+    options, headers, metadata, to = (
+        json.loads(value) if isinstance(value, str) else value for value in raw
+    )
+    assert options["esp_extra"] == {"a": {"b": 1}}
+    assert headers == {"X-Order": "7"} and metadata == {"order": 7}
+    assert to == [{"email": "ann@x.example", "name": "Ann"}]
 
 
 def test_generated_idempotency_keys_are_unique_per_message(domain):

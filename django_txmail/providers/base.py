@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from functools import cache
 from typing import IO, Any, ClassVar
 
 from django.core.exceptions import ImproperlyConfigured
-from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from .. import __version__
@@ -45,16 +45,20 @@ class Route:
 class ProviderRequest:
     """One HTTP request, ready for a ``requests.Session``.
 
-    Exactly one of ``json_body`` and ``body`` is set; ``body`` is a readable
-    stream with a known length (multipart uploads).
+    ``body`` is bytes, or a readable stream with a known length (multipart
+    uploads). ``headers`` carry credentials and stay out of ``repr()``, so
+    debug pages and error trackers that print locals do not show them.
     """
 
     method: str
     url: str
-    headers: dict[str, str]
-    json_body: Any = None
-    body: IO[bytes] | None = None
+    headers: dict[str, str] = field(repr=False)
+    body: bytes | IO[bytes] = b""
     transport: str = "json"
+
+    def close(self) -> None:
+        if not isinstance(self.body, bytes):
+            self.body.close()
 
 
 @dataclass
@@ -82,7 +86,6 @@ class SendResult:
     request_id: str = ""
     schedule_id: str = ""
     idempotent_replay: bool = False
-    recipients: dict[str, str] = field(default_factory=dict)  # email -> provider message id
 
 
 class Adapter:
@@ -100,14 +103,22 @@ class Adapter:
     def __init__(self, account: ProviderAccount) -> None:
         self.account = account
 
+    def scheduling_window(self, route: Route) -> tuple[timedelta, timedelta] | None:
+        """How far ahead the provider itself can hold a message on ``route``.
+
+        None: the provider does not schedule there (or cannot cancel), so
+        scheduled mail waits in the outbox until it is due.
+        """
+        return None
+
     def check(self, email: OutboundEmail, route: Route) -> None:
         """Raise if the provider cannot send ``email`` as it is; send nothing."""
         if route.kind not in self.routes:
-            raise UnsupportedFeature(self.name, f"the {route.kind} route")
+            raise UnsupportedFeature(self.account.name, f"the {route.kind} route")
         missing = sorted(email.features() - self.features, key=list(Feature).index)
         if missing:
             raise UnsupportedFeature(
-                self.name,
+                self.account.name,
                 missing[0].value,
                 "Remove it from the message or send it through a provider that supports it.",
             )
@@ -151,9 +162,11 @@ def retry_after(value: str) -> float | None:
         pass
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError):
         return None
-    return max(0.0, (when - timezone.now()).total_seconds())
+    if when.tzinfo is None:  # "-0000" means UTC with no stated offset
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -21,9 +21,9 @@ def _quote(value: str) -> str:
 class MultipartBody(io.RawIOBase):
     """A readable, sized stream of form-data parts."""
 
-    def __init__(self) -> None:
+    def __init__(self, boundary: str = "") -> None:
         super().__init__()
-        self.boundary = f"txmail-{uuid.uuid4().hex}"
+        self.boundary = boundary or f"txmail-{uuid.uuid4().hex}"
         self._pieces: list[tuple[int, Callable[[], IO[bytes]]]] = []
         self._length = 0
         self._current: IO[bytes] | None = None

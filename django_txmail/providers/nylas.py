@@ -9,22 +9,27 @@ Wire format: ``PROVIDERS.md`` → Nylas. In short:
   message with both parts sends the HTML one (the text part stays in the
   ``Message`` record). This is listed under the provider's quirks.
 * every send carries ``Idempotency-Key`` (the message's own key, the same on
-  every retry); a ``409 api.concurrent_idempotent_request`` means the first
-  request is still in flight and is transient.
+  every retry), and the request body is a function of the stored message
+  only — never of the clock — so a retry is byte-for-byte the same request.
+  A ``409 api.concurrent_idempotent_request`` means the first request is
+  still in flight and is transient.
 * a request whose JSON form would exceed 3 MB goes as ``multipart/form-data``
-  (a ``message`` JSON field plus one file part per attachment); over 25 MB is
-  refused before any request is made.
+  (a ``message`` JSON field plus one ``file{N}`` part per attachment); over
+  25 MB is refused before any request is made. Limits are counted in decimal
+  megabytes, the safe reading of "MB".
+* the provider schedules ``send_at`` itself on the grant route, where
+  schedules can be listed and cancelled; other scheduled mail waits in the
+  outbox until it is due.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
-
-from django.utils import timezone
 
 from ..exceptions import InvalidMessage, MessageTooLarge
 from ..outbound import Attachment, Feature, OutboundEmail
@@ -39,16 +44,15 @@ from .base import (
 )
 from .multipart import MultipartBody
 
-JSON_LIMIT = 3 * 1024 * 1024
-MULTIPART_LIMIT = 25 * 1024 * 1024
+JSON_LIMIT = 3_000_000
+MULTIPART_LIMIT = 25_000_000
 METADATA_MAX_KEYS = 50
 METADATA_MAX_VALUE = 500
-SEND_AT_MIN = timedelta(minutes=1)
-SEND_AT_MAX = timedelta(days=30)
+#: Nylas wants send_at at least a minute ahead; the margin covers the time
+#: between our decision and the provider receiving the request.
+SCHEDULE_WINDOW = (timedelta(minutes=1, seconds=30), timedelta(days=30))
 #: Our message id travels in metadata so webhooks can be matched to it.
 MESSAGE_ID_KEY = "txmail_id"
-# Room for part headers and the closing boundary in size estimates.
-_PART_OVERHEAD = 512
 
 
 class NylasAdapter(Adapter):
@@ -65,7 +69,6 @@ class NylasAdapter(Adapter):
             Feature.INLINE_IMAGES,
             Feature.HEADERS,
             Feature.METADATA,
-            Feature.SEND_AT,
             Feature.PROVIDER_TEMPLATE,
             Feature.TRACK_OPENS,
             Feature.TRACK_CLICKS,
@@ -74,21 +77,20 @@ class NylasAdapter(Adapter):
         }
     )
 
+    def scheduling_window(self, route: Route) -> tuple[timedelta, timedelta] | None:
+        return SCHEDULE_WINDOW if route.kind == "grant" else None
+
     # -- checks ----------------------------------------------------------------
 
     def check(self, email: OutboundEmail, route: Route) -> None:
         super().check(email, route)
-        self._metadata(email)  # raises on bad metadata
-        if email.send_at and email.send_at - timezone.now() > SEND_AT_MAX:
-            raise InvalidMessage(
-                f"Nylas schedules at most 30 days ahead; send_at is {email.send_at:%Y-%m-%d %H:%M}"
-                " UTC. Send it later or pick an earlier time."
-            )
-        size = self._multipart_size(email)
+        self._metadata(email)  # raises on metadata Nylas cannot take
+        size = len(self._multipart(self._payload(email, route), email))
         if size > MULTIPART_LIMIT:
             raise MessageTooLarge(
-                f"The message is {size / 2**20:.1f} MB; Nylas accepts at most "
-                f"{MULTIPART_LIMIT // 2**20} MB including attachments. Send large files as links."
+                f"The message is {size / 1e6:.1f} MB; Nylas accepts at most "
+                f"{MULTIPART_LIMIT // 1_000_000} MB including attachments. "
+                "Send large files as links."
             )
 
     def _metadata(self, email: OutboundEmail) -> dict[str, str]:
@@ -120,6 +122,7 @@ class NylasAdapter(Adapter):
     # -- building the request --------------------------------------------------
 
     def _payload(self, email: OutboundEmail, route: Route) -> dict[str, Any]:
+        """The JSON body without attachments and before ``esp_extra``."""
         payload: dict[str, Any] = {
             "from": email.from_email.as_dict(),
             "to": [a.as_dict() for a in email.to],
@@ -150,8 +153,7 @@ class NylasAdapter(Adapter):
             tracking["links"] = email.track_clicks
         if tracking:
             payload["tracking_options"] = tracking
-        if email.send_at and email.send_at - timezone.now() >= SEND_AT_MIN:
-            # Less than a minute ahead is "now" for Nylas; it is sent at once.
+        if email.send_at:
             payload["send_at"] = int(email.send_at.timestamp())
         if email.template_id:
             payload["template"] = {
@@ -174,21 +176,42 @@ class NylasAdapter(Adapter):
             meta["content_id"] = attachment.content_id
         return meta
 
-    def _multipart_size(self, email: OutboundEmail) -> int:
-        message_json = len(json.dumps(self._payload(email, Route("domain", ""))).encode())
-        files = sum(a.size + len(a.filename) + _PART_OVERHEAD for a in email.attachments)
-        return message_json + _PART_OVERHEAD + files
+    def _with_attachments(self, payload: dict[str, Any], email: OutboundEmail, content) -> bytes:
+        """The JSON encoding of the full body, ``content(attachment)`` filling each file."""
+        body = dict(payload)
+        if email.attachments:
+            body["attachments"] = [
+                {**self._attachment_meta(a), **content(a)} for a in email.attachments
+            ]
+        return json.dumps(deep_merge(body, email.esp_extra)).encode()
 
     def _json_size(self, payload: dict[str, Any], email: OutboundEmail) -> int:
-        encoded = sum(4 * ((a.size + 2) // 3) + _PART_OVERHEAD for a in email.attachments)
-        return len(json.dumps(payload).encode()) + encoded
+        """Exactly how long the JSON request would be, without reading any file."""
+        skeleton = self._with_attachments(payload, email, lambda a: {"content": ""})
+        return len(skeleton) + sum(4 * ((a.size + 2) // 3) for a in email.attachments)
+
+    def _multipart(self, payload: dict[str, Any], email: OutboundEmail) -> MultipartBody:
+        # A boundary derived from the key keeps every retry's body identical.
+        seed = email.idempotency_key or str(email.message_id or "")
+        body = MultipartBody(boundary=f"txmail-{hashlib.sha256(seed.encode()).hexdigest()[:32]}")
+        message = self._with_attachments(payload, email, lambda a: {})
+        body.add_part("message", "application/json", data=message)
+        for index, attachment in enumerate(email.attachments):
+            # Parts are always file{N}: a Content-ID could collide with "message".
+            body.add_part(
+                f"file{index}",
+                attachment.mimetype,
+                opener=attachment.open,
+                size=attachment.size,
+                filename=attachment.filename,
+            )
+        return body.finish()
 
     def url(self, route: Route) -> str:
+        base = self.account.api_uri
         if route.kind == "grant":
-            return (
-                f"{self.account.api_uri}/v3/grants/{quote(route.grant_id, safe='')}/messages/send"
-            )
-        return f"{self.account.api_uri}/v3/domains/{quote(route.domain, safe='')}/messages/send"
+            return f"{base}/v3/grants/{quote(route.grant_id, safe='')}/messages/send"
+        return f"{base}/v3/domains/{quote(route.domain, safe='')}/messages/send"
 
     def build_send(self, email: OutboundEmail, route: Route) -> ProviderRequest:
         payload = self._payload(email, route)
@@ -199,35 +222,17 @@ class NylasAdapter(Adapter):
         }
         if email.idempotency_key:
             headers["Idempotency-Key"] = email.idempotency_key
-        if email.attachments and self._json_size(payload, email) > JSON_LIMIT:
-            payload["attachments"] = [self._attachment_meta(a) for a in email.attachments]
-            body = MultipartBody()
-            body.add_part(
-                "message",
-                "application/json",
-                data=json.dumps(deep_merge(payload, email.esp_extra)).encode(),
-            )
-            for index, attachment in enumerate(email.attachments):
-                body.add_part(
-                    attachment.content_id or f"file{index}",
-                    attachment.mimetype,
-                    opener=attachment.open,
-                    size=attachment.size,
-                    filename=attachment.filename,
-                )
+        if self._json_size(payload, email) > JSON_LIMIT:
+            body = self._multipart(payload, email)
             headers["Content-Type"] = body.content_type
             return ProviderRequest(
-                "POST", self.url(route), headers, body=body.finish(), transport="multipart"
+                "POST", self.url(route), headers, body=body, transport="multipart"
             )
-        if email.attachments:
-            payload["attachments"] = [
-                {**self._attachment_meta(a), "content": base64.b64encode(a.read()).decode()}
-                for a in email.attachments
-            ]
-        headers["Content-Type"] = "application/json"
-        return ProviderRequest(
-            "POST", self.url(route), headers, json_body=deep_merge(payload, email.esp_extra)
+        data = self._with_attachments(
+            payload, email, lambda a: {"content": base64.b64encode(a.read()).decode()}
         )
+        headers["Content-Type"] = "application/json"
+        return ProviderRequest("POST", self.url(route), headers, body=data)
 
     # -- reading the response --------------------------------------------------
 

@@ -4,22 +4,28 @@ benchmarks with no provider account.
 Run it with ``manage.py txmail_sandbox`` (or ``python -m
 django_txmail.sandbox`` without Django), or in-process::
 
-    from django_txmail.sandbox import Fault, SandboxServer
+    from django_txmail.sandbox import Fault, FaultPlan, SandboxServer
 
     with SandboxServer(nylas_api_keys={"sandbox-nylas-key"}) as sandbox:
         ...  # point the provider's API_URI at sandbox.url and send
         sandbox.messages  # what arrived, attachments byte for byte
 
+    # 30 % of sends fail, the same way on every run:
+    SandboxServer(faults=FaultPlan(seed=42, rate=0.3))
+
 It imports nothing from Django, so it also runs where Django is not set up.
 """
 
+from .fault_plan import FAULT_KINDS, FaultPlan
 from .faults import Fault
 from .server import DEFAULT_NYLAS_API_KEY, SandboxServer
 from .state import ReceivedAttachment, ReceivedMessage, RequestRecord
 
 __all__ = [
     "DEFAULT_NYLAS_API_KEY",
+    "FAULT_KINDS",
     "Fault",
+    "FaultPlan",
     "ReceivedAttachment",
     "ReceivedMessage",
     "RequestRecord",

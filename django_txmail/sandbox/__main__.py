@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import argparse
 
-from .console import line_writer, serve_until_signalled
+from .console import (
+    add_fault_arguments,
+    describe_faults,
+    fault_plan_from_options,
+    line_writer,
+    serve_until_signalled,
+)
 from .server import DEFAULT_NYLAS_API_KEY, SandboxServer
 
 
@@ -22,21 +28,29 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to each send")
     parser.add_argument("--quiet", action="store_true", help="no line per request")
+    add_fault_arguments(parser)
     args = parser.parse_args(argv)
     if args.latency < 0:
         parser.error("--latency must be >= 0")
+    try:
+        plan = fault_plan_from_options(vars(args))
+    except ValueError as exc:
+        parser.error(str(exc))
     server = SandboxServer(
         args.host,
         args.port,
         nylas_api_keys=args.api_keys or [DEFAULT_NYLAS_API_KEY],
         latency=args.latency,
+        faults=plan,
         on_request=None if args.quiet else line_writer(lambda line: print(line, flush=True)),
     )
     try:
         server.start()
     except OSError as exc:
         parser.exit(1, f"Cannot listen on {args.host}:{args.port}: {exc.strerror or exc}\n")
-    print(f"Sandbox listening on {server.url}; Ctrl-C to stop.", flush=True)
+    print(
+        f"Sandbox listening on {server.url} ({describe_faults(plan)}); Ctrl-C to stop.", flush=True
+    )
     serve_until_signalled(server)
 
 

@@ -4,7 +4,8 @@ A test calls ``server.inject(Fault(status=503), times=2)`` and the next two
 send requests that match the fault's filters get it. Delivery code can then
 be tested against the failures that matter for "no loss, no duplicates":
 an error before the provider accepted the message, and a response that is
-slow to arrive after it did.
+slow to arrive after it did. (A seeded random share of failures over all
+sends is a fault plan instead, ``fault_plan.py``.)
 
 Every kind of fault acts at one point of a send, its *stage*. An emulator
 asks the queue for a fault at each stage it reaches (``take``); a request
@@ -38,8 +39,9 @@ class Fault:
     ``delay_after_accept``
         Accept and store the message and cache its response, then wait this
         many seconds before answering: the client times out although the
-        provider has the message. Until the answer is written the request
-        counts as in flight for its Idempotency-Key.
+        provider has the message. The key stops counting as in flight
+        once the response is cached, before the wait: a retry with the
+        same key during it gets the cached response replayed, not a 409.
 
     ``provider`` ("nylas", ...) and ``route`` ("domain", "grant", ...)
     restrict which requests the fault applies to; None matches any.

@@ -1,5 +1,6 @@
-"""HTTP plumbing for the sandbox: a threaded HTTP/1.1 server, the request and
-response values the emulators work with, and a small path router.
+"""HTTP plumbing for the sandbox: a threaded HTTP/1.1 server and the request
+and response values the emulators work with (paths are routed in
+``routing.py``).
 
 Emulated providers never touch sockets. They receive a :class:`Request`,
 read its body through :meth:`Request.read_body` with an explicit size limit,
@@ -15,7 +16,10 @@ and return a :class:`Response`. Everything about the wire lives here:
   reset (bodies too large to drain cheaply get the answer and a close);
 * the head and body of a response written in one ``send``;
 * timing each request and handing it to the application for its log
-  before the answer is written.
+  before the answer is written;
+* not answering, when a response says so (:attr:`Response.drop`): closing
+  the connection, or resetting it with a TCP RST (``SO_LINGER`` zero, then
+  close), which is how a client sees a provider's load balancer fail.
 
 The module imports nothing from Django.
 """
@@ -24,19 +28,19 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import socket
 import socketserver
+import struct
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from email.message import Message
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedIOBase
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 logger = logging.getLogger("django_txmail.sandbox")
 
@@ -84,6 +88,8 @@ class Request:
         #: "json" or "multipart" once an emulator has classified the body;
         #: shown in the request log.
         self.transport: str | None = None
+        #: The fault an emulator applied to this request, for the log.
+        self.fault: str | None = None
         self.must_close = False
         self._rfile = rfile
         self._body: bytes | None = None
@@ -183,71 +189,42 @@ def _content_length(headers: Message) -> int:
     return int(value)
 
 
+#: :attr:`Response.drop` values.
+DROP_CLOSE = "close"
+DROP_RESET = "reset"
+
+
 @dataclass
 class Response:
-    """What a handler answers; the plumbing adds Date, Content-Length, etc."""
+    """What a handler answers; the plumbing adds Date, Content-Length, etc.
+
+    ``drop`` set means the answer is not written: the connection is closed
+    (:data:`DROP_CLOSE`) or reset (:data:`DROP_RESET`) instead.
+    """
 
     status: int
     body: bytes = b""
     headers: list[tuple[str, str]] = field(default_factory=list)
     content_type: str | None = "application/json"
+    drop: str | None = None
 
     @classmethod
     def json(cls, status: int, data: Any, headers: Iterable[tuple[str, str]] = ()) -> Response:
         body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
         return cls(status, body, list(headers))
 
+    @classmethod
+    def reset(cls) -> Response:
+        """No answer: the connection is reset."""
+        return cls(0, content_type=None, drop=DROP_RESET)
+
     def with_headers(self, *headers: tuple[str, str]) -> Response:
         """A copy with extra headers (used for replays and ``Allow``)."""
-        return Response(self.status, self.body, [*self.headers, *headers], self.content_type)
+        return replace(self, headers=[*self.headers, *headers])
 
-
-Handler = Callable[..., Response]
-
-
-class Route:
-    """``POST /v3/grants/{grant_id}/messages/send`` → a handler.
-
-    Path parameters match one percent-decoded path segment and are passed to
-    the handler as keyword arguments after the request.
-    """
-
-    def __init__(self, method: str, template: str, handler: Handler) -> None:
-        self.method = method
-        self.template = template
-        self.handler = handler
-        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
-        self._regex = re.compile(pattern + r"\Z")
-
-    def match(self, path: str) -> dict[str, str] | None:
-        found = self._regex.match(path)
-        if found is None:
-            return None
-        return {name: unquote(value) for name, value in found.groupdict().items()}
-
-
-class NoRoute(Exception):
-    """No route for the path (``allowed`` empty) or none for the method."""
-
-    def __init__(self, allowed: tuple[str, ...]) -> None:
-        super().__init__(allowed)
-        self.allowed = allowed
-
-
-class Router:
-    def __init__(self, routes: Iterable[Route] = ()) -> None:
-        self._routes = list(routes)
-
-    def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
-        allowed: list[str] = []
-        for route in self._routes:
-            params = route.match(path)
-            if params is None:
-                continue
-            if route.method == method:
-                return route.handler, params
-            allowed.append(route.method)
-        raise NoRoute(tuple(dict.fromkeys(allowed)))
+    def withheld(self) -> Response:
+        """This answer, not written: the connection is closed instead."""
+        return replace(self, drop=DROP_CLOSE)
 
 
 class Application(Protocol):
@@ -311,11 +288,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        self._reset = False
         self.server.track(self.connection)
 
     def finish(self) -> None:
         try:
             super().finish()
+            if self._reset:
+                # Closed here, before the server's shutdown_request() would
+                # send a FIN first: with SO_LINGER (1, 0) this sends a RST.
+                self.connection.close()
         finally:
             self.server.untrack(self.connection)
 
@@ -340,7 +322,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.server.app.finished(request, response, time.perf_counter() - started)
         except Exception:
             logger.exception("sandbox request log failed on %s %s", request.method, request.path)
-        self._write(response)
+        if response.drop is None:
+            self._write(response)
+            return
+        self.close_connection = True
+        if response.drop == DROP_RESET:
+            try:
+                linger = struct.pack("ii", 1, 0)
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                self._reset = True
+            except OSError:
+                pass  # the peer is gone already; a plain close will do
 
     def _respond(self, request: Request) -> Response:
         try:

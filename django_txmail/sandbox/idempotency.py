@@ -8,6 +8,11 @@ twice, so the sandbox reproduces it exactly, including its two conflicts:
 the same key with a different payload, and the same key while the first
 request is still in flight.
 
+*In flight* means being processed: from the lookup until the response is
+stored. Once stored, the key answers with it at once, even if the first
+request's answer has not been written yet (a slow or lost response): the
+provider has finished, and a retry is owed the result, not a conflict.
+
 A key lives in a *scope* chosen by the emulator (Nylas: the application for
 the domain route, the grant for the grant route). The payload is compared
 by a *fingerprint* the emulator computes, so that semantically equal
@@ -32,7 +37,7 @@ class KeyState(enum.Enum):
     NEW = "new"  # first use (or expired): process it, then store the response
     REPLAY = "replay"  # same key and payload, answered before: send the cached response
     MISMATCH = "mismatch"  # same key, different payload
-    IN_FLIGHT = "in_flight"  # same key, first request not answered yet (any payload)
+    IN_FLIGHT = "in_flight"  # same key, first request's response not stored yet (any payload)
 
 
 @dataclass
@@ -46,9 +51,11 @@ class _Entry:
 class Ticket:
     """The right to process a NEW request; always ``release()`` it.
 
-    ``store(response)`` caches the answer (the key still counts as in
-    flight); ``release()`` ends the in-flight state. A ticket released
-    without a stored response forgets the key, so a retry is processed anew.
+    ``store(response)`` caches the answer and ends the in-flight state, so
+    what happens to the answer afterwards (a delay, a dropped connection)
+    cannot make a retry conflict. ``release()`` after ``store`` does nothing;
+    a ticket released without a stored response forgets the key, so a retry
+    is processed anew.
     """
 
     def __init__(self, cache: IdempotencyCache | None, slot: Hashable, entry: _Entry) -> None:
@@ -113,6 +120,7 @@ class IdempotencyCache:
     def _store(self, slot: Hashable, entry: _Entry, response: Any) -> None:
         with self._lock:
             entry.response = response
+            entry.in_flight = False
             entry.expires_at = self._clock() + self._ttl
             if self._entries.get(slot) is entry:
                 self._entries.move_to_end(slot)

@@ -6,7 +6,13 @@
     The accepted messages, oldest first, as JSON. Attachments are described
     (filename, content type, content id, disposition, size, sha256) rather
     than included, and base64 ``content`` is left out of the payload for the
-    same reason.
+    same reason. A cancelled scheduled send has ``cancelled: true`` and its
+    ``cancelled_at``.
+``GET /_sandbox/stats``
+    ``{"messages": n, "requests": n, "faults": {kind: n, ...}}``: accepted
+    messages (cancelled ones included), requests answered so far (this one
+    excluded), and planned faults given per kind. Cheap to poll, for
+    benchmarks and fault-storm tests running the sandbox in another process.
 ``DELETE /_sandbox/messages``
     Forget everything, like :meth:`SandboxServer.reset`; answers 204.
 
@@ -19,7 +25,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .httpd import Request, Response, Route
+from .httpd import Request, Response
+from .routing import Route
 from .state import ReceivedMessage, SandboxState
 
 _ERROR_TYPES = {404: "not_found_error", 405: "method_not_allowed"}
@@ -38,6 +45,7 @@ class InspectionAPI:
             Route("GET", "/_sandbox/health", self.health),
             Route("GET", "/_sandbox/messages", self.list_messages),
             Route("DELETE", "/_sandbox/messages", self.delete_messages),
+            Route("GET", "/_sandbox/stats", self.stats),
         ]
 
     def error_response(self, status: int, message: str) -> Response:
@@ -53,6 +61,9 @@ class InspectionAPI:
     def delete_messages(self, request: Request) -> Response:
         self._reset()
         return Response(204, content_type=None)
+
+    def stats(self, request: Request) -> Response:
+        return Response.json(200, self.state.stats())
 
 
 def describe(message: ReceivedMessage) -> dict[str, Any]:
@@ -71,6 +82,8 @@ def describe(message: ReceivedMessage) -> dict[str, Any]:
         "domain": message.domain,
         "grant_id": message.grant_id,
         "schedule_id": message.schedule_id,
+        "cancelled": message.cancelled,
+        "cancelled_at": message.cancelled_at.isoformat() if message.cancelled_at else None,
         "idempotency_key": message.idempotency_key,
         "transport": message.transport,
         "received_at": message.received_at.isoformat(),

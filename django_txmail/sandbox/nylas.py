@@ -4,20 +4,29 @@
 ``POST /v3/grants/{grant_id}/messages/send`` (grant route), with Nylas's
 authentication, validation, size limits, response shapes, error envelope
 and Idempotency-Key behaviour, so the adapter that passes against the
-sandbox is the one that talks to Nylas.
+sandbox is the one that talks to Nylas. The grant route's schedules API is
+in ``nylas_schedules.py``.
 
 A send goes through these steps; each can end it with an answer:
 
-1. a ``status`` fault, if one is pending (nothing else happens);
+1. an injected (``inject()``) status fault, if one is pending; nothing else
+   happens, and the fault plan is not consulted;
 2. ``Authorization: Bearer <key>`` against the configured API keys (401);
 3. ``Idempotency-Key`` length (400 ``api.invalid_idempotency_key``);
 4. body size from Content-Length, before reading it (400, see below);
-5. the Idempotency-Key lookup: replay, or 409 for a different payload or
+5. the fault plan's draw; a refusal (500, 502, 503, 429 with or without
+   ``Retry-After``, connection reset) answers here;
+6. the Idempotency-Key lookup: replay, or 409 for a different payload or
    for a request with the same key still in flight;
-6. the sandbox's ``latency``;
-7. decoding and validation (400 ``invalid_request_error``, cached);
-8. acceptance: the message is stored and its 200 cached;
-9. a ``delay_after_accept`` fault, if one is pending.
+7. the sandbox's ``latency``;
+8. decoding and validation (400 ``invalid_request_error``, cached);
+9. acceptance: the message is stored and its 200 cached;
+10. for a newly accepted message only, the answer is delayed or withheld:
+    by a pending injected ``delay_after_accept`` fault, else by the plan's
+    ``slow`` (answered late) or ``timeout-after-accept`` (held for ``hang``
+    seconds, then the connection is closed without an answer). Replays and
+    errors are answered at once: a drawn ``slow`` or ``timeout-after-accept``
+    has no effect on them and is not counted.
 
 Idempotency decisions:
 
@@ -30,14 +39,19 @@ Idempotency decisions:
   request and a multipart request carrying the same message count as
   different payloads, and so do requests to two domains: reusing a
   domain-route key for another domain is a 409.
-* A request is in flight from its lookup until its answer is about to be
-  written, so during a ``delay_after_accept`` a retry with the same key gets 409
+* In flight means being processed: a request is in flight from its lookup
+  (step 6) until its response is cached (steps 8-9), which covers the
+  latency. A same-key request in that window gets 409
   ``api.concurrent_idempotent_request``, as Nylas answers while it is still
-  processing the first; once the delay is over (even if the first client
-  has gone) a retry gets the cached 200 replayed and no second message.
-* Oversize bodies (step 4) and status faults are answered before the lookup
-  and are not cached: the first was never read, the second stands for a
-  failure in front of the API.
+  processing the first. From the moment the response is cached, a same-key
+  retry gets it replayed (``Idempotent-Response: true``) and no second
+  message, even while the first request's answer is still delayed or held
+  (step 10) or was never written: the provider has finished, and the
+  client that timed out is owed the result, not a conflict.
+* What is cached: every answer from steps 8-9 (a 200 or a 400), whatever
+  happens to it in step 10. Answers from steps 1-5 are not cached: an
+  oversize body was never read, and injected or planned refusals stand for
+  a failure in front of the API, so a retry with the key is processed anew.
 
 An oversize body is answered 400 ``invalid_request_error`` whose message
 gives the limit and, for JSON, says to send multipart/form-data instead.
@@ -48,36 +62,21 @@ the sandbox has no grants, so it reports ``<grant_id>@grants.sandbox.invalid``.
 
 from __future__ import annotations
 
-import base64
 import hmac
-import html
-import re
-import secrets
-import time
-import uuid
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from datetime import UTC, datetime
-from typing import Any
 
 from . import nylas_payload as wire
-from .faults import AFTER_ACCEPT, BEFORE_ACCEPT, Fault
-from .httpd import BodyTooLarge, Request, Response, Route
+from .fault_plan import REFUSALS, FaultPlan
+from .faults import AFTER_ACCEPT, BEFORE_ACCEPT
+from .httpd import BodyTooLarge, Request, Response
 from .idempotency import KeyState
-from .state import ReceivedAttachment, ReceivedMessage, SandboxState
+from .nylas_responses import error_response, new_id, sent_message
+from .nylas_schedules import NylasSchedules
+from .routing import Route
+from .state import ReceivedMessage, SandboxState
 
 MAX_IDEMPOTENCY_KEY = 256
-_SNIPPET_LENGTH = 100
-_TAG = re.compile(r"<[^>]*>")
-_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "unauthorized",
-    403: "insufficient_scopes",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    423: "resource_blocked",
-    429: "rate_limit_error",
-    504: "provider_error",
-}
 
 
 class NylasEmulator:
@@ -87,25 +86,27 @@ class NylasEmulator:
     def __init__(self, state: SandboxState, api_keys: Iterable[str]) -> None:
         self.state = state
         self._api_keys = tuple(api_keys)
+        self._schedules = NylasSchedules(state, self.authorized)
 
     def routes(self) -> list[Route]:
         return [
             Route("POST", "/v3/domains/{domain_name}/messages/send", self.send_from_domain),
             Route("POST", "/v3/grants/{grant_id}/messages/send", self.send_from_grant),
+            *self._schedules.routes(),
         ]
 
-    def error_response(
-        self,
-        status: int,
-        message: str,
-        error_type: str | None = None,
-        headers: Iterable[tuple[str, str]] = (),
-    ) -> Response:
-        """The Nylas error envelope ``{request_id, error: {type, message}}``."""
-        if error_type is None:
-            error_type = _ERROR_TYPES.get(status, "internal_error")
-        envelope = {"request_id": _request_id(), "error": {"type": error_type, "message": message}}
-        return Response.json(status, envelope, headers)
+    def error_response(self, status: int, message: str) -> Response:
+        return error_response(status, message)
+
+    def authorized(self, request: Request) -> bool:
+        """``Authorization: Bearer <key>`` with one of the configured keys."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return False
+        offered = token.strip().encode()
+        # Check every key so the time taken does not say which one was close.
+        matches = [hmac.compare_digest(offered, key.encode()) for key in self._api_keys]
+        return any(matches)
 
     def send_from_domain(self, request: Request, domain_name: str) -> Response:
         return self._send(request, "domain", domain_name)
@@ -121,79 +122,122 @@ class NylasEmulator:
         try:
             body = request.read_body(wire.body_limit(request.transport))
         except BodyTooLarge as exc:
-            return self.error_response(400, wire.oversize_message(request.transport, exc.length))
+            return error_response(400, wire.oversize_message(request.transport, exc.length))
         submission = wire.decode(
             body, request.transport, request.headers.get("Content-Type", ""), request.content_type
         )
-        return self._answer_once(submission, route, target, request.headers.get("Idempotency-Key"))
+        key = request.headers.get("Idempotency-Key")
+        scope = ("nylas", "application") if route == "domain" else ("nylas", "grant", target)
+        fingerprint = f"{route}:{target}:{submission.fingerprint}"
+        # The plan knows a request by its key in its scope, or else by its payload.
+        identity = f"key\0{'/'.join(scope)}\0{key}" if key is not None else f"body\0{fingerprint}"
+        drawn = self.state.planned_faults.draw(identity)
+        if drawn is not None and drawn[0] in REFUSALS:
+            return self._planned_refusal(request, *drawn)
+        response, accepted = self._answer_once(submission, route, target, key, scope, fingerprint)
+        if not accepted:
+            return response
+        return self._delay_or_withhold(request, route, response, drawn)
 
     def _refuse_unread(self, request: Request, route: str) -> Response | None:
         """Steps 1-3: the answers given before the body is read."""
         fault = self.state.faults.take(self.name, route, BEFORE_ACCEPT)
-        if fault is not None:
-            return self._fault_response(fault)
-        if not self._authorized(request):
-            return self.error_response(
+        if fault is not None and fault.status is not None:
+            request.fault = f"injected {fault.status}"
+            headers = (
+                [("Retry-After", str(fault.retry_after))] if fault.retry_after is not None else []
+            )
+            message = fault.message or f"Injected fault: HTTP {fault.status}."
+            return error_response(fault.status, message, fault.error_type, headers)
+        if not self.authorized(request):
+            return error_response(
                 401, "Unauthorized: send 'Authorization: Bearer <API key>' with a valid key."
             )
         key = request.headers.get("Idempotency-Key")
         if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:
-            return self.error_response(
+            return error_response(
                 400,
                 f"Idempotency-Key is {len(key)} characters; at most {MAX_IDEMPOTENCY_KEY}.",
                 "api.invalid_idempotency_key",
             )
         return None
 
-    def _answer_once(
-        self, submission: wire.Submission, route: str, target: str, key: str | None
+    def _planned_refusal(self, request: Request, kind: str, plan: FaultPlan) -> Response:
+        """Step 5: the fault plan's answers in front of the API."""
+        self.state.planned_faults.count(kind)
+        request.fault = kind
+        if kind == "reset":
+            return Response.reset()
+        status = int(kind[:3])
+        message = f"Sandbox fault plan (seed {plan.seed}): HTTP {status}."
+        headers = [("Retry-After", str(plan.retry_after))] if kind == "429" else []
+        return error_response(status, message, headers=headers)
+
+    def _delay_or_withhold(
+        self, request: Request, route: str, response: Response, drawn: tuple[str, FaultPlan] | None
     ) -> Response:
-        """Steps 5-9: process the submission at most once per Idempotency-Key."""
-        scope = ("nylas", "application") if route == "domain" else ("nylas", "grant", target)
-        fingerprint = f"{route}:{target}:{submission.fingerprint}"
+        """Step 10, for a newly accepted message: an injected delay first,
+        else the plan's ``slow`` or ``timeout-after-accept``."""
+        injected = self.state.faults.take(self.name, route, AFTER_ACCEPT)
+        if injected is not None and injected.delay_after_accept is not None:
+            request.fault = "injected delay"
+            self.state.pause(injected.delay_after_accept)
+            return response
+        if drawn is None:
+            return response
+        kind, plan = drawn
+        self.state.planned_faults.count(kind)
+        request.fault = kind
+        if kind == "slow":
+            self.state.pause(plan.slow)
+            return response
+        self.state.pause(plan.hang)  # timeout-after-accept
+        return response.withheld()
+
+    def _answer_once(
+        self,
+        submission: wire.Submission,
+        route: str,
+        target: str,
+        key: str | None,
+        scope: Hashable,
+        fingerprint: str,
+    ) -> tuple[Response, bool]:
+        """Steps 6-9: process the submission at most once per Idempotency-Key.
+
+        Returns the answer and whether it accepted a new message."""
         lookup = self.state.idempotency.begin(scope, key, fingerprint)
         if lookup.state is KeyState.REPLAY:
-            return lookup.response.with_headers(("Idempotent-Response", "true"))
+            return lookup.response.with_headers(("Idempotent-Response", "true")), False
         if lookup.state is KeyState.MISMATCH:
-            return self.error_response(
-                409,
-                "This Idempotency-Key was already used with a different request payload.",
-                "api.invalid_idempotent_request",
-            )
+            message = "This Idempotency-Key was already used with a different request payload."
+            return error_response(409, message, "api.invalid_idempotent_request"), False
         if lookup.state is KeyState.IN_FLIGHT:
-            return self.error_response(
-                409,
-                "A request with this Idempotency-Key is still being processed; retry later.",
-                "api.concurrent_idempotent_request",
-            )
+            message = "A request with this Idempotency-Key is still being processed; retry later."
+            return error_response(409, message, "api.concurrent_idempotent_request"), False
         ticket = lookup.ticket
         assert ticket is not None
         try:
-            if self.state.latency:
-                time.sleep(self.state.latency)
+            self.state.pause(self.state.latency)
             response = self._process(submission, route, target, key)
             ticket.store(response)
-            if response.status == 200:
-                delay = self.state.faults.take(self.name, route, AFTER_ACCEPT)
-                if delay is not None and delay.delay_after_accept:
-                    time.sleep(delay.delay_after_accept)
         finally:
             ticket.release()
-        return response
+        return response, response.status == 200
 
     def _process(
         self, submission: wire.Submission, route: str, target: str, key: str | None
     ) -> Response:
         if submission.error is not None:
-            return self.error_response(400, submission.error)
+            return error_response(400, submission.error)
         try:
-            wire.validate(submission.payload, route, time.time())
+            wire.validate(submission.payload, route, self.state.wall_clock())
             attachments = wire.attachments(submission)
         except wire.InvalidRequest as exc:
-            return self.error_response(400, str(exc))
+            return error_response(400, str(exc))
         payload = submission.payload
         message = ReceivedMessage(
-            id=_new_id(),
+            id=new_id(),
             provider=self.name,
             route=route,
             payload=payload,
@@ -203,89 +247,7 @@ class NylasEmulator:
             idempotency_key=key,
             domain=target if route == "domain" else None,
             grant_id=target if route == "grant" else None,
-            schedule_id=_new_id() if route == "grant" and payload.get("send_at") else None,
+            schedule_id=new_id() if route == "grant" and payload.get("send_at") else None,
         )
         self.state.add_message(message)
-        return Response.json(200, _success_body(message))
-
-    def _authorized(self, request: Request) -> bool:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return False
-        offered = token.strip().encode()
-        # Check every key so the time taken does not say which one was close.
-        matches = [hmac.compare_digest(offered, key.encode()) for key in self._api_keys]
-        return any(matches)
-
-    def _fault_response(self, fault: Fault) -> Response:
-        assert fault.status is not None
-        headers = [("Retry-After", str(fault.retry_after))] if fault.retry_after is not None else []
-        message = fault.message or f"Injected fault: HTTP {fault.status}."
-        return self.error_response(fault.status, message, fault.error_type, headers)
-
-
-def _success_body(message: ReceivedMessage) -> dict[str, Any]:
-    payload = message.payload
-    if message.route == "domain":
-        sender = [payload["from"]]
-    else:
-        sender = payload.get("from") or [{"email": f"{message.grant_id}@grants.sandbox.invalid"}]
-    body = payload.get("body") or ""
-    data: dict[str, Any] = {
-        "id": message.id,
-        "object": "message",
-        "from": [_pair(p) for p in sender],
-        "to": [_pair(p) for p in payload["to"]],
-        "cc": [_pair(p) for p in payload.get("cc") or []],
-        "bcc": [_pair(p) for p in payload.get("bcc") or []],
-        "reply_to": [_pair(p) for p in payload.get("reply_to") or []],
-        "subject": payload.get("subject") or "",
-        "body": body,
-        "snippet": _snippet(body, bool(payload.get("is_plaintext"))),
-        "attachments": [_attachment_summary(a) for a in message.attachments],
-        "tracking_options": _tracking_options(payload.get("tracking_options")),
-    }
-    if message.route == "domain":
-        return {"request_id": _request_id(), "data": data}
-    data["grant_id"] = message.grant_id
-    if message.schedule_id is not None:
-        data["schedule_id"] = message.schedule_id
-        data["send_at"] = payload["send_at"]
-    return {"request_id": _request_id(), "grant_id": message.grant_id, "data": data}
-
-
-def _pair(participant: dict[str, Any]) -> dict[str, str]:
-    return {"name": participant.get("name") or "", "email": participant["email"]}
-
-
-def _attachment_summary(attachment: ReceivedAttachment) -> dict[str, Any]:
-    return {
-        "content_type": attachment.content_type,
-        "filename": attachment.filename,
-        "content_id": attachment.content_id,
-        "content_disposition": attachment.content_disposition,
-        "size": attachment.size,
-    }
-
-
-def _tracking_options(options: dict[str, Any] | None) -> dict[str, Any]:
-    options = options or {}
-    return {
-        "opens": bool(options.get("opens")),
-        "links": bool(options.get("links")),
-        "label": options.get("label") or "",
-    }
-
-
-def _snippet(body: str, is_plaintext: bool) -> str:
-    text = body if is_plaintext else html.unescape(_TAG.sub(" ", body))
-    return " ".join(text.split())[:_SNIPPET_LENGTH]
-
-
-def _new_id() -> str:
-    """A random, URL-safe id in the style of Nylas message ids."""
-    return base64.b32encode(secrets.token_bytes(15)).decode().lower()
-
-
-def _request_id() -> str:
-    return str(uuid.uuid4())
+        return Response.json(200, sent_message(message))

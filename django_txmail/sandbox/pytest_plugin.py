@@ -2,7 +2,8 @@
 
 ``txmail_sandbox``
     The sandbox, emptied before each test: no messages, no request log, no
-    idempotency keys, no pending faults. Its ``url`` is the provider API URI.
+    idempotency keys, no injected faults, no fault plan. Its ``url`` is the
+    provider API URI.
 ``txmail_sandbox_server``
     The same server, session-scoped: started once on a free loopback port.
 ``txmail_sandbox_api_keys``
@@ -54,5 +55,6 @@ def txmail_sandbox_server(txmail_sandbox_api_keys: set[str]) -> Iterator[Sandbox
 
 @pytest.fixture
 def txmail_sandbox(txmail_sandbox_server: SandboxServer) -> SandboxServer:
+    txmail_sandbox_server.set_fault_plan(None)
     txmail_sandbox_server.reset()
     return txmail_sandbox_server

@@ -11,19 +11,26 @@ real wire formats, and tests read back exactly what was sent::
 Each provider is one emulator module (``nylas.py``); they share the state in
 ``state.py`` (messages, request log, idempotency cache, faults) and the HTTP
 plumbing in ``httpd.py``. Nothing here imports Django.
+
+Failures come two ways: ``inject()`` scripts the next few sends (``faults.py``),
+and a :class:`FaultPlan` makes a seeded, reproducible share of all sends fail
+(``fault_plan.py``). A send that gets an injected fault gets no planned one.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Protocol
 
+from .fault_plan import FaultPlan
 from .faults import Fault
-from .httpd import NoRoute, Request, Response, Route, Router, SandboxHTTPServer
+from .httpd import Request, Response, SandboxHTTPServer
 from .inspection import InspectionAPI
 from .nylas import NylasEmulator
+from .routing import NoRoute, Route, Router
 from .state import ReceivedMessage, RequestRecord, SandboxState, loggable_headers
 
 DEFAULT_NYLAS_API_KEY = "sandbox-nylas-key"
@@ -44,8 +51,11 @@ class SandboxServer:
     :meth:`start`. ``nylas_api_keys`` are the keys accepted as
     ``Authorization: Bearer <key>``. ``latency`` (seconds) is added to every
     send; ``idempotency_ttl`` (seconds) is how long an Idempotency-Key's
-    response is kept. ``on_request`` is called with every
-    :class:`RequestRecord`, from the thread that served it.
+    response is kept. ``faults`` is the :class:`FaultPlan` to start with
+    (None: no random faults). ``on_request`` is called with every
+    :class:`RequestRecord`, from the thread that served it. ``wall_clock``
+    is the provider's "now" in Unix seconds (``send_at`` checks, schedules);
+    a test can pass a fake one to move past a scheduled send's time.
     """
 
     def __init__(
@@ -56,12 +66,18 @@ class SandboxServer:
         nylas_api_keys: Iterable[str] = (DEFAULT_NYLAS_API_KEY,),
         latency: float = 0.0,
         idempotency_ttl: float = 3600.0,
+        faults: FaultPlan | None = None,
         on_request: Callable[[RequestRecord], None] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.host = host
         self.port = port
         self._state = SandboxState(
-            latency=latency, idempotency_ttl=idempotency_ttl, on_request=on_request
+            latency=latency,
+            idempotency_ttl=idempotency_ttl,
+            faults=faults,
+            on_request=on_request,
+            wall_clock=wall_clock,
         )
         emulators: list[_Emulator] = [
             NylasEmulator(self._state, nylas_api_keys),
@@ -76,6 +92,7 @@ class SandboxServer:
         if self._httpd is not None:
             raise RuntimeError("This SandboxServer is already started.")
         self._httpd = SandboxHTTPServer((self.host, self.port), self._app)
+        self._state.stopping.clear()
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
@@ -87,10 +104,15 @@ class SandboxServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close every open connection. Idempotent."""
+        """Stop serving and close every open connection. Idempotent.
+
+        Requests waiting (latency, a slow or held answer) stop waiting, so
+        this returns at once even while a 30-second hang is pending.
+        """
         httpd, self._httpd = self._httpd, None
         if httpd is None:
             return
+        self._state.stopping.set()
         httpd.shutdown()
         httpd.server_close()
         httpd.close_connections()
@@ -135,8 +157,32 @@ class SandboxServer:
         """Apply ``fault`` to the next ``times`` matching send requests."""
         self._state.faults.add(fault, times)
 
+    @property
+    def fault_plan(self) -> FaultPlan | None:
+        return self._state.planned_faults.plan
+
+    def set_fault_plan(self, plan: FaultPlan | None) -> None:
+        """Use ``plan`` for random faults from now on (None: stop them).
+
+        The plan starts from scratch: per-key counts and :attr:`fault_stats`
+        are zeroed, so the same requests get the same faults as on a fresh
+        server.
+        """
+        self._state.planned_faults.set_plan(plan)
+
+    @property
+    def fault_stats(self) -> dict[str, int]:
+        """How many planned faults of each kind were given (every kind listed)."""
+        return self._state.planned_faults.stats()
+
+    def stats(self) -> dict[str, object]:
+        """``{"messages": n, "requests": n, "faults": fault_stats}``."""
+        return self._state.stats()
+
     def reset(self) -> None:
-        """Forget messages, the request log, idempotency keys and faults."""
+        """Forget messages, the request log, idempotency keys and injected
+        faults. The fault plan stays, started from scratch (see
+        :meth:`set_fault_plan`)."""
         self._state.reset()
 
 
@@ -164,11 +210,12 @@ class _Application:
             RequestRecord(
                 method=request.method,
                 path=request.path,
-                status=response.status,
+                status=None if response.drop else response.status,
                 headers=loggable_headers(request.headers),
                 idempotency_key=request.headers.get("Idempotency-Key"),
                 transport=request.transport,
                 duration=duration,
+                fault=request.fault,
             )
         )
 

@@ -4,6 +4,10 @@ Point an account's ``API_URI`` at the URL it prints and mail goes to the
 sandbox instead of the provider. By default it accepts the ``API_KEY`` of
 every ``TXMAIL["PROVIDERS"]`` account whose ``ADAPTER`` is ``"nylas"``, so
 the project's own settings work unchanged. Keys are never printed.
+
+``--fault-rate`` (with ``--fault-seed``, ``--fault-kinds``, ``--retry-after``,
+``--hang``, ``--slow``) makes a reproducible share of sends fail, for trying
+delivery under provider trouble; see ``django_txmail/sandbox/fault_plan.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +18,13 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_txmail.sandbox import SandboxServer
-from django_txmail.sandbox.console import line_writer, serve_until_signalled
+from django_txmail.sandbox.console import (
+    add_fault_arguments,
+    describe_faults,
+    fault_plan_from_options,
+    line_writer,
+    serve_until_signalled,
+)
 
 
 class Command(BaseCommand):
@@ -41,10 +51,15 @@ class Command(BaseCommand):
             "--latency", type=float, default=0.0, help="seconds added to every send"
         )
         parser.add_argument("--quiet", action="store_true", help="no line per request")
+        add_fault_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["latency"] < 0:
             raise CommandError("--latency must be >= 0 seconds.")
+        try:
+            plan = fault_plan_from_options(options)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         api_keys = options["api_keys"] or nylas_api_keys_from_settings()
         if not api_keys:
             raise CommandError(
@@ -56,6 +71,7 @@ class Command(BaseCommand):
             options["port"],
             nylas_api_keys=api_keys,
             latency=options["latency"],
+            faults=plan,
             on_request=None if options["quiet"] else line_writer(self._write_line),
         )
         try:
@@ -66,8 +82,8 @@ class Command(BaseCommand):
             ) from exc
         count = len(set(api_keys))
         self._write_line(
-            f"Sandbox listening on {server.url} (Nylas: {count} API key{'s' * (count != 1)}). "
-            "Stop with Ctrl-C."
+            f"Sandbox listening on {server.url} (Nylas: {count} API key{'s' * (count != 1)}; "
+            f"{describe_faults(plan)}). Stop with Ctrl-C."
         )
         serve_until_signalled(server)
         self._write_line("Sandbox stopped.")
