@@ -5,10 +5,15 @@ by its From address, checked against what the provider can carry, recorded
 in the outbox, and then delivered. Problems with the message itself raise
 before anything is recorded or sent.
 
-Inside a transaction (``atomic()``, ``ATOMIC_REQUESTS``) the message is
-recorded in that transaction and handed to the provider when it commits: a
-rolled-back transaction sends nothing and leaves no record, exactly like the
-data it belonged to. Django's test cases do not count as a transaction here.
+With ``TXMAIL["DELIVERY"] = "immediate"`` (the default) the provider is
+called during ``send_messages()``. Inside a transaction (``atomic()``,
+``ATOMIC_REQUESTS``) the message is recorded in that transaction and handed
+to the provider when it commits: a rolled-back transaction sends nothing and
+leaves no record, exactly like the data it belonged to. Django's test cases
+do not count as a transaction here.
+
+With ``"task"``, ``send_messages()`` only records the messages and enqueues
+one Django Task per message when the transaction commits (see ``tasks.py``).
 
 On Django 6.1+ the backend is configured in ``MAILERS`` with OPTIONS:
 
@@ -25,21 +30,18 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-import requests
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import router, transaction
-from requests.adapters import HTTPAdapter
 
 from .compose import compose
 from .conf import get_settings
-from .delivery import deliver
+from .delivery import Sender
 from .exceptions import TxMailError
 from .message import TxMailResult
 from .models import Message
 from .outbox import record
-from .providers import Adapter, load_adapter
 from .routing import resolve
 
 logger = logging.getLogger("django_txmail.backends")
@@ -54,14 +56,6 @@ def in_caller_transaction() -> bool:
     """True inside an atomic block of the caller's (not one of Django's test cases)."""
     connection = transaction.get_connection(router.db_for_write(Message))
     return any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
-
-
-def new_session() -> requests.Session:
-    session = requests.Session()
-    pool = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
-    session.mount("https://", pool)
-    session.mount("http://", pool)
-    return session
 
 
 class EmailBackend(BaseEmailBackend):
@@ -88,23 +82,27 @@ class EmailBackend(BaseEmailBackend):
                 f"not {timeout!r}."
             )
         self.timeout = timeout
-        self.session: requests.Session | None = None
-        self._adapters: dict[str, Adapter] = {}
+        self.sender: Sender | None = None
         self._lock = threading.RLock()
+
+    @property
+    def session(self):
+        """The pooled HTTP session while the backend is open, else None."""
+        return self.sender.session if self.sender else None
 
     def open(self) -> bool:
         """Open the pooled HTTP session; return True if this call opened it."""
         with self._lock:
-            if self.session is not None:
+            if self.sender is not None:
                 return False
-            self.session = new_session()
+            self.sender = Sender(POOL_SIZE, self.timeout)
             return True
 
     def close(self) -> None:
         with self._lock:
-            if self.session is not None:
-                self.session.close()
-                self.session = None
+            if self.sender is not None:
+                self.sender.close()
+                self.sender = None
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         """Send each message; return how many were accepted for delivery.
@@ -112,7 +110,8 @@ class EmailBackend(BaseEmailBackend):
         A message that met a transient provider error is still counted: it
         waits in the outbox for its retry and must not be sent again by the
         caller. Its ``msg.txmail.status`` says "queued". So is a message
-        scheduled for later, or waiting for the caller's transaction to commit.
+        scheduled for later, handed to a task, or waiting for the caller's
+        transaction to commit.
         """
         if not email_messages:
             return 0
@@ -124,26 +123,16 @@ class EmailBackend(BaseEmailBackend):
                 if opened:
                     self.close()
 
-    def _adapter(self, name: str) -> Adapter:
-        if name not in self._adapters:
-            self._adapters[name] = load_adapter(get_settings().account(name))
-        return self._adapters[name]
-
     def _send_one(self, django_message: EmailMessage) -> int:
+        assert self.sender is not None
         try:
             email = compose(django_message)
             resolved = resolve(email, provider=self.provider)
-            adapter = self._adapter(resolved.account.name)
+            adapter = self.sender.adapter(resolved.account.name)
             adapter.check(email, resolved.route)
             message, created = record(email, resolved, adapter.scheduling_window(resolved.route))
-            if created and message.status == Message.Status.QUEUED:
-                if in_caller_transaction():
-                    transaction.on_commit(
-                        lambda: _deliver_after_commit(message, adapter, self.timeout),
-                        using=router.db_for_write(Message),
-                    )
-                else:
-                    deliver(message, adapter, self._session(), timeout=self.timeout)
+            if created:
+                self._dispatch(message)
         except TxMailError:
             if not self.fail_silently:
                 raise
@@ -161,19 +150,32 @@ class EmailBackend(BaseEmailBackend):
         )
         return 0 if message.status in NOT_SENT else 1
 
-    def _session(self) -> requests.Session:
-        assert self.session is not None
-        return self.session
+    def _dispatch(self, message: Message) -> None:
+        """Hand a newly recorded message to whatever delivers it."""
+        assert self.sender is not None
+        using = router.db_for_write(Message)
+        if get_settings().delivery == "task":
+            from .tasks import enqueue_delivery  # imports the Tasks framework only when used
+
+            transaction.on_commit(lambda: enqueue_delivery(message), using=using)
+        elif message.status != Message.Status.QUEUED:
+            return  # held in the outbox until due; txmail_worker sends it
+        elif in_caller_transaction():
+            transaction.on_commit(lambda: _deliver_after_commit(message, self.timeout), using=using)
+        else:
+            self.sender.deliver(message)
 
 
-def _deliver_after_commit(message: Message, adapter: Adapter, timeout: float | None) -> None:
+def _deliver_after_commit(message: Message, timeout: float | None) -> None:
     """Send a message recorded in a transaction that has now committed.
 
     The caller has returned long ago, so a permanent failure is recorded on
     the message and logged rather than raised.
     """
-    with new_session() as session:
-        try:
-            deliver(message, adapter, session, timeout=timeout)
-        except TxMailError:
-            logger.warning("Message %s was not sent after commit", message.pk, exc_info=True)
+    sender = Sender(pool_size=1, timeout=timeout)
+    try:
+        sender.deliver(message)
+    except TxMailError:
+        logger.warning("Message %s was not sent after commit", message.pk, exc_info=True)
+    finally:
+        sender.close()

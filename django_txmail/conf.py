@@ -21,7 +21,7 @@ BUILTIN_ADAPTERS = {
     "nylas": "django_txmail.providers.nylas.NylasAdapter",
 }
 
-DELIVERY_MODES = ("immediate",)
+DELIVERY_MODES = ("immediate", "task")
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,9 @@ class TxMailSettings:
     max_attempts: int = 8
     retry_backoff: tuple[float, float] = (1.0, 600.0)
     attachment_storage: str = "default"
+    task_backend: str = "default"
+    #: Seconds a claimed message may stay "sending" before another sender may take it.
+    lease: float = 300.0
 
     def account(self, name: str) -> ProviderAccount:
         try:
@@ -115,9 +118,13 @@ def _parse(raw: dict[str, Any]) -> TxMailSettings:
     max_attempts = raw.get("MAX_ATTEMPTS", 8)
     if not isinstance(max_attempts, int) or max_attempts < 1:
         raise ImproperlyConfigured("TXMAIL['MAX_ATTEMPTS'] must be a positive integer.")
-    timeout = raw.get("TIMEOUT", 30)
-    if not isinstance(timeout, int | float) or timeout <= 0:
-        raise ImproperlyConfigured("TXMAIL['TIMEOUT'] must be a positive number of seconds.")
+    timeout = _seconds(raw, "TIMEOUT", 30)
+    lease = _seconds(raw, "LEASE", 300)
+    if lease <= timeout:
+        raise ImproperlyConfigured(
+            "TXMAIL['LEASE'] must be longer than TXMAIL['TIMEOUT'], or a message still being "
+            "sent could be taken by another worker."
+        )
     return TxMailSettings(
         providers=providers,
         default_provider=default,
@@ -126,7 +133,16 @@ def _parse(raw: dict[str, Any]) -> TxMailSettings:
         max_attempts=max_attempts,
         retry_backoff=(first, largest),
         attachment_storage=raw.get("ATTACHMENT_STORAGE", "default"),
+        task_backend=raw.get("TASK_BACKEND", "default"),
+        lease=lease,
     )
+
+
+def _seconds(raw: dict[str, Any], key: str, default: float) -> float:
+    value = raw.get(key, default)
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        raise ImproperlyConfigured(f"TXMAIL[{key!r}] must be a positive number of seconds.")
+    return float(value)
 
 
 @cache

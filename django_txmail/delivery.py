@@ -1,8 +1,8 @@
 """Hand a recorded message to its provider, once, and record what happened.
 
-``deliver`` claims the ``Message`` row with a conditional UPDATE (only one
-process can move it to "sending"), rebuilds the OutboundEmail from the row,
-makes the HTTP call through a pooled session, and records the attempt.
+``deliver`` claims the ``Message`` row (see ``claims.py``), rebuilds the
+OutboundEmail from the row, makes the HTTP call through a pooled session,
+and records the attempt.
 
 * Accepted: "sent", or "scheduled" when the provider holds it for later.
 * Transient failure (429, 5xx, timeout, connection error, a request with the
@@ -35,20 +35,58 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import requests
-from django.db.models import F, Q
 from django.utils import timezone
+from requests.adapters import HTTPAdapter
 
+from .claims import claim
 from .conf import get_settings
 from .exceptions import DeliveryError, ProviderAPIError, TxMailError
 from .models import Attempt, Message
 from .outbox import load
-from .providers import Adapter, ProviderRequest, ProviderResponse, Route, SendResult
+from .providers import Adapter, ProviderRequest, ProviderResponse, Route, SendResult, load_adapter
 from .signals import message_sent
 
 logger = logging.getLogger("django_txmail.delivery")
 
-#: How long a claimed message may stay "sending" before it counts as abandoned.
-SENDING_LEASE = timedelta(minutes=5)
+
+def new_session(pool_size: int = 16) -> requests.Session:
+    session = requests.Session()
+    pool = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+    session.mount("https://", pool)
+    session.mount("http://", pool)
+    return session
+
+
+class Sender:
+    """Adapters and one pooled HTTP session, shared by all threads of a sender.
+
+    Adapters are pure and ``requests.Session`` may be shared by threads, so a
+    worker's threads (or a task process) reuse connections to the provider.
+    """
+
+    def __init__(self, pool_size: int = 16, timeout: float | None = None) -> None:
+        self.session = new_session(pool_size)
+        self.timeout = timeout
+        self._adapters: dict[str, Adapter] = {}
+        self._lock = threading.Lock()
+
+    def adapter(self, provider: str) -> Adapter:
+        with self._lock:
+            if provider not in self._adapters:
+                self._adapters[provider] = load_adapter(get_settings().account(provider))
+            return self._adapters[provider]
+
+    def deliver(self, message: Message) -> SendResult | None:
+        """Claim ``message`` and make one attempt (see :func:`deliver`)."""
+        return deliver(message, self.adapter(message.provider), self.session, timeout=self.timeout)
+
+    def attempt(self, message: Message) -> SendResult | None:
+        """One attempt at a message this sender has already claimed."""
+        return attempt(message, self.adapter(message.provider), self.session, timeout=self.timeout)
+
+    def close(self) -> None:
+        self.session.close()
+
 
 _reporting = threading.local()
 
@@ -74,16 +112,6 @@ def retry_delay(attempt: int, retry_after: float | None = None) -> float:
     return delay
 
 
-def claimable(now=None) -> Q:
-    """Rows a sender may take now: queued, held until now, or abandoned mid-send."""
-    now = now or timezone.now()
-    return (
-        Q(status=Message.Status.QUEUED)
-        | Q(status=Message.Status.SCHEDULED, next_attempt_at__lte=now)
-        | Q(status=Message.Status.SENDING, next_attempt_at__lte=now)
-    )
-
-
 def route_of(message: Message) -> Route:
     return Route(
         message.route,
@@ -91,25 +119,6 @@ def route_of(message: Message) -> Route:
         domain=message.route_domain,
         grant_id=message.route_grant_id,
     )
-
-
-def claim(message: Message) -> bool:
-    """Move ``message`` to "sending" if nobody else has; count the attempt."""
-    now = timezone.now()
-    lease = max(SENDING_LEASE, timedelta(seconds=4 * get_settings().timeout))
-    claimed = (
-        Message.objects.filter(claimable(now), pk=message.pk)
-        .exclude(status=Message.Status.SCHEDULED, next_attempt_at__isnull=True)
-        .update(
-            status=Message.Status.SENDING,
-            attempts=F("attempts") + 1,
-            next_attempt_at=now + lease,
-            updated_at=now,
-        )
-    )
-    if claimed:
-        message.refresh_from_db(fields=["status", "attempts", "next_attempt_at"])
-    return bool(claimed)
 
 
 def _http(session: requests.Session, request: ProviderRequest, timeout: float) -> ProviderResponse:
@@ -155,6 +164,17 @@ def deliver(
     """
     if not claim(message):
         return None
+    return attempt(message, adapter, session, timeout=timeout)
+
+
+def attempt(
+    message: Message,
+    adapter: Adapter,
+    session: requests.Session,
+    *,
+    timeout: float | None = None,
+) -> SendResult | None:
+    """One attempt at a message already claimed by this process (see :func:`deliver`)."""
     with _reporting_outcome() as nested:
         return _attempt(message, adapter, session, timeout, report=not nested)
 
@@ -196,26 +216,26 @@ def _attempt(
             f"Unexpected error while sending: {type(exc).__name__}: {exc}",
             error_type="internal_error",
         )
-    attempt = Attempt(
+    entry = Attempt(
         message=message,
         number=message.attempts,
         started_at=started,
         duration_ms=int((time.monotonic() - clock) * 1000),
     )
     if result is not None:
-        _accepted(message, attempt, result, report=report)
+        _accepted(message, entry, result, report=report)
         return result
-    if _failed(message, attempt, error, report=report):
+    if _failed(message, entry, error, report=report):
         return None
     raise error
 
 
-def _accepted(message: Message, attempt: Attempt, result: SendResult, *, report: bool) -> None:
+def _accepted(message: Message, entry: Attempt, result: SendResult, *, report: bool) -> None:
     now = timezone.now()
-    attempt.outcome = Attempt.Outcome.SENT
-    attempt.http_status = 200
-    attempt.request_id = result.request_id[:255]
-    attempt.save()
+    entry.outcome = Attempt.Outcome.SENT
+    entry.http_status = 200
+    entry.request_id = result.request_id[:255]
+    entry.save()
     provider_holds_it = bool(message.options.get("provider_scheduled"))
     message.status = Message.Status.SCHEDULED if provider_holds_it else Message.Status.SENT
     message.provider_message_id = result.provider_message_id[:255]
@@ -239,19 +259,19 @@ def _accepted(message: Message, attempt: Attempt, result: SendResult, *, report:
         message_sent.send_robust(sender=Message, message=message, result=result)
 
 
-def _failed(message: Message, attempt: Attempt, error: TxMailError, *, report: bool) -> bool:
+def _failed(message: Message, entry: Attempt, error: TxMailError, *, report: bool) -> bool:
     """Record a failed attempt; True when the message will be tried again."""
     transient = isinstance(error, ProviderAPIError) and error.transient
     error_type = error.error_type
-    attempt.outcome = Attempt.Outcome.TRANSIENT if transient else Attempt.Outcome.PERMANENT
-    attempt.error_message = str(error)
-    attempt.error_type = error_type[:128]
+    entry.outcome = Attempt.Outcome.TRANSIENT if transient else Attempt.Outcome.PERMANENT
+    entry.error_message = str(error)
+    entry.error_type = error_type[:128]
     if isinstance(error, ProviderAPIError):
-        attempt.http_status = error.status
-        attempt.request_id = error.request_id[:255]
-    attempt.save()
+        entry.http_status = error.status
+        entry.request_id = error.request_id[:255]
+    entry.save()
     message.last_error = str(error)
-    message.last_error_type = attempt.error_type
+    message.last_error_type = entry.error_type
     retry = transient and message.attempts < get_settings().max_attempts
     if retry:
         delay = retry_delay(message.attempts, error.retry_after)  # type: ignore[union-attr]

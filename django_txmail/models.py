@@ -173,8 +173,13 @@ class Message(models.Model):
         return f"{self.subject or '(no subject)'} → {self.recipient_summary}"
 
     @property
+    def recipients(self) -> list[str]:
+        """Every address the message goes to (To, Cc and Bcc)."""
+        return [a["email"] for a in (*self.to, *self.cc, *self.bcc)]
+
+    @property
     def recipient_summary(self) -> str:
-        emails = [a["email"] for a in (*self.to, *self.cc, *self.bcc)]
+        emails = self.recipients
         more = f" +{len(emails) - 1}" if len(emails) > 1 else ""
         return f"{emails[0]}{more}" if emails else "-"
 

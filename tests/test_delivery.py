@@ -13,8 +13,9 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from django_txmail import delivery
+from django_txmail.claims import claim
 from django_txmail.conf import get_settings
-from django_txmail.delivery import claim, deliver, retry_delay
+from django_txmail.delivery import deliver, retry_delay
 from django_txmail.exceptions import DeliveryError, ProviderAPIError
 from django_txmail.message import TxMessage
 from django_txmail.models import Attempt, Message, MessageAttachment, SendingDomain

@@ -1,0 +1,122 @@
+"""Which messages a process may send now, and taking them.
+
+A message is *claimed* by moving it to "sending" with a lease, in one
+statement that only succeeds for one process. ``claim`` takes one message
+the caller asks for; ``claim_batch`` takes many due rows at once for
+workers: with ``SELECT ... FOR UPDATE SKIP LOCKED`` where the database has
+it (PostgreSQL), so any number of workers on any number of machines take
+disjoint rows without waiting on each other, and with one conditional
+UPDATE per row elsewhere (SQLite), which is as safe, only slower under
+contention. A claim that outlives its lease (the process died mid-send) is
+taken again; the idempotency key makes that retry safe.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import connections, router, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .conf import get_settings
+from .models import Message
+
+#: A queued message with no retry time is being delivered by the process that
+#: recorded it (or by its task); workers leave it alone for this long.
+ORPHAN_AFTER = timedelta(minutes=1)
+
+
+def claimable(now) -> Q:
+    """Rows a sender may take when asked for them: queued, due, or abandoned mid-send."""
+    return Q(status=Message.Status.QUEUED) | Q(
+        status__in=(Message.Status.SCHEDULED, Message.Status.SENDING), next_attempt_at__lte=now
+    )
+
+
+def due(now) -> Q:
+    """Rows a worker should send now without being asked.
+
+    Retries whose time has come, held scheduled mail that is due, sends
+    abandoned past their lease, and queued messages that nobody delivered
+    (no task ran, or the process that recorded them died).
+    """
+    return Q(
+        status__in=(Message.Status.QUEUED, Message.Status.SCHEDULED, Message.Status.SENDING),
+        next_attempt_at__lte=now,
+    ) | Q(
+        status=Message.Status.QUEUED,
+        next_attempt_at__isnull=True,
+        created_at__lte=now - ORPHAN_AFTER,
+    )
+
+
+def _claimed(now) -> dict:
+    """The UPDATE that marks rows as taken, with a lease for the time a send may take."""
+    return {
+        "status": Message.Status.SENDING,
+        "attempts": F("attempts") + 1,
+        "next_attempt_at": now + timedelta(seconds=get_settings().lease),
+        "updated_at": now,
+    }
+
+
+def claim(message: Message) -> bool:
+    """Move ``message`` to "sending" if nobody else has; count the attempt."""
+    now = timezone.now()
+    claimed = Message.objects.filter(claimable(now), pk=message.pk).update(**_claimed(now))
+    if claimed:
+        message.refresh_from_db(fields=["status", "attempts", "next_attempt_at"])
+    return bool(claimed)
+
+
+def _fail_abandoned(now) -> None:
+    """Sends abandoned mid-request that have used up their attempts end failed.
+
+    A message whose sending keeps killing the worker would otherwise be
+    taken again forever.
+    """
+    max_attempts = get_settings().max_attempts
+    Message.objects.filter(
+        status=Message.Status.SENDING, next_attempt_at__lte=now, attempts__gte=max_attempts
+    ).update(
+        status=Message.Status.FAILED,
+        next_attempt_at=None,
+        last_error=f"Abandoned mid-send {max_attempts} times (the sending process stopped).",
+        last_error_type="abandoned",
+        updated_at=now,
+    )
+
+
+def claim_batch(limit: int) -> list[Message]:
+    """Claim up to ``limit`` due messages for this process, oldest due first."""
+    now = timezone.now()
+    _fail_abandoned(now)
+    candidates = Message.objects.filter(due(now)).order_by(
+        F("next_attempt_at").asc(nulls_first=True), "created_at"
+    )
+    alias = router.db_for_write(Message)
+    if connections[alias].features.has_select_for_update_skip_locked:
+        with transaction.atomic(using=alias):
+            ids = list(
+                candidates.select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit]
+            )
+            Message.objects.filter(pk__in=ids).update(**_claimed(now))
+    else:
+        ids = [
+            pk
+            for pk in candidates.values_list("pk", flat=True)[:limit]
+            if Message.objects.filter(due(now), pk=pk).update(**_claimed(now))
+        ]
+    order = {pk: index for index, pk in enumerate(ids)}
+    return sorted(Message.objects.filter(pk__in=ids), key=lambda m: order[m.pk])
+
+
+def release(message: Message) -> None:
+    """Give back a claimed message that was not attempted (a worker stopping)."""
+    Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
+        status=Message.Status.QUEUED,
+        attempts=F("attempts") - 1,
+        next_attempt_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
