@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
+from .delivery import Sender
+from .exceptions import TxMailError
 from .models import Attempt, Grant, Message, MessageAttachment, SendingDomain
+from .scheduling import cancel
 
 
 @admin.register(SendingDomain)
@@ -75,6 +79,7 @@ class MessageAdmin(admin.ModelAdmin):
     list_select_related = False
     show_full_result_count = False
     inlines = [AttachmentInline, AttemptInline]
+    actions = ["cancel_messages"]
     fieldsets = [
         (None, {"fields": ["id", "status", "route", "provider", "sending_domain", "grant"]}),
         (
@@ -133,6 +138,31 @@ class MessageAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_cancel_permission(self, request) -> bool:
+        return request.user.has_perm("django_txmail.cancel_message")
+
+    @admin.action(description=_("Cancel selected messages not sent yet"), permissions=["cancel"])
+    def cancel_messages(self, request, queryset):
+        cancelled, refused = 0, []
+        sender = Sender(pool_size=1)
+        try:
+            for message in queryset:
+                try:
+                    cancel(message, sender=sender)
+                    cancelled += 1
+                except TxMailError as exc:
+                    refused.append(str(exc))
+        finally:
+            sender.close()
+        if cancelled:
+            self.message_user(
+                request,
+                ngettext("Cancelled %d message.", "Cancelled %d messages.", cancelled) % cancelled,
+                messages.SUCCESS,
+            )
+        for reason in refused:
+            self.message_user(request, reason, messages.WARNING)
 
     @staticmethod
     def _addresses(values):

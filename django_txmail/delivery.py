@@ -121,21 +121,24 @@ def route_of(message: Message) -> Route:
     )
 
 
-def _http(session: requests.Session, request: ProviderRequest, timeout: float) -> ProviderResponse:
+def http(
+    session: requests.Session, request: ProviderRequest, timeout: float | None
+) -> ProviderResponse:
+    """Make ``request`` with ``session``; the body stream is closed either way."""
     try:
         response = session.request(
             request.method,
             request.url,
             headers=request.headers,
             data=request.body,
-            timeout=timeout,
+            timeout=timeout or get_settings().timeout,
         )
     finally:
         request.close()
     return ProviderResponse(response.status_code, dict(response.headers), response.content)
 
 
-def _network_error(provider: str, url: str, exc: requests.RequestException) -> ProviderAPIError:
+def network_error(provider: str, url: str, exc: requests.RequestException) -> ProviderAPIError:
     host = urlsplit(url).netloc
     if isinstance(exc, requests.Timeout):
         kind, what = "timeout", f"no answer from {host} in time"
@@ -193,12 +196,12 @@ def _attempt(
     try:
         route = route_of(message)
         request = adapter.build_send(load(message), route)
-        response = _http(session, request, timeout or get_settings().timeout)
+        response = http(session, request, timeout)
         result = adapter.parse_send(response, route)
     except TxMailError as exc:
         error = exc
     except requests.RequestException as exc:
-        error = _network_error(message.provider, adapter.account.api_uri, exc)
+        error = network_error(message.provider, adapter.account.api_uri, exc)
     except OSError as exc:
         error = DeliveryError(
             f"The stored content of message {message.pk} cannot be read "

@@ -64,6 +64,12 @@ class TemplateError(TxMailError):
     error_type = "template_error"
 
 
+class CannotCancel(TxMailError):
+    """The message is not (or no longer) waiting to be sent."""
+
+    error_type = "cannot_cancel"
+
+
 class DeliveryError(TxMailError):
     """Sending failed on our side, e.g. the stored content can no longer be read."""
 

@@ -167,7 +167,10 @@ class Message(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="txmail_msg_due")]
-        permissions = [("resend_message", "Can resend a message")]
+        permissions = [
+            ("resend_message", "Can resend a message"),
+            ("cancel_message", "Can cancel a message that has not been sent"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.subject or '(no subject)'} → {self.recipient_summary}"

@@ -129,6 +129,17 @@ class Adapter:
     def parse_send(self, response: ProviderResponse, route: Route) -> SendResult:
         raise NotImplementedError  # abstract
 
+    def build_cancel(self, route: Route, schedule_id: str) -> ProviderRequest:
+        """The request cancelling a message the provider holds for later.
+
+        Needed by adapters whose ``scheduling_window`` is not None.
+        """
+        raise UnsupportedFeature(self.account.name, "cancelling scheduled messages")
+
+    def parse_cancel(self, response: ProviderResponse) -> None:
+        """Return if the provider cancelled the message, else raise ProviderAPIError."""
+        raise UnsupportedFeature(self.account.name, "cancelling scheduled messages")
+
     def redact(self, text: str) -> str:
         """Remove this account's credentials from text bound for logs or errors."""
         for secret in self.account.credentials.values():

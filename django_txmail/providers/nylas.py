@@ -31,7 +31,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
-from ..exceptions import InvalidMessage, MessageTooLarge
+from ..exceptions import InvalidMessage, MessageTooLarge, ProviderAPIError
 from ..outbound import Attachment, Feature, OutboundEmail
 from .base import (
     USER_AGENT,
@@ -213,13 +213,16 @@ class NylasAdapter(Adapter):
             return f"{base}/v3/grants/{quote(route.grant_id, safe='')}/messages/send"
         return f"{base}/v3/domains/{quote(route.domain, safe='')}/messages/send"
 
-    def build_send(self, email: OutboundEmail, route: Route) -> ProviderRequest:
-        payload = self._payload(email, route)
-        headers = {
+    def _headers(self) -> dict[str, str]:
+        return {
             "Authorization": f"Bearer {self.account.credentials.get('API_KEY', '')}",
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
         }
+
+    def build_send(self, email: OutboundEmail, route: Route) -> ProviderRequest:
+        payload = self._payload(email, route)
+        headers = self._headers()
         if email.idempotency_key:
             headers["Idempotency-Key"] = email.idempotency_key
         if self._json_size(payload, email) > JSON_LIMIT:
@@ -234,7 +237,28 @@ class NylasAdapter(Adapter):
         headers["Content-Type"] = "application/json"
         return ProviderRequest("POST", self.url(route), headers, body=data)
 
-    # -- reading the response --------------------------------------------------
+    def build_cancel(self, route: Route, schedule_id: str) -> ProviderRequest:
+        grant, schedule = quote(route.grant_id, safe=""), quote(schedule_id, safe="")
+        url = f"{self.account.api_uri}/v3/grants/{grant}/messages/schedules/{schedule}"
+        return ProviderRequest("DELETE", url, self._headers())
+
+    # -- reading responses -----------------------------------------------------
+
+    def _error(self, response: ProviderResponse, body: dict[str, Any]) -> ProviderAPIError:
+        error = body.get("error") if isinstance(body.get("error"), dict) else {}
+        error_type = str(error.get("type") or "")
+        message = str(error.get("message") or "") or response.body[:300].decode("utf-8", "replace")
+        request_id = str(body.get("request_id") or "")
+        exc = self.api_error(response, message or "no error message", error_type, request_id)
+        if response.status == 409 and error_type == "api.concurrent_idempotent_request":
+            # The first request with this key is still being processed; ask again later.
+            exc.transient = True
+        return exc
+
+    def parse_cancel(self, response: ProviderResponse) -> None:
+        if response.status not in (200, 202, 204):
+            body = response.json()
+            raise self._error(response, body if isinstance(body, dict) else {})
 
     def parse_send(self, response: ProviderResponse, route: Route) -> SendResult:
         body = response.json()

@@ -1,0 +1,146 @@
+"""``Worker``: deliver whatever is due, with a bounded pool of threads.
+
+What is due (see ``claims.due``): retries whose time has come, held
+scheduled mail, sends abandoned past their lease, and queued messages that
+no process or task delivered. The worker claims them in batches — never more
+than its threads can start soon, so a stopped worker holds few claims — and
+its threads share one ``Sender`` (one pooled HTTP session).
+
+Any number of workers may run on any number of machines: claims are taken
+in the database, each row by exactly one worker. On ``stop()`` (SIGTERM or
+SIGINT from the command) the threads finish the messages they are sending,
+claimed messages not yet started are given back, and ``run()`` returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import close_old_connections, connections
+
+from .claims import claim_batch, release
+from .delivery import Sender
+from .exceptions import TxMailError
+from .models import Message
+
+logger = logging.getLogger("django_txmail.worker")
+
+
+@dataclass
+class WorkerStats:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    released: int = 0
+
+    @property
+    def attempted(self) -> int:
+        return self.sent + self.retrying + self.failed
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        batch: int = 100,
+        concurrency: int = 1,
+        interval: float = 1.0,
+        on_result: Callable[[Message, str], None] | None = None,
+    ) -> None:
+        if batch < 1 or concurrency < 1 or interval <= 0:
+            raise ValueError("batch and concurrency must be >= 1 and interval > 0.")
+        self.batch = batch
+        self.concurrency = concurrency
+        self.interval = interval
+        self.on_result = on_result
+        self.stats = WorkerStats()
+        self._stopping = threading.Event()
+        self._changed = threading.Condition()
+        self._in_flight = 0
+
+    def stop(self) -> None:
+        """Finish what is being sent, give back the rest, and return from run()."""
+        self._stopping.set()
+        with self._changed:
+            self._changed.notify_all()
+
+    def run(self, *, once: bool = False) -> WorkerStats:
+        """Deliver due messages until stopped, or, with ``once``, until none is due."""
+        sender = Sender(pool_size=self.concurrency)
+        jobs: queue.Queue[Message | None] = queue.Queue()
+        threads = [
+            threading.Thread(target=self._work, args=(sender, jobs), name=f"txmail-worker-{i}")
+            for i in range(self.concurrency)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            self._feed(jobs, once)
+        finally:
+            self._stopping.set()
+            for _ in threads:
+                jobs.put(None)
+            for thread in threads:
+                thread.join()
+            sender.close()
+            connections.close_all()
+        return self.stats
+
+    def _feed(self, jobs: queue.Queue[Message | None], once: bool) -> None:
+        # Keep at most two messages per thread claimed ahead of sending.
+        capacity = 2 * self.concurrency
+        while not self._stopping.is_set():
+            with self._changed:
+                while self._in_flight >= capacity and not self._stopping.is_set():
+                    self._changed.wait(self.interval)
+                free = capacity - self._in_flight
+            if self._stopping.is_set():
+                return
+            close_old_connections()
+            claimed = claim_batch(min(self.batch, free))
+            if claimed:
+                with self._changed:
+                    self._in_flight += len(claimed)
+                for message in claimed:
+                    jobs.put(message)
+                continue
+            with self._changed:
+                if once and self._in_flight == 0:
+                    return
+                # Nothing due: wait for a thread to finish (it may have queued a
+                # retry) or for the next poll.
+                self._changed.wait(0.05 if once else self.interval)
+
+    def _work(self, sender: Sender, jobs: queue.Queue[Message | None]) -> None:
+        try:
+            while (message := jobs.get()) is not None:
+                try:
+                    self._send(sender, message)
+                finally:
+                    with self._changed:
+                        self._in_flight -= 1
+                        self._changed.notify_all()
+        finally:
+            connections.close_all()
+
+    def _send(self, sender: Sender, message: Message) -> None:
+        if self._stopping.is_set():
+            release(message)
+            outcome = "released"
+        else:
+            try:
+                outcome = "sent" if sender.attempt(message) else "retrying"
+            except TxMailError:
+                outcome = "failed"
+            except Exception:
+                # attempt() records unexpected errors itself; this is a database outage.
+                logger.exception("Message %s: could not record the attempt", message.pk)
+                outcome = "failed"
+        with self._changed:
+            setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
+        if self.on_result:
+            self.on_result(message, outcome)
