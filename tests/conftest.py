@@ -62,8 +62,8 @@ def wait_for_requests(sandbox, count: int, timeout: float = 5.0) -> None:
 def pytest_sessionfinish(session, exitstatus):
     from django.conf import settings
 
-    if settings.configured and "txmail-test-media-" in str(settings.MEDIA_ROOT):
-        shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
+    if settings.configured and "txmail-test-" in str(getattr(settings, "TEST_TMP", "")):
+        shutil.rmtree(settings.TEST_TMP, ignore_errors=True)
 
 
 @pytest.fixture

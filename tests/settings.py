@@ -10,6 +10,10 @@ import tempfile
 
 import django
 
+# One scratch directory per test session, shared with the worker processes
+# the tests start (they inherit the environment variable).
+TEST_TMP = os.environ.setdefault("TXMAIL_TEST_TMP", tempfile.mkdtemp(prefix="txmail-test-"))
+
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
 USE_TZ = True
@@ -58,12 +62,27 @@ if os.environ.get("TXMAIL_TEST_DB") == "postgres":
             "USER": os.environ.get("PGUSER", "postgres"),
             "PASSWORD": os.environ.get("PGPASSWORD", ""),
             "NAME": os.environ.get("PGDATABASE", "txmail"),
+            "TEST": {"NAME": os.environ.get("TXMAIL_TEST_PGDATABASE", "test_txmail")},
         }
     }
 else:
-    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+    # A file, not :memory:, so worker threads and worker processes started by
+    # the tests share the test database. WAL and IMMEDIATE transactions are
+    # what several SQLite writers need.
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.path.join(TEST_TMP, "txmail.sqlite3"),
+            "TEST": {"NAME": os.path.join(TEST_TMP, "test-txmail.sqlite3")},
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;",
+            },
+        }
+    }
 
-MEDIA_ROOT = tempfile.mkdtemp(prefix="txmail-test-media-")
+MEDIA_ROOT = os.path.join(TEST_TMP, "media")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
