@@ -87,7 +87,6 @@ class Worker:
             for thread in threads:
                 thread.join()
             sender.close()
-            connections.close_all()
         return self.stats
 
     def _feed(self, jobs: queue.Queue[Message | None], once: bool) -> None:
