@@ -187,10 +187,9 @@ def assert_sent_exactly_once(sandbox, count: int) -> None:
     assert all(by_key[m.idempotency_key] == m.provider_message_id for m in messages)
 
 
-@pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="the fault storm runs against PostgreSQL"
-)
 def test_fault_storm_two_workers_exactly_once(txmail_sandbox, settings, domain):
+    # 1,000 messages on PostgreSQL; fewer on SQLite, whose writers queue for one lock.
+    count = 1000 if connection.vendor == "postgresql" else 300
     txmail = txmail_settings(txmail_sandbox.url) | {
         "TIMEOUT": 0.5,
         "LEASE": 10,
@@ -198,7 +197,7 @@ def test_fault_storm_two_workers_exactly_once(txmail_sandbox, settings, domain):
         "RETRY_BACKOFF": [0.05, 0.5],
     }
     settings.TXMAIL = txmail
-    outbox(1000)
+    outbox(count)
     txmail_sandbox.set_fault_plan(FaultPlan(seed=7, rate=0.3, hang=1.0, slow=0.1))
     workers = [
         start_worker(txmail, "--concurrency", "8", "--batch", "20", "--interval", "0.1")
@@ -206,17 +205,17 @@ def test_fault_storm_two_workers_exactly_once(txmail_sandbox, settings, domain):
     ]
     try:
         wait_until(
-            lambda: Message.objects.filter(status="sent").count() == 1000,
+            lambda: Message.objects.filter(status="sent").count() == count,
             240,
-            "all 1,000 messages to be sent",
+            f"all {count} messages to be sent",
         )
     finally:
         outputs = [stop(worker) for worker in workers]
     faults = txmail_sandbox.fault_stats
     txmail_sandbox.set_fault_plan(None)
-    assert_sent_exactly_once(txmail_sandbox, 1000)
-    assert faults["timeout-after-accept"] > 0 and sum(faults.values()) > 200
-    assert Attempt.objects.filter(outcome="transient").count() > 200
+    assert_sent_exactly_once(txmail_sandbox, count)
+    assert faults["timeout-after-accept"] > 0 and sum(faults.values()) > count // 5
+    assert Attempt.objects.filter(outcome="transient").count() > count // 5
     assert all("Delivered" in out for out in outputs)
     print(f"fault storm: {faults}")
 
