@@ -241,3 +241,20 @@ def test_a_worker_killed_mid_batch_then_restarted_sends_exactly_once(
     assert restarted.returncode == 0, err
     assert_sent_exactly_once(txmail_sandbox, 120)
     assert Message.objects.filter(attempts__gte=2).count() >= stuck
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_the_worker_process_stops_cleanly_on_a_signal(txmail_sandbox, settings, domain, signum):
+    txmail = txmail_settings(txmail_sandbox.url)
+    settings.TXMAIL = txmail
+    outbox(30)
+    txmail_sandbox.set_fault_plan(FaultPlan(seed=3, rate=1.0, kinds={"slow": 1}, slow=0.1))
+    worker = start_worker(txmail, "--concurrency", "2", "--batch", "4", "--interval", "0.1")
+    wait_until(lambda: len(txmail_sandbox.messages) >= 4, 30, "the worker to be sending")
+    worker.send_signal(signum)
+    out, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+    assert "Delivered" in out and "Traceback" not in err
+    assert Message.objects.filter(status="sending").count() == 0, "claims were given back"
+    sent = Message.objects.filter(status="sent").count()
+    assert 4 <= sent < 30 and len(txmail_sandbox.messages) == sent
