@@ -34,6 +34,8 @@ class ProviderAccount:
     credentials: dict[str, str] = field(repr=False)
     options: dict[str, Any] = field(default_factory=dict)
     sandbox: bool = False
+    #: Every secret a webhook signature may be made with (several while rotating).
+    webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class TxMailSettings:
     task_backend: str = "default"
     #: Seconds a claimed message may stay "sending" before another sender may take it.
     lease: float = 300.0
+    #: Largest webhook body accepted, in bytes.
+    webhook_max_bytes: int = 10 * 1024 * 1024
 
     def account(self, name: str) -> ProviderAccount:
         try:
@@ -60,7 +64,7 @@ class TxMailSettings:
 
 
 _CREDENTIAL_KEYS = ("API_KEY", "API_TOKEN", "WEBHOOK_SECRET")
-_KNOWN_ACCOUNT_KEYS = {"ADAPTER", "API_URI", "SANDBOX", *_CREDENTIAL_KEYS}
+_KNOWN_ACCOUNT_KEYS = {"ADAPTER", "API_URI", "SANDBOX", "WEBHOOK_SECRETS", *_CREDENTIAL_KEYS}
 
 
 def _account(name: str, raw: Any) -> ProviderAccount:
@@ -77,6 +81,12 @@ def _account(name: str, raw: Any) -> ProviderAccount:
         raise ImproperlyConfigured(f"TXMAIL['PROVIDERS'][{name!r}] needs an 'API_URI'.")
     credentials = {k: str(raw[k]) for k in _CREDENTIAL_KEYS if raw.get(k)}
     options = {k: v for k, v in raw.items() if k not in _KNOWN_ACCOUNT_KEYS}
+    rotation = raw.get("WEBHOOK_SECRETS", ())
+    if isinstance(rotation, str) or not all(isinstance(v, str) and v for v in rotation):
+        raise ImproperlyConfigured(
+            f"TXMAIL['PROVIDERS'][{name!r}]['WEBHOOK_SECRETS'] must be a list of secrets."
+        )
+    webhook_secrets = tuple(dict.fromkeys([*filter(None, [raw.get("WEBHOOK_SECRET")]), *rotation]))
     return ProviderAccount(
         name=name,
         adapter=BUILTIN_ADAPTERS.get(adapter, adapter),
@@ -84,6 +94,7 @@ def _account(name: str, raw: Any) -> ProviderAccount:
         credentials=credentials,
         options=options,
         sandbox=bool(raw.get("SANDBOX", False)),
+        webhook_secrets=webhook_secrets,
     )
 
 
@@ -135,13 +146,15 @@ def _parse(raw: dict[str, Any]) -> TxMailSettings:
         attachment_storage=raw.get("ATTACHMENT_STORAGE", "default"),
         task_backend=raw.get("TASK_BACKEND", "default"),
         lease=lease,
+        webhook_max_bytes=int(_seconds(raw, "WEBHOOK_MAX_BYTES", 10 * 1024 * 1024)),
     )
 
 
 def _seconds(raw: dict[str, Any], key: str, default: float) -> float:
+    """A positive number setting (seconds, or bytes for WEBHOOK_MAX_BYTES)."""
     value = raw.get(key, default)
     if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-        raise ImproperlyConfigured(f"TXMAIL[{key!r}] must be a positive number of seconds.")
+        raise ImproperlyConfigured(f"TXMAIL[{key!r}] must be a positive number.")
     return float(value)
 
 

@@ -240,23 +240,28 @@ def _accepted(message: Message, entry: Attempt, result: SendResult, *, report: b
     entry.request_id = result.request_id[:255]
     entry.save()
     provider_holds_it = bool(message.options.get("provider_scheduled"))
-    message.status = Message.Status.SCHEDULED if provider_holds_it else Message.Status.SENT
     message.provider_message_id = result.provider_message_id[:255]
     message.provider_schedule_id = result.schedule_id[:255]
     message.provider_request_id = result.request_id[:255]
     message.next_attempt_at = None
     message.sent_at = now
-    message.save(
-        update_fields=[
-            "status",
-            "provider_message_id",
-            "provider_schedule_id",
-            "provider_request_id",
-            "next_attempt_at",
-            "sent_at",
-            "updated_at",
-        ]
+    fields = [
+        "provider_message_id",
+        "provider_schedule_id",
+        "provider_request_id",
+        "next_attempt_at",
+        "sent_at",
+        "updated_at",
+    ]
+    message.save(update_fields=fields)
+    # A delivery event may have arrived before this answer was recorded; the
+    # status only moves on from "sending", never back from "delivered".
+    message.status = Message.Status.SCHEDULED if provider_holds_it else Message.Status.SENT
+    moved = Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
+        status=message.status
     )
+    if not moved:
+        message.refresh_from_db(fields=["status", "recipient_status"])
     if report:
         # send_robust: a failing receiver must not make a sent message look unsent.
         message_sent.send_robust(sender=Message, message=message, result=result)

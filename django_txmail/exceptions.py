@@ -64,6 +64,12 @@ class TemplateError(TxMailError):
     error_type = "template_error"
 
 
+class WebhookPayloadError(TxMailError):
+    """A webhook body is not what the provider sends; nothing of it is stored."""
+
+    error_type = "webhook_payload"
+
+
 class CannotCancel(TxMailError):
     """The message is not (or no longer) waiting to be sent."""
 

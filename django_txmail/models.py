@@ -146,6 +146,9 @@ class Message(models.Model):
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
     )
+    recipient_status = models.JSONField(
+        default=dict, blank=True, help_text=_("Status per recipient address, from delivery events.")
+    )
     idempotency_key = models.CharField(max_length=256, unique=True)
     content_hash = models.CharField(
         max_length=64, help_text=_("Fingerprint of the content, to tell a reused key apart.")
@@ -235,3 +238,57 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number}: {self.outcome}"
+
+
+class DeliveryEvent(models.Model):
+    """Something the provider reported about a message after it left (a webhook event)."""
+
+    class Type(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        SENT = "sent", _("sent")
+        DELIVERED = "delivered", _("delivered")
+        DEFERRED = "deferred", _("deferred")
+        BOUNCED = "bounced", _("bounced")
+        COMPLAINED = "complained", _("complained")
+        REJECTED = "rejected", _("rejected")
+        OPENED = "opened", _("opened")
+        CLICKED = "clicked", _("clicked")
+        UNSUBSCRIBED = "unsubscribed", _("unsubscribed")
+        FAILED = "failed", _("failed")
+        UNKNOWN = "unknown", _("unknown")
+
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    provider = models.CharField(max_length=64, help_text=_("The account that reported it."))
+    type = models.CharField(max_length=16, choices=Type.choices)
+    provider_type = models.CharField(max_length=128, help_text=_("The provider's own name."))
+    provider_event_id = models.CharField(max_length=255)
+    provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    recipient = models.CharField(max_length=254, blank=True)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    bounce_type = models.CharField(max_length=128, blank=True)
+    reason = models.TextField(blank=True, help_text=_("Diagnostic code or reject reason."))
+    mta_response = models.TextField(blank=True)
+    click_url = models.TextField(blank=True)
+    user_agent = models.TextField(blank=True)
+    ip = models.CharField(max_length=64, blank=True)
+    raw = models.JSONField(help_text=_("The event as the provider sent it."))
+    #: Marks the rows one webhook request inserted (to tell them from duplicates).
+    ingest_batch = models.UUIDField(editable=False)
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_event_id"], name="txmail_event_once_per_provider"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["message", "occurred_at"], name="txmail_event_timeline"),
+            models.Index(fields=["ingest_batch"], name="txmail_event_batch"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.recipient or ''}".strip()

@@ -2,10 +2,11 @@
 
 from django.urls import path
 
-from . import api
+from . import api, webhooks
 
 app_name = "txmail"
 
 urlpatterns = [
+    path("webhooks/<str:provider>/", webhooks.WebhookView.as_view(), name="webhook"),
     path("api/messages/<uuid:pk>/", api.MessageDetail.as_view(), name="message-detail"),
 ]

@@ -7,8 +7,9 @@ It does no I/O, reads no settings and touches no database, so it is tested
 with plain unit tests and against the sandbox alike.
 
 A third-party adapter subclasses :class:`Adapter`, sets ``features`` to the
-features it carries, implements ``build_send`` and ``parse_send``, and is
-named by dotted path in ``TXMAIL["PROVIDERS"][...]["ADAPTER"]``.
+features it carries, implements ``build_send`` and ``parse_send`` (and
+``parse_webhook`` to receive delivery events), and is named by dotted path
+in ``TXMAIL["PROVIDERS"][...]["ADAPTER"]``.
 """
 
 from __future__ import annotations
@@ -78,6 +79,51 @@ class ProviderResponse:
         return next((v for k, v in self.headers.items() if k.lower() == lowered), "")
 
 
+#: Normalized delivery event types (``DeliveryEvent.type``).
+EVENT_TYPES = (
+    "queued",
+    "sent",
+    "delivered",
+    "deferred",
+    "bounced",
+    "complained",
+    "rejected",
+    "opened",
+    "clicked",
+    "unsubscribed",
+    "failed",
+    "unknown",
+)
+
+
+@dataclass
+class WebhookEvent:
+    """One delivery event read from a provider's webhook, in our vocabulary.
+
+    ``type`` is one of :data:`EVENT_TYPES` ("unknown" for event types the
+    adapter does not know); ``provider_type`` is the provider's own name for
+    it. ``provider_event_id`` is unique per provider: a redelivered event has
+    the same one. ``message_id`` is our message id when the provider echoes
+    it back (metadata, custom variables), for events whose provider message
+    id we have not recorded.
+    """
+
+    provider_event_id: str
+    type: str
+    provider_type: str
+    occurred_at: datetime
+    raw: dict[str, Any]
+    provider_message_id: str = ""
+    message_id: str = ""
+    recipient: str = ""
+    bounce_type: str = ""
+    reason: str = ""
+    mta_response: str = ""
+    click_url: str = ""
+    user_agent: str = ""
+    ip: str = ""
+
+
 @dataclass
 class SendResult:
     """What the provider said when it accepted a message."""
@@ -140,9 +186,32 @@ class Adapter:
         """Return if the provider cancelled the message, else raise ProviderAPIError."""
         raise UnsupportedFeature(self.account.name, "cancelling scheduled messages")
 
+    #: Header carrying the webhook signature (lowercase hex HMAC-SHA256 of the
+    #: raw body); an account's ``WEBHOOK_SIGNATURE_HEADER`` option overrides it.
+    webhook_signature_header: ClassVar[str] = ""
+
+    def signature_header(self) -> str:
+        return str(self.account.options.get("WEBHOOK_SIGNATURE_HEADER") or "") or (
+            self.webhook_signature_header
+        )
+
+    def webhook_challenge(self, query: dict[str, str]) -> str | None:
+        """The body to answer a provider's GET verification request with, if it is one."""
+        return None
+
+    def parse_webhook(self, body: bytes, content_type: str) -> list[WebhookEvent]:
+        """The events in a verified webhook body.
+
+        Raise ``WebhookPayloadError`` when the body is not what the provider
+        sends (bad JSON, wrong shape, a required field missing): the whole
+        request is then refused and nothing is stored. An event type the
+        adapter does not know is not an error: it becomes ``type="unknown"``.
+        """
+        raise UnsupportedFeature(self.account.name, "delivery events (webhooks)")
+
     def redact(self, text: str) -> str:
         """Remove this account's credentials from text bound for logs or errors."""
-        for secret in self.account.credentials.values():
+        for secret in (*self.account.credentials.values(), *self.account.webhook_secrets):
             if secret:
                 text = text.replace(secret, "[redacted]")
         return text

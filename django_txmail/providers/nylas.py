@@ -33,6 +33,7 @@ from urllib.parse import quote
 
 from ..exceptions import InvalidMessage, MessageTooLarge, ProviderAPIError
 from ..outbound import Attachment, Feature, OutboundEmail
+from . import nylas_webhooks
 from .base import (
     USER_AGENT,
     Adapter,
@@ -40,6 +41,7 @@ from .base import (
     ProviderResponse,
     Route,
     SendResult,
+    WebhookEvent,
     deep_merge,
 )
 from .multipart import MultipartBody
@@ -76,6 +78,15 @@ class NylasAdapter(Adapter):
             Feature.ESP_EXTRA,
         }
     )
+
+    webhook_signature_header = "X-Nylas-Signature"
+
+    def webhook_challenge(self, query) -> str | None:
+        challenge = query.get("challenge")
+        return challenge if isinstance(challenge, str) and challenge else None
+
+    def parse_webhook(self, body: bytes, content_type: str) -> list[WebhookEvent]:
+        return nylas_webhooks.parse(body)
 
     def scheduling_window(self, route: Route) -> tuple[timedelta, timedelta] | None:
         return SCHEDULE_WINDOW if route.kind == "grant" else None

@@ -1,0 +1,204 @@
+"""Store delivery events once and move message status by a fixed precedence.
+
+Providers deliver webhooks at least once and in no particular order. So:
+
+* an event is stored once per ``(provider, provider_event_id)``; a
+  redelivered event is counted as a duplicate and changes nothing;
+* each event is matched to its ``Message`` by the provider's message id,
+  else by our message id when the provider echoes it (metadata, custom
+  variables); an event matching no message is still stored, unattached;
+* status only moves *forward*, by rank, whatever order events arrive in:
+
+  ======================  ====
+  status                  rank
+  ======================  ====
+  queued, scheduled,
+  sending, cancelled      0
+  sent                    1
+  deferred                2
+  delivered               3
+  bounced, rejected,
+  failed                  4
+  complained              5
+  ======================  ====
+
+  An event sets the status its type names when that ranks higher than the
+  current one: a late ``delivered`` never overrides ``bounced``, ``sent``
+  never overrides ``delivered``, and a complaint (which comes after
+  delivery) overrides both. ``opened`` and ``clicked`` prove delivery and
+  count as ``delivered``; ``unsubscribed`` and ``unknown`` change no status.
+  The same rule runs per recipient (``Message.recipient_status``) and for
+  the message as a whole.
+
+A batch is stored in one transaction; the ``delivery_event`` signal is sent
+for each newly stored event after it commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.db import router, transaction
+from django.utils import timezone
+
+from .exceptions import WebhookPayloadError
+from .models import DeliveryEvent, Message
+from .providers.base import EVENT_TYPES, WebhookEvent
+from .signals import delivery_event
+
+logger = logging.getLogger("django_txmail.events")
+
+RANK = {
+    "sent": 1,
+    "deferred": 2,
+    "delivered": 3,
+    "bounced": 4,
+    "rejected": 4,
+    "failed": 4,
+    "complained": 5,
+}
+#: The message status an event type implies, where it implies one.
+STATUS_OF_EVENT = {
+    "sent": "sent",
+    "deferred": "deferred",
+    "delivered": "delivered",
+    "opened": "delivered",
+    "clicked": "delivered",
+    "bounced": "bounced",
+    "rejected": "rejected",
+    "failed": "failed",
+    "complained": "complained",
+}
+
+
+def advance(current: str, event_type: str) -> str:
+    """The status after an event of ``event_type``, by the precedence above."""
+    new = STATUS_OF_EVENT.get(event_type)
+    if new is None or RANK.get(new, 0) <= RANK.get(current, 0):
+        return current
+    return new
+
+
+@dataclass
+class IngestResult:
+    received: int
+    stored: int
+    duplicates: int
+    unmatched: int
+
+    def as_dict(self) -> dict[str, int]:
+        return vars(self).copy()
+
+
+def _fit(value: str, length: int) -> str:
+    return (value or "")[:length]
+
+
+def _row(provider: str, event: WebhookEvent, batch: uuid.UUID) -> DeliveryEvent:
+    if event.type not in EVENT_TYPES:
+        raise WebhookPayloadError(f"Unknown normalized event type {event.type!r}.")
+    if not event.provider_event_id or len(event.provider_event_id) > 255:
+        raise WebhookPayloadError("Every event needs an id of at most 255 characters.")
+    if timezone.is_naive(event.occurred_at):
+        raise WebhookPayloadError("Event times must carry a time zone.")
+    return DeliveryEvent(
+        provider=provider,
+        type=event.type,
+        provider_type=_fit(event.provider_type, 128),
+        provider_event_id=event.provider_event_id,
+        provider_message_id=_fit(event.provider_message_id, 255),
+        recipient=_fit(event.recipient.lower(), 254),
+        occurred_at=event.occurred_at,
+        bounce_type=_fit(event.bounce_type, 128),
+        reason=event.reason or "",
+        mta_response=event.mta_response or "",
+        click_url=event.click_url or "",
+        user_agent=event.user_agent or "",
+        ip=_fit(event.ip, 64),
+        raw=event.raw,
+        ingest_batch=batch,
+    )
+
+
+def _messages(provider: str, events: list[WebhookEvent]) -> tuple[dict, dict]:
+    """Messages by provider message id and by our id, locked for the status update."""
+    provider_ids = {e.provider_message_id for e in events if e.provider_message_id}
+    our_ids = set()
+    for event in events:
+        try:
+            our_ids.add(uuid.UUID(event.message_id))
+        except (TypeError, ValueError):
+            continue
+    found = Message.objects.select_for_update().filter(provider=provider)
+    by_provider_id = {
+        m.provider_message_id: m for m in found.filter(provider_message_id__in=provider_ids)
+    }
+    by_id = {m.pk: m for m in found.filter(pk__in=our_ids)} if our_ids else {}
+    return by_provider_id, by_id
+
+
+def _match(event: WebhookEvent, by_provider_id: dict, by_id: dict) -> Message | None:
+    if event.provider_message_id in by_provider_id:
+        return by_provider_id[event.provider_message_id]
+    try:
+        return by_id.get(uuid.UUID(event.message_id))
+    except (TypeError, ValueError):
+        return None
+
+
+def ingest(provider: str, events: list[WebhookEvent]) -> IngestResult:
+    """Store the new events of one webhook request and apply them to their messages."""
+    batch = uuid.uuid4()
+    rows = {}
+    for event in events:  # an id repeated inside one request counts once
+        rows.setdefault(event.provider_event_id, (event, _row(provider, event, batch)))
+    alias = router.db_for_write(DeliveryEvent)
+    with transaction.atomic(using=alias):
+        by_provider_id, by_id = _messages(provider, [event for event, _ in rows.values()])
+        for event, row in rows.values():
+            row.message = _match(event, by_provider_id, by_id)
+        DeliveryEvent.objects.bulk_create([row for _, row in rows.values()], ignore_conflicts=True)
+        stored = list(
+            DeliveryEvent.objects.filter(ingest_batch=batch).order_by("occurred_at", "id")
+        )
+        _apply(stored)
+        transaction.on_commit(lambda: _notify(stored), using=alias)
+    return IngestResult(
+        received=len(events),
+        stored=len(stored),
+        duplicates=len(events) - len(stored),
+        unmatched=sum(1 for row in stored if row.message_id is None),
+    )
+
+
+def _apply(stored: list[DeliveryEvent]) -> None:
+    """Move the status of every message the new events belong to."""
+    per_message: dict[uuid.UUID, list[DeliveryEvent]] = defaultdict(list)
+    for row in stored:
+        if row.message_id is not None:
+            per_message[row.message_id].append(row)
+    if not per_message:
+        return
+    messages = Message.objects.in_bulk(list(per_message))
+    now = timezone.now()
+    for message_id, rows in per_message.items():
+        message = messages[message_id]
+        for row in rows:
+            message.status = advance(message.status, row.type)
+            recipients = [row.recipient] if row.recipient else message.recipients
+            for address in recipients:
+                address = address.lower()
+                before = message.recipient_status.get(address, "sent")
+                message.recipient_status[address] = advance(before, row.type)
+        message.updated_at = now
+    Message.objects.bulk_update(
+        messages.values(), ["status", "recipient_status", "updated_at"], batch_size=500
+    )
+
+
+def _notify(stored: list[DeliveryEvent]) -> None:
+    for row in stored:
+        delivery_event.send_robust(sender=DeliveryEvent, event=row, message=row.message)

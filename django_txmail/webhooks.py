@@ -1,0 +1,105 @@
+"""``webhooks/<provider name>/``: receive a provider's delivery events.
+
+For ``POST``, in this order, and nothing is stored unless every step passes:
+
+1. the account must exist (404) and have a webhook secret (403: refusing is
+   safer than accepting unsigned events);
+2. the body may not exceed ``TXMAIL["WEBHOOK_MAX_BYTES"]`` (413), checked on
+   ``Content-Length`` before reading and again while reading;
+3. the signature header must be present (401) and equal, compared in
+   constant time, to the lowercase hex HMAC-SHA256 of the *raw* body under
+   one of the account's secrets (403) — ``WEBHOOK_SECRET`` plus any in
+   ``WEBHOOK_SECRETS``, so a secret can be rotated without losing events;
+4. the adapter parses the body; a body that is not JSON or not the provider's
+   shape, or a batch with any malformed event, is refused whole (400).
+   Unknown event *types* are not malformed: they are stored as "unknown";
+5. the events are stored once each (a redelivered batch answers 200 and
+   stores nothing new) and applied to their messages.
+
+``GET`` answers a provider's verification request (Nylas ``?challenge=``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpResponse
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .conf import get_settings
+from .events import ingest
+from .exceptions import WebhookPayloadError
+from .providers import Adapter, load_adapter
+
+logger = logging.getLogger("django_txmail.webhooks")
+
+
+def signature_matches(body: bytes, signature: str, secrets: tuple[str, ...]) -> bool:
+    """True if ``signature`` is the HMAC-SHA256 of ``body`` under any of ``secrets``."""
+    given = signature.strip().lower().encode()
+    matched = False
+    for secret in secrets:  # no early exit: the time taken does not tell which matched
+        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
+        matched |= hmac.compare_digest(expected, given)
+    return matched
+
+
+class WebhookView(APIView):
+    """Delivery events from one provider account (the ``provider`` URL argument)."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    throttle_classes: list = []
+    renderer_classes = [JSONRenderer]
+    parser_classes: list = []  # the raw body is read and verified before any parsing
+
+    def _adapter(self, provider: str) -> Adapter | None:
+        try:
+            return load_adapter(get_settings().account(provider))
+        except ImproperlyConfigured:
+            return None
+
+    def get(self, request, provider: str):
+        adapter = self._adapter(provider)
+        if adapter is None:
+            return Response({"detail": "Unknown provider."}, status=404)
+        answer = adapter.webhook_challenge(request.query_params)
+        if answer is None:
+            return Response({"detail": "Send events with POST."}, status=405)
+        return HttpResponse(answer, content_type="text/plain")
+
+    def post(self, request, provider: str):
+        adapter = self._adapter(provider)
+        if adapter is None:
+            return Response({"detail": "Unknown provider."}, status=404)
+        account = adapter.account
+        if not account.webhook_secrets:
+            logger.error("Webhook for %r refused: the account has no WEBHOOK_SECRET.", provider)
+            return Response({"detail": "Webhooks are not configured for this account."}, 403)
+        limit = get_settings().webhook_max_bytes
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return Response({"detail": "Bad Content-Length."}, status=400)
+        if declared > limit:
+            return Response({"detail": f"The body is over {limit} bytes."}, status=413)
+        body = request._request.read(limit + 1)
+        if len(body) > limit:
+            return Response({"detail": f"The body is over {limit} bytes."}, status=413)
+        header = adapter.signature_header()
+        signature = request.headers.get(header, "")
+        if not signature:
+            return Response({"detail": f"The {header} header is missing."}, status=401)
+        if not signature_matches(body, signature, account.webhook_secrets):
+            return Response({"detail": "The signature does not match."}, status=403)
+        try:
+            events = adapter.parse_webhook(body, request.content_type or "")
+            result = ingest(account.name, events)
+        except WebhookPayloadError as exc:
+            return Response({"detail": str(exc)}, status=400)
+        return Response(result.as_dict())
