@@ -9,7 +9,7 @@ from django.utils.translation import ngettext
 
 from .delivery import Sender
 from .exceptions import TxMailError
-from .models import Attempt, Grant, Message, MessageAttachment, SendingDomain
+from .models import Attempt, DeliveryEvent, Grant, Message, MessageAttachment, SendingDomain
 from .scheduling import cancel
 
 
@@ -61,6 +61,41 @@ class AttemptInline(ReadOnlyInline):
     ]
 
 
+class EventInline(ReadOnlyInline):
+    model = DeliveryEvent
+    verbose_name_plural = _("delivery events (timeline)")
+    fields = [
+        "occurred_at",
+        "type",
+        "recipient",
+        "bounce_type",
+        "reason",
+        "click_url",
+        "provider_type",
+        "provider_event_id",
+    ]
+    ordering = ["occurred_at", "id"]
+
+
+@admin.register(DeliveryEvent)
+class DeliveryEventAdmin(admin.ModelAdmin):
+    list_display = ["occurred_at", "type", "recipient", "provider", "message", "received_at"]
+    list_filter = ["type", "provider"]
+    search_fields = ["=provider_event_id", "=provider_message_id", "recipient"]
+    date_hierarchy = "occurred_at"
+    show_full_result_count = False
+    raw_id_fields = ["message"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
     list_display = [
@@ -78,10 +113,23 @@ class MessageAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = False
     show_full_result_count = False
-    inlines = [AttachmentInline, AttemptInline]
+    inlines = [AttachmentInline, AttemptInline, EventInline]
     actions = ["cancel_messages"]
     fieldsets = [
-        (None, {"fields": ["id", "status", "route", "provider", "sending_domain", "grant"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "id",
+                    "status",
+                    "recipient_status",
+                    "route",
+                    "provider",
+                    "sending_domain",
+                    "grant",
+                ]
+            },
+        ),
         (
             _("Addresses"),
             {

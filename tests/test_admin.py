@@ -69,3 +69,30 @@ def test_message_api_is_for_staff_only(client, admin_client, sent_message):
     assert client.get(url).status_code in (401, 403)
     body = admin_client.get(url).json()
     assert body["status"] == "sent" and body["attempt_log"][0]["outcome"] == "sent"
+
+
+def test_message_detail_shows_the_delivery_event_timeline(admin_client, sent_message):
+    from django.utils import timezone
+
+    from django_txmail.models import DeliveryEvent
+
+    for kind, reason in (("delivered", ""), ("bounced", "552 mailbox full")):
+        DeliveryEvent.objects.create(
+            message=sent_message,
+            provider="nylas",
+            type=kind,
+            provider_type=kind,
+            provider_event_id=f"e-{kind}",
+            recipient="ann@x.example",
+            occurred_at=timezone.now(),
+            raw={},
+            ingest_batch="00000000-0000-0000-0000-000000000000",
+        )
+    detail = admin_client.get(
+        reverse("admin:django_txmail_message_change", args=[sent_message.pk])
+    ).text
+    assert "delivery events (timeline)" in detail
+    assert detail.index("e-delivered") < detail.index("e-bounced")
+    assert "552 mailbox full" in detail
+    events = admin_client.get(reverse("admin:django_txmail_deliveryevent_changelist"))
+    assert events.status_code == 200 and "ann@x.example" in events.text
