@@ -84,6 +84,7 @@ def test_message_detail_shows_the_delivery_event_timeline(admin_client, sent_mes
             provider_type=kind,
             provider_event_id=f"e-{kind}",
             recipient="ann@x.example",
+            reason=reason,
             occurred_at=timezone.now(),
             raw={},
             ingest_batch="00000000-0000-0000-0000-000000000000",
