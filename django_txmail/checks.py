@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from importlib import import_module
+from types import ModuleType
 from typing import Any
 
+import django
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
-from .conf import get_settings
+from .conf import TxMailSettings, get_settings
 from .providers.base import adapter_class
 
 
@@ -43,6 +46,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                     id="txmail.E004",
                 )
             )
+    for account in config.providers.values():
+        if not account.webhook_secrets and not account.sandbox:
+            errors.append(
+                Warning(
+                    f"TXMAIL['PROVIDERS'][{account.name!r}] has no WEBHOOK_SECRET: its "
+                    "webhook endpoint refuses every request, so no delivery events arrive.",
+                    hint="Copy the signing secret from the provider's webhook settings.",
+                    id="txmail.W001",
+                )
+            )
     if not settings.USE_TZ:
         errors.append(
             Error(
@@ -58,4 +71,64 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 id="txmail.E005",
             )
         )
+    if config.delivery == "task":
+        errors.extend(_task_delivery_errors(config))
     return errors
+
+
+def _tasks_framework() -> ModuleType | None:
+    """``django.tasks`` on Django 6.0+, the ``django_tasks`` backport on 5.2; None if missing.
+
+    Imported here rather than through ``tasks.py``, which would bind the
+    delivery task to the very backend this check is about to look at.
+    """
+    try:
+        return import_module("django.tasks" if django.VERSION >= (6, 0) else "django_tasks")
+    except ImportError:
+        return None
+
+
+def _task_delivery_errors(config: TxMailSettings) -> list[Error]:
+    framework = _tasks_framework()
+    if framework is None:
+        return [
+            Error(
+                "TXMAIL['DELIVERY'] is 'task', but Django's Tasks framework is not installed "
+                "(Django 5.2 needs its backport).",
+                hint="pip install django-tasks (or django-txmail[tasks]) and add 'django_tasks' "
+                "to INSTALLED_APPS, or set TXMAIL['DELIVERY'] = 'immediate'.",
+                id="txmail.E007",
+            )
+        ]
+    alias = config.task_backend
+    handler = framework.task_backends
+    if alias not in handler.settings:
+        configured = ", ".join(map(repr, handler.settings)) or "none"
+        return [
+            Error(
+                f"TXMAIL['TASK_BACKEND'] is {alias!r}, which is not a key of TASKS "
+                f"(configured: {configured}).",
+                hint="Add that backend to TASKS, or set TXMAIL['TASK_BACKEND'] to one of them.",
+                id="txmail.E008",
+            )
+        ]
+    try:
+        backend = handler[alias]
+    except handler.exception_class as exc:
+        return [Error(f"TASKS[{alias!r}] cannot be loaded: {exc}", id="txmail.E008")]
+    if not backend.supports_defer and config.max_attempts > 1:
+        return [
+            Error(
+                f"The task backend {alias!r} ({type(backend).__name__}) cannot defer tasks, "
+                f"but TXMAIL['MAX_ATTEMPTS'] = {config.max_attempts} asks for retries: a "
+                "message that meets a transient failure would wait for txmail_worker instead "
+                "of a task.",
+                hint="Use a task backend that can defer, such as django-tasks-db's "
+                "DatabaseBackend (one machine) or django-tasks-rq's RQBackend (several), and "
+                "run txmail_worker beside it as the sweeper; or set TXMAIL['MAX_ATTEMPTS'] = 1 "
+                "to turn retries off. ImmediateBackend runs each task at once: "
+                "TXMAIL['DELIVERY'] = 'immediate' does the same without a task backend.",
+                id="txmail.E009",
+            )
+        ]
+    return []

@@ -29,7 +29,17 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "rest_framework",
     "django_txmail",
+    # Task delivery (tests/test_tasks.py): the database and RQ task backends.
+    "django_tasks_db",
+    "django_rq",
 ]
+# Django 6.0+ has the Tasks framework as django.tasks; 5.2 has its backport.
+if django.VERSION < (6, 0):
+    INSTALLED_APPS.append("django_tasks")
+_tasks = "django.tasks" if django.VERSION >= (6, 0) else "django_tasks"
+TASKS = {"default": {"BACKEND": f"{_tasks}.backends.immediate.ImmediateBackend"}}
+# Nothing listens there: tests/test_tasks.py points the queue at the Redis it starts.
+RQ_QUEUES = {"default": {"HOST": "127.0.0.1", "PORT": 9, "DB": 0}}
 
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -83,6 +93,9 @@ else:
     }
 
 MEDIA_ROOT = os.path.join(TEST_TMP, "media")
+# pytest-django's live_server (tests/test_webhooks_e2e.py) wraps the app in a
+# static files handler that cannot start without a STATIC_URL.
+STATIC_URL = "/static/"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -61,3 +61,16 @@ def test_rest_framework_must_be_installed(settings):
 def test_use_tz_is_required(settings):
     settings.USE_TZ = False
     assert "txmail.E006" in ids(check_settings())
+
+
+def test_an_account_without_a_webhook_secret_is_warned_about(settings):
+    settings.TXMAIL = {
+        "PROVIDERS": {"x": {"ADAPTER": "nylas", "API_URI": "http://h", "API_KEY": "k"}}
+    }
+    assert "txmail.W001" in ids(check_settings())
+    settings.TXMAIL = {
+        "PROVIDERS": {
+            "x": {"ADAPTER": "nylas", "API_URI": "http://h", "API_KEY": "k", "WEBHOOK_SECRET": "s"}
+        }
+    }
+    assert "txmail.W001" not in ids(check_settings())
