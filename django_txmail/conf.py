@@ -19,6 +19,8 @@ from django.dispatch import receiver
 
 BUILTIN_ADAPTERS = {
     "nylas": "django_txmail.providers.nylas.NylasAdapter",
+    "mailtrap": "django_txmail.providers.mailtrap.MailtrapAdapter",
+    "mailerlogic": "django_txmail.providers.mailerlogic.MailerLogicAdapter",
 }
 
 DELIVERY_MODES = ("immediate", "task")

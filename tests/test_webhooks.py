@@ -8,7 +8,6 @@ import json
 import uuid
 
 import pytest
-from django.urls import reverse
 
 from django_txmail.models import DeliveryEvent, Message
 from django_txmail.signals import delivery_event

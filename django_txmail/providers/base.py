@@ -15,6 +15,7 @@ in ``TXMAIL["PROVIDERS"][...]["ADAPTER"]``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -126,12 +127,30 @@ class WebhookEvent:
 
 @dataclass
 class SendResult:
-    """What the provider said when it accepted a message."""
+    """What the provider said when it accepted a message.
+
+    ``provider_message_ids`` holds every id the provider gave when it gives
+    more than one (Mailtrap: one per recipient, and its webhooks name the
+    recipient's); ``provider_message_id`` is the first.
+    """
 
     provider_message_id: str
     request_id: str = ""
     schedule_id: str = ""
     idempotent_replay: bool = False
+    provider_message_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RegisteredWebhook:
+    """A webhook the provider created. ``secret`` signs its notifications:
+    it belongs in the account's ``WEBHOOK_SECRET`` (from the environment),
+    never in the database, and stays out of ``repr()``."""
+
+    id: str
+    url: str
+    secret: str = field(repr=False)
+    triggers: tuple[str, ...] = ()
 
 
 class Adapter:
@@ -208,6 +227,22 @@ class Adapter:
         adapter does not know is not an error: it becomes ``type="unknown"``.
         """
         raise UnsupportedFeature(self.account.name, "delivery events (webhooks)")
+
+    def build_register_webhook(
+        self, url: str, triggers: Sequence[str] | None = None
+    ) -> ProviderRequest:
+        """The request registering ``url`` for the delivery events ``triggers``
+        (None: every event type the adapter reads), where the provider's API
+        allows it; otherwise it is done in the provider's dashboard."""
+        raise UnsupportedFeature(
+            self.account.name,
+            "webhook registration through its API",
+            "Register the webhook in the provider's dashboard.",
+        )
+
+    def parse_register_webhook(self, response: ProviderResponse) -> RegisteredWebhook:
+        """The webhook the provider created, or ProviderAPIError."""
+        raise UnsupportedFeature(self.account.name, "webhook registration through its API")
 
     def redact(self, text: str) -> str:
         """Remove this account's credentials from text bound for logs or errors."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -39,6 +40,7 @@ from .base import (
     Adapter,
     ProviderRequest,
     ProviderResponse,
+    RegisteredWebhook,
     Route,
     SendResult,
     WebhookEvent,
@@ -87,6 +89,40 @@ class NylasAdapter(Adapter):
 
     def parse_webhook(self, body: bytes, content_type: str) -> list[WebhookEvent]:
         return nylas_webhooks.parse(body)
+
+    def build_register_webhook(
+        self, url: str, triggers: Sequence[str] | None = None
+    ) -> ProviderRequest:
+        """``POST /v3/webhooks``; Nylas first checks the URL with ``GET ?challenge=``."""
+        body = {
+            "trigger_types": list(triggers or nylas_webhooks.TYPES),
+            "webhook_url": url,
+            "description": f"django-txmail ({self.account.name})",
+        }
+        headers = self._headers() | {"Content-Type": "application/json"}
+        endpoint = f"{self.account.api_uri}/v3/webhooks"
+        return ProviderRequest("POST", endpoint, headers, body=json.dumps(body).encode())
+
+    def parse_register_webhook(self, response: ProviderResponse) -> RegisteredWebhook:
+        body = response.json()
+        body = body if isinstance(body, dict) else {}
+        if response.status not in (200, 201):
+            raise self._error(response, body)
+        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        webhook_id, secret = data.get("id"), data.get("webhook_secret")
+        if not isinstance(webhook_id, str) or not isinstance(secret, str) or not secret:
+            raise self.api_error(
+                response,
+                "Nylas created no webhook: the answer has no data.id and data.webhook_secret.",
+                request_id=str(body.get("request_id") or ""),
+            )
+        triggers = data.get("trigger_types") if isinstance(data.get("trigger_types"), list) else []
+        return RegisteredWebhook(
+            id=webhook_id,
+            url=str(data.get("webhook_url") or ""),
+            secret=secret,
+            triggers=tuple(str(t) for t in triggers),
+        )
 
     def scheduling_window(self, route: Route) -> tuple[timedelta, timedelta] | None:
         return SCHEDULE_WINDOW if route.kind == "grant" else None

@@ -18,10 +18,18 @@ It imports nothing from Django, so it also runs where Django is not set up.
 
 from .fault_plan import FAULT_KINDS, FaultPlan
 from .faults import Fault
-from .server import DEFAULT_NYLAS_API_KEY, SandboxServer
+from .server import (
+    DEFAULT_MAILERLOGIC_API_KEY,
+    DEFAULT_MAILTRAP_API_TOKEN,
+    DEFAULT_NYLAS_API_KEY,
+    SandboxServer,
+)
 from .state import ReceivedAttachment, ReceivedMessage, RequestRecord
+from .webhook_values import WebhookDelivery, WebhookOptions
 
 __all__ = [
+    "DEFAULT_MAILERLOGIC_API_KEY",
+    "DEFAULT_MAILTRAP_API_TOKEN",
     "DEFAULT_NYLAS_API_KEY",
     "FAULT_KINDS",
     "Fault",
@@ -30,4 +38,6 @@ __all__ = [
     "ReceivedMessage",
     "RequestRecord",
     "SandboxServer",
+    "WebhookDelivery",
+    "WebhookOptions",
 ]

@@ -13,7 +13,18 @@ from .console import (
     line_writer,
     serve_until_signalled,
 )
-from .server import DEFAULT_NYLAS_API_KEY, SandboxServer
+from .server import (
+    DEFAULT_MAILERLOGIC_API_KEY,
+    DEFAULT_MAILTRAP_API_TOKEN,
+    DEFAULT_NYLAS_API_KEY,
+    SandboxServer,
+)
+from .webhook_console import (
+    add_webhook_arguments,
+    describe_webhooks,
+    webhook_options_from_options,
+    webhook_targets_from_options,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,32 +37,53 @@ def main(argv: list[str] | None = None) -> None:
         dest="api_keys",
         help=f"a Nylas API key to accept (repeatable; default {DEFAULT_NYLAS_API_KEY!r})",
     )
+    parser.add_argument(
+        "--mailtrap-token",
+        action="append",
+        dest="mailtrap_tokens",
+        help=f"a Mailtrap API token to accept (repeatable; default {DEFAULT_MAILTRAP_API_TOKEN!r})",
+    )
+    parser.add_argument(
+        "--mailerlogic-key",
+        action="append",
+        dest="mailerlogic_keys",
+        help="a MailerLogic API key to accept (repeatable; default "
+        f"{DEFAULT_MAILERLOGIC_API_KEY!r})",
+    )
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to each send")
     parser.add_argument("--quiet", action="store_true", help="no line per request")
     add_fault_arguments(parser)
+    add_webhook_arguments(parser)
     args = parser.parse_args(argv)
     if args.latency < 0:
         parser.error("--latency must be >= 0")
     try:
         plan = fault_plan_from_options(vars(args))
+        webhook_options = webhook_options_from_options(vars(args))
+        webhooks = webhook_targets_from_options(vars(args), lambda provider: None)
+        server = SandboxServer(
+            args.host,
+            args.port,
+            nylas_api_keys=args.api_keys or [DEFAULT_NYLAS_API_KEY],
+            mailtrap_api_tokens=args.mailtrap_tokens or [DEFAULT_MAILTRAP_API_TOKEN],
+            mailerlogic_api_keys=args.mailerlogic_keys or [DEFAULT_MAILERLOGIC_API_KEY],
+            latency=args.latency,
+            faults=plan,
+            on_request=None if args.quiet else line_writer(lambda line: print(line, flush=True)),
+            webhooks=webhooks,
+            webhook_options=webhook_options,
+        )
     except ValueError as exc:
         parser.error(str(exc))
-    server = SandboxServer(
-        args.host,
-        args.port,
-        nylas_api_keys=args.api_keys or [DEFAULT_NYLAS_API_KEY],
-        latency=args.latency,
-        faults=plan,
-        on_request=None if args.quiet else line_writer(lambda line: print(line, flush=True)),
-    )
     try:
         server.start()
     except OSError as exc:
         parser.exit(1, f"Cannot listen on {args.host}:{args.port}: {exc.strerror or exc}\n")
-    print(
-        f"Sandbox listening on {server.url} ({describe_faults(plan)}); Ctrl-C to stop.", flush=True
+    ready = (
+        f"Sandbox listening on {server.url} ({describe_faults(plan)}; "
+        f"{describe_webhooks(webhooks, webhook_options)}); Ctrl-C to stop."
     )
-    serve_until_signalled(server)
+    serve_until_signalled(server, on_ready=lambda: print(ready, flush=True))
 
 
 if __name__ == "__main__":

@@ -120,17 +120,24 @@ def line_writer(write: Callable[[str], object]) -> Callable[[RequestRecord], Non
     return log
 
 
-def serve_until_signalled(server: SandboxServer) -> None:
+def serve_until_signalled(
+    server: SandboxServer, on_ready: Callable[[], object] | None = None
+) -> None:
     """Block until SIGINT or SIGTERM, then stop the (started) server.
 
-    Signal handlers can only be installed from the main thread; elsewhere
-    this returns when the calling thread is interrupted some other way.
+    ``on_ready`` (printing the "listening" line) runs once the signal
+    handlers are in place, so whoever waits for that line to send SIGTERM
+    gets a clean stop. Signal handlers can only be installed from the main
+    thread; elsewhere this returns when the calling thread is interrupted
+    some other way.
     """
     stop = threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, lambda *_: stop.set())
+    if on_ready is not None:
+        on_ready()
     try:
         while not stop.wait(0.5):
             pass

@@ -43,8 +43,10 @@ class Fault:
         once the response is cached, before the wait: a retry with the
         same key during it gets the cached response replayed, not a 409.
 
-    ``provider`` ("nylas", ...) and ``route`` ("domain", "grant", ...)
-    restrict which requests the fault applies to; None matches any.
+    ``provider`` ("nylas", "mailtrap", "mailerlogic") and ``route``
+    restrict which requests the fault applies to; None matches any. Routes
+    are "domain" and "grant" for Nylas, "domain" (``/api/send``) and
+    "batch" (``/api/batch``) for Mailtrap, "domain" for MailerLogic.
     """
 
     status: int | None = None

@@ -67,13 +67,13 @@ from collections.abc import Hashable, Iterable
 from datetime import UTC, datetime
 
 from . import nylas_payload as wire
-from .fault_plan import REFUSALS, FaultPlan
-from .faults import AFTER_ACCEPT, BEFORE_ACCEPT
+from .fault_plan import REFUSALS
 from .httpd import BodyTooLarge, Request, Response
 from .idempotency import KeyState
 from .nylas_responses import error_response, new_id, sent_message
 from .nylas_schedules import NylasSchedules
 from .routing import Route
+from .send_steps import delay_or_withhold, injected_refusal, planned_refusal
 from .state import ReceivedMessage, SandboxState
 
 MAX_IDEMPOTENCY_KEY = 256
@@ -133,22 +133,17 @@ class NylasEmulator:
         identity = f"key\0{'/'.join(scope)}\0{key}" if key is not None else f"body\0{fingerprint}"
         drawn = self.state.planned_faults.draw(identity)
         if drawn is not None and drawn[0] in REFUSALS:
-            return self._planned_refusal(request, *drawn)
+            return planned_refusal(self.state, request, *drawn, error_response)
         response, accepted = self._answer_once(submission, route, target, key, scope, fingerprint)
         if not accepted:
             return response
-        return self._delay_or_withhold(request, route, response, drawn)
+        return delay_or_withhold(self.state, self.name, route, request, response, drawn)
 
     def _refuse_unread(self, request: Request, route: str) -> Response | None:
         """Steps 1-3: the answers given before the body is read."""
-        fault = self.state.faults.take(self.name, route, BEFORE_ACCEPT)
-        if fault is not None and fault.status is not None:
-            request.fault = f"injected {fault.status}"
-            headers = (
-                [("Retry-After", str(fault.retry_after))] if fault.retry_after is not None else []
-            )
-            message = fault.message or f"Injected fault: HTTP {fault.status}."
-            return error_response(fault.status, message, fault.error_type, headers)
+        injected = injected_refusal(self.state, self.name, route, request, error_response)
+        if injected is not None:
+            return injected
         if not self.authorized(request):
             return error_response(
                 401, "Unauthorized: send 'Authorization: Bearer <API key>' with a valid key."
@@ -161,38 +156,6 @@ class NylasEmulator:
                 "api.invalid_idempotency_key",
             )
         return None
-
-    def _planned_refusal(self, request: Request, kind: str, plan: FaultPlan) -> Response:
-        """Step 5: the fault plan's answers in front of the API."""
-        self.state.planned_faults.count(kind)
-        request.fault = kind
-        if kind == "reset":
-            return Response.reset()
-        status = int(kind[:3])
-        message = f"Sandbox fault plan (seed {plan.seed}): HTTP {status}."
-        headers = [("Retry-After", str(plan.retry_after))] if kind == "429" else []
-        return error_response(status, message, headers=headers)
-
-    def _delay_or_withhold(
-        self, request: Request, route: str, response: Response, drawn: tuple[str, FaultPlan] | None
-    ) -> Response:
-        """Step 10, for a newly accepted message: an injected delay first,
-        else the plan's ``slow`` or ``timeout-after-accept``."""
-        injected = self.state.faults.take(self.name, route, AFTER_ACCEPT)
-        if injected is not None and injected.delay_after_accept is not None:
-            request.fault = "injected delay"
-            self.state.pause(injected.delay_after_accept)
-            return response
-        if drawn is None:
-            return response
-        kind, plan = drawn
-        self.state.planned_faults.count(kind)
-        request.fault = kind
-        if kind == "slow":
-            self.state.pause(plan.slow)
-            return response
-        self.state.pause(plan.hang)  # timeout-after-accept
-        return response.withheld()
 
     def _answer_once(
         self,

@@ -46,6 +46,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .addresses import EMAIL as _EMAIL
 from .multipart import FormPart, MultipartError, parse_form_data
 from .state import ReceivedAttachment
 
@@ -56,7 +57,6 @@ MAX_METADATA_VALUE = 500
 MAX_TRACKING_LABEL = 2048
 MIN_SCHEDULE_AHEAD = 60
 MAX_SCHEDULE_AHEAD = 30 * 24 * 3600
-_EMAIL = re.compile(r"[^@\s<>\"(),;:]+@[^@\s<>\"(),;:\[\]]+\.[^@\s<>\"(),;:\[\]]+\Z")
 _FILE_PART = re.compile(r"file(\d+)\Z")
 _DISPOSITIONS = ("inline", "attachment")
 

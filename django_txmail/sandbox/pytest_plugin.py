@@ -2,13 +2,16 @@
 
 ``txmail_sandbox``
     The sandbox, emptied before each test: no messages, no request log, no
-    idempotency keys, no injected faults, no fault plan. Its ``url`` is the
+    idempotency keys, no injected faults, no fault plan, no webhook targets
+    (configured or registered) and default webhook options. Its ``url`` is the
     provider API URI.
 ``txmail_sandbox_server``
     The same server, session-scoped: started once on a free loopback port.
 ``txmail_sandbox_api_keys``
     The Nylas API keys it accepts; override this session-scoped fixture in a
     conftest to use others.
+``txmail_sandbox_mailtrap_tokens``, ``txmail_sandbox_mailerlogic_keys``
+    The same for the Mailtrap API tokens and MailerLogic API keys.
 
 The module is registered through the ``pytest11`` entry point when the
 package is installed, and a source checkout's conftest can also list it in
@@ -25,7 +28,12 @@ from typing import Any
 
 import pytest
 
-from django_txmail.sandbox.server import DEFAULT_NYLAS_API_KEY, SandboxServer
+from django_txmail.sandbox.server import (
+    DEFAULT_MAILERLOGIC_API_KEY,
+    DEFAULT_MAILTRAP_API_TOKEN,
+    DEFAULT_NYLAS_API_KEY,
+    SandboxServer,
+)
 
 #: The name under which the ``pytest11`` entry point registers this module.
 ENTRY_POINT_NAME = "txmail_sandbox"
@@ -47,8 +55,28 @@ def txmail_sandbox_api_keys() -> set[str]:
 
 
 @pytest.fixture(scope="session")
-def txmail_sandbox_server(txmail_sandbox_api_keys: set[str]) -> Iterator[SandboxServer]:
-    server = SandboxServer("127.0.0.1", 0, nylas_api_keys=txmail_sandbox_api_keys)
+def txmail_sandbox_mailtrap_tokens() -> set[str]:
+    return {DEFAULT_MAILTRAP_API_TOKEN}
+
+
+@pytest.fixture(scope="session")
+def txmail_sandbox_mailerlogic_keys() -> set[str]:
+    return {DEFAULT_MAILERLOGIC_API_KEY}
+
+
+@pytest.fixture(scope="session")
+def txmail_sandbox_server(
+    txmail_sandbox_api_keys: set[str],
+    txmail_sandbox_mailtrap_tokens: set[str],
+    txmail_sandbox_mailerlogic_keys: set[str],
+) -> Iterator[SandboxServer]:
+    server = SandboxServer(
+        "127.0.0.1",
+        0,
+        nylas_api_keys=txmail_sandbox_api_keys,
+        mailtrap_api_tokens=txmail_sandbox_mailtrap_tokens,
+        mailerlogic_api_keys=txmail_sandbox_mailerlogic_keys,
+    )
     with server:
         yield server
 
@@ -56,5 +84,6 @@ def txmail_sandbox_server(txmail_sandbox_api_keys: set[str]) -> Iterator[Sandbox
 @pytest.fixture
 def txmail_sandbox(txmail_sandbox_server: SandboxServer) -> SandboxServer:
     txmail_sandbox_server.set_fault_plan(None)
+    txmail_sandbox_server.clear_webhooks()
     txmail_sandbox_server.reset()
     return txmail_sandbox_server

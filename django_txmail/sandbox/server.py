@@ -8,9 +8,10 @@ real wire formats, and tests read back exactly what was sent::
         requests.post(f"{sandbox.url}/v3/domains/acme.io/messages/send", ...)
         assert sandbox.messages[0].payload["subject"] == "Welcome"
 
-Each provider is one emulator module (``nylas.py``); they share the state in
-``state.py`` (messages, request log, idempotency cache, faults) and the HTTP
-plumbing in ``httpd.py``. Nothing here imports Django.
+Each provider is one emulator module (``nylas.py``, ``mailtrap.py``,
+``mailerlogic.py``); they share the state in ``state.py`` (messages, request
+log, idempotency cache, faults), the fault steps in ``send_steps.py`` and
+the HTTP plumbing in ``httpd.py``. Nothing here imports Django.
 
 Failures come two ways: ``inject()`` scripts the next few sends (``faults.py``),
 and a :class:`FaultPlan` makes a seeded, reproducible share of all sends fail
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Protocol
 
@@ -29,11 +30,20 @@ from .fault_plan import FaultPlan
 from .faults import Fault
 from .httpd import Request, Response, SandboxHTTPServer
 from .inspection import InspectionAPI
+from .mailerlogic import MailerLogicEmulator
+from .mailtrap import MailtrapEmulator
 from .nylas import NylasEmulator
+from .nylas_notifications import NylasNotifications
+from .nylas_webhooks_api import NylasWebhooksAPI
 from .routing import NoRoute, Route, Router
 from .state import ReceivedMessage, RequestRecord, SandboxState, loggable_headers
+from .webhook_emitter import WebhookEmitter
+from .webhook_inspection import WebhookInspectionAPI
+from .webhook_values import WebhookDelivery, WebhookOptions, WebhookTarget
 
 DEFAULT_NYLAS_API_KEY = "sandbox-nylas-key"
+DEFAULT_MAILTRAP_API_TOKEN = "sandbox-mailtrap-token"
+DEFAULT_MAILERLOGIC_API_KEY = "sandbox-mailerlogic-key"
 
 
 class _Emulator(Protocol):
@@ -49,13 +59,21 @@ class SandboxServer:
 
     ``port=0`` picks a free port; read it back from :attr:`url` after
     :meth:`start`. ``nylas_api_keys`` are the keys accepted as
-    ``Authorization: Bearer <key>``. ``latency`` (seconds) is added to every
-    send; ``idempotency_ttl`` (seconds) is how long an Idempotency-Key's
-    response is kept. ``faults`` is the :class:`FaultPlan` to start with
+    ``Authorization: Bearer <key>``; ``mailtrap_api_tokens`` the Mailtrap
+    tokens (``Api-Token`` or Bearer), ``mailerlogic_api_keys`` the
+    MailerLogic keys (``X-API-Key``). ``mailtrap_verified_domains`` and
+    ``mailerlogic_verified_domains``, when given, are the only sending
+    domains those providers accept (None: any). ``latency`` (seconds) is
+    added to every send; ``idempotency_ttl`` (seconds) is how long an
+    Idempotency-Key's response is kept. ``faults`` is the :class:`FaultPlan` to start with
     (None: no random faults). ``on_request`` is called with every
     :class:`RequestRecord`, from the thread that served it. ``wall_clock``
     is the provider's "now" in Unix seconds (``send_at`` checks, schedules);
     a test can pass a fake one to move past a scheduled send's time.
+    ``webhooks`` maps a provider to the ``(url, secret)`` its delivery
+    notifications are posted to, under ``webhook_options``
+    (``webhook_emitter.py``); a webhook registered through the provider's
+    API (``POST /v3/webhooks``) becomes a target as well.
     """
 
     def __init__(
@@ -64,11 +82,17 @@ class SandboxServer:
         port: int = 0,
         *,
         nylas_api_keys: Iterable[str] = (DEFAULT_NYLAS_API_KEY,),
+        mailtrap_api_tokens: Iterable[str] = (DEFAULT_MAILTRAP_API_TOKEN,),
+        mailerlogic_api_keys: Iterable[str] = (DEFAULT_MAILERLOGIC_API_KEY,),
+        mailtrap_verified_domains: Iterable[str] | None = None,
+        mailerlogic_verified_domains: Iterable[str] | None = None,
         latency: float = 0.0,
         idempotency_ttl: float = 3600.0,
         faults: FaultPlan | None = None,
         on_request: Callable[[RequestRecord], None] | None = None,
         wall_clock: Callable[[], float] = time.time,
+        webhooks: Mapping[str, tuple[str, str]] | None = None,
+        webhook_options: WebhookOptions | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -79,8 +103,20 @@ class SandboxServer:
             on_request=on_request,
             wall_clock=wall_clock,
         )
+        self._webhooks = WebhookEmitter(
+            {"nylas": NylasNotifications()}, webhook_options, wall_clock=wall_clock
+        )
+        for provider, (url, secret) in (webhooks or {}).items():
+            self.set_webhook(provider, url, secret)
+        self._state.on_message(self._webhooks.accept)
+        nylas = NylasEmulator(self._state, nylas_api_keys)
         emulators: list[_Emulator] = [
-            NylasEmulator(self._state, nylas_api_keys),
+            nylas,
+            NylasWebhooksAPI(self._webhooks, nylas.authorized, wall_clock),
+            # MailerLogic's /api/v1/ before Mailtrap's /api/: unknown paths go to the longer.
+            MailerLogicEmulator(self._state, mailerlogic_api_keys, mailerlogic_verified_domains),
+            MailtrapEmulator(self._state, mailtrap_api_tokens, mailtrap_verified_domains),
+            WebhookInspectionAPI(self._webhooks),
             InspectionAPI(self._state, self.reset),  # last: it also answers unknown paths
         ]
         self._app = _Application(self._state, emulators)
@@ -101,17 +137,20 @@ class SandboxServer:
             daemon=True,
         )
         self._thread.start()
+        self._webhooks.start()
         return self
 
     def stop(self) -> None:
         """Stop serving and close every open connection. Idempotent.
 
         Requests waiting (latency, a slow or held answer) stop waiting, so
-        this returns at once even while a 30-second hang is pending.
+        this returns at once even while a 30-second hang is pending. Webhook
+        notifications not posted yet are dropped; a post in progress is cut.
         """
         httpd, self._httpd = self._httpd, None
         if httpd is None:
             return
+        self._webhooks.stop()
         self._state.stopping.set()
         httpd.shutdown()
         httpd.server_close()
@@ -181,9 +220,42 @@ class SandboxServer:
 
     def reset(self) -> None:
         """Forget messages, the request log, idempotency keys and injected
-        faults. The fault plan stays, started from scratch (see
-        :meth:`set_fault_plan`)."""
+        faults, the webhook log, unposted notifications and registered
+        webhooks. The fault plan stays, started from scratch (see
+        :meth:`set_fault_plan`), and so do configured webhook targets and
+        options (see :meth:`clear_webhooks`)."""
         self._state.reset()
+        self._webhooks.reset()
+
+    def set_webhook(self, provider: str, url: str | None, secret: str = "") -> None:
+        """Post ``provider``'s delivery notifications to ``url``, signed with
+        ``secret`` (the app's ``WEBHOOK_SECRET``); ``url=None`` stops them."""
+        target = None if url is None else WebhookTarget(url, secret)
+        self._webhooks.set_target(provider, target)
+
+    @property
+    def webhook_options(self) -> WebhookOptions:
+        return self._webhooks.options
+
+    def set_webhook_options(self, options: WebhookOptions) -> None:
+        """Delay, duplicates, reordering and retries from now on; seeded
+        decisions start from scratch, as for :meth:`set_fault_plan`."""
+        self._webhooks.set_options(options)
+
+    @property
+    def webhook_log(self) -> list[WebhookDelivery]:
+        """Every notification posted so far, with the app's answer (a snapshot)."""
+        return self._webhooks.log
+
+    def flush_webhooks(self, timeout: float = 10.0) -> None:
+        """Wait until every queued notification has been posted, retries
+        included; TimeoutError after ``timeout`` seconds."""
+        self._webhooks.flush(timeout)
+
+    def clear_webhooks(self) -> None:
+        """No webhook targets (configured or registered), default options,
+        an empty webhook log: nothing more is posted anywhere."""
+        self._webhooks.clear()
 
 
 class _Application:

@@ -66,7 +66,10 @@ class ReceivedMessage:
     ``payload`` is the JSON object as received; for a multipart request it
     is the parsed ``message`` field, and the files are in ``attachments``.
     ``cancelled_at`` is set when a scheduled send (``schedule_id``) was
-    cancelled through the provider's schedules API.
+    cancelled through the provider's schedules API. ``message_ids`` are all
+    the ids the provider answered with (Mailtrap: one per recipient) and
+    ``id`` is the first; ``inbox_id`` is the Mailtrap test inbox it went to,
+    and ``batch_index`` its position in a Mailtrap batch request.
     """
 
     id: str
@@ -81,6 +84,9 @@ class ReceivedMessage:
     grant_id: str | None = None
     schedule_id: str | None = None
     cancelled_at: datetime | None = None
+    message_ids: tuple[str, ...] = ()
+    inbox_id: str | None = None
+    batch_index: int | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -139,6 +145,7 @@ class SandboxState:
         self._messages: list[ReceivedMessage] = []
         self._positions: dict[str, int] = {}
         self._requests: list[RequestRecord] = []
+        self._message_listeners: list[Callable[[ReceivedMessage], None]] = []
 
     def pause(self, seconds: float) -> None:
         """Wait ``seconds``, or less if the server is stopping."""
@@ -149,6 +156,15 @@ class SandboxState:
         with self._lock:
             self._positions[message.id] = len(self._messages)
             self._messages.append(message)
+            listeners = list(self._message_listeners)
+        for listener in listeners:
+            listener(message)
+
+    def on_message(self, listener: Callable[[ReceivedMessage], None]) -> None:
+        """Call ``listener`` with every message accepted from now on, from the
+        handler thread, before the send is answered (webhook emission)."""
+        with self._lock:
+            self._message_listeners.append(listener)
 
     def replace_message(self, current: ReceivedMessage, new: ReceivedMessage) -> bool:
         """Store ``new`` in place of ``current`` (same id), unless the stored

@@ -1,13 +1,24 @@
 """``manage.py txmail_sandbox``: run the local provider sandbox.
 
 Point an account's ``API_URI`` at the URL it prints and mail goes to the
-sandbox instead of the provider. By default it accepts the ``API_KEY`` of
-every ``TXMAIL["PROVIDERS"]`` account whose ``ADAPTER`` is ``"nylas"``, so
-the project's own settings work unchanged. Keys are never printed.
+sandbox instead of the provider. By default it accepts the credentials of
+the project's own ``TXMAIL["PROVIDERS"]`` accounts — the ``API_KEY`` of
+every ``"nylas"`` and ``"mailerlogic"`` account, the ``API_TOKEN`` of every
+``"mailtrap"`` one — so its settings work unchanged; ``--api-key``,
+``--mailtrap-token`` and ``--mailerlogic-key`` replace them per provider.
+Keys are never printed.
 
 ``--fault-rate`` (with ``--fault-seed``, ``--fault-kinds``, ``--retry-after``,
 ``--hang``, ``--slow``) makes a reproducible share of sends fail, for trying
 delivery under provider trouble; see ``django_txmail/sandbox/fault_plan.py``.
+
+``--webhook-url nylas=URL`` posts delivery notifications for the messages it
+accepts back to the app (outcomes by recipient address, see
+``django_txmail/sandbox/mailbox_simulator.py``), signed with
+``--webhook-secret nylas=SECRET`` or else the ``WEBHOOK_SECRET`` of the
+project's ``nylas`` account; ``--webhook-delay``, ``--webhook-duplicates``,
+``--webhook-reorder`` and ``--webhook-seed`` shape their delivery. See
+``docs/webhooks.md``.
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from django_txmail.conf import BUILTIN_ADAPTERS
 from django_txmail.sandbox import SandboxServer
 from django_txmail.sandbox.console import (
     add_fault_arguments,
@@ -25,11 +37,18 @@ from django_txmail.sandbox.console import (
     line_writer,
     serve_until_signalled,
 )
+from django_txmail.sandbox.webhook_console import (
+    add_webhook_arguments,
+    describe_webhooks,
+    webhook_options_from_options,
+    webhook_targets_from_options,
+)
 
 
 class Command(BaseCommand):
     help = (
-        "Run the local provider sandbox (Nylas v3 send endpoints) until interrupted, "
+        "Run the local provider sandbox (Nylas, Mailtrap and MailerLogic send endpoints) "
+        "until interrupted, "
         "printing one line per request."
     )
     # The sandbox does not use the app's models or settings beyond API keys,
@@ -48,44 +67,86 @@ class Command(BaseCommand):
             "TXMAIL['PROVIDERS'] account with ADAPTER 'nylas'",
         )
         parser.add_argument(
+            "--mailtrap-token",
+            action="append",
+            dest="mailtrap_tokens",
+            metavar="TOKEN",
+            help="a Mailtrap API token to accept (repeatable); default: the API_TOKEN of every "
+            "account with ADAPTER 'mailtrap'",
+        )
+        parser.add_argument(
+            "--mailerlogic-key",
+            action="append",
+            dest="mailerlogic_keys",
+            metavar="KEY",
+            help="a MailerLogic API key to accept (repeatable); default: the API_KEY of every "
+            "account with ADAPTER 'mailerlogic'",
+        )
+        parser.add_argument(
             "--latency", type=float, default=0.0, help="seconds added to every send"
         )
         parser.add_argument("--quiet", action="store_true", help="no line per request")
         add_fault_arguments(parser)
+        add_webhook_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["latency"] < 0:
             raise CommandError("--latency must be >= 0 seconds.")
         try:
             plan = fault_plan_from_options(options)
+            webhook_options = webhook_options_from_options(options)
+            webhooks = webhook_targets_from_options(options, webhook_secret_from_settings)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        api_keys = options["api_keys"] or nylas_api_keys_from_settings()
-        if not api_keys:
-            raise CommandError(
-                "No Nylas API key to accept: pass --api-key KEY, or set API_KEY on a "
-                "TXMAIL['PROVIDERS'] account whose ADAPTER is 'nylas'."
-            )
-        server = SandboxServer(
-            options["host"],
-            options["port"],
-            nylas_api_keys=api_keys,
-            latency=options["latency"],
-            faults=plan,
-            on_request=None if options["quiet"] else line_writer(self._write_line),
+        api_keys = options["api_keys"] or credentials_from_settings("nylas", "API_KEY")
+        mailtrap_tokens = options["mailtrap_tokens"] or credentials_from_settings(
+            "mailtrap", "API_TOKEN"
         )
+        mailerlogic_keys = options["mailerlogic_keys"] or credentials_from_settings(
+            "mailerlogic", "API_KEY"
+        )
+        if not (api_keys or mailtrap_tokens or mailerlogic_keys):
+            raise CommandError(
+                "No API key to accept: pass --api-key KEY (Nylas), --mailtrap-token TOKEN or "
+                "--mailerlogic-key KEY, or set API_KEY (API_TOKEN for Mailtrap) on the "
+                "TXMAIL['PROVIDERS'] accounts whose ADAPTER is 'nylas', 'mailtrap' or "
+                "'mailerlogic'."
+            )
+        try:
+            server = SandboxServer(
+                options["host"],
+                options["port"],
+                nylas_api_keys=api_keys,
+                mailtrap_api_tokens=mailtrap_tokens,
+                mailerlogic_api_keys=mailerlogic_keys,
+                latency=options["latency"],
+                faults=plan,
+                on_request=None if options["quiet"] else line_writer(self._write_line),
+                webhooks=webhooks,
+                webhook_options=webhook_options,
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         try:
             server.start()
         except OSError as exc:
             raise CommandError(
                 f"Cannot listen on {options['host']}:{options['port']}: {exc.strerror or exc}"
             ) from exc
-        count = len(set(api_keys))
-        self._write_line(
-            f"Sandbox listening on {server.url} (Nylas: {count} API key{'s' * (count != 1)}; "
-            f"{describe_faults(plan)}). Stop with Ctrl-C."
+        accepted = "; ".join(
+            f"{provider}: {_count(keys, noun)}"
+            for provider, keys, noun in (
+                ("Nylas", api_keys, "API key"),
+                ("Mailtrap", mailtrap_tokens, "API token"),
+                ("MailerLogic", mailerlogic_keys, "API key"),
+            )
         )
-        serve_until_signalled(server)
+        ready = (
+            f"Sandbox listening on {server.url} ({accepted}; "
+            f"{describe_faults(plan)}; {describe_webhooks(webhooks, webhook_options)}). "
+            "Stop with Ctrl-C."
+        )
+        serve_until_signalled(server, on_ready=lambda: self._write_line(ready))
         self._write_line("Sandbox stopped.")
 
     def _write_line(self, line: str) -> None:
@@ -93,10 +154,35 @@ class Command(BaseCommand):
         self.stdout.flush()
 
 
-def nylas_api_keys_from_settings() -> list[str]:
+def credentials_from_settings(adapter: str, key: str) -> list[str]:
+    """``key`` of every ``TXMAIL["PROVIDERS"]`` account using the built-in ``adapter``."""
     providers = getattr(settings, "TXMAIL", {}).get("PROVIDERS", {})
+    names = {adapter, BUILTIN_ADAPTERS[adapter]}
     return [
-        account["API_KEY"]
+        str(account[key])
         for account in providers.values()
-        if account.get("ADAPTER") == "nylas" and account.get("API_KEY")
+        if account.get("ADAPTER") in names and account.get(key)
     ]
+
+
+def _count(keys: list[str], noun: str) -> str:
+    count = len(set(keys))
+    return f"{count or 'no'} {noun}{'s' * (count != 1)}"
+
+
+def webhook_secret_from_settings(provider: str) -> str | None:
+    """The ``WEBHOOK_SECRET`` of the project's accounts at ``provider``, if
+    they agree on one (each account's endpoint checks its own secret)."""
+    providers = getattr(settings, "TXMAIL", {}).get("PROVIDERS", {})
+    found = {
+        account["WEBHOOK_SECRET"]
+        for account in providers.values()
+        if account.get("ADAPTER") == provider and account.get("WEBHOOK_SECRET")
+    }
+    if len(found) > 1:
+        raise ValueError(
+            f"Several TXMAIL['PROVIDERS'] accounts at {provider!r} have different "
+            f"WEBHOOK_SECRETs; pass --webhook-secret {provider}=SECRET for the one "
+            "the --webhook-url points at."
+        )
+    return found.pop() if found else None

@@ -1,0 +1,141 @@
+"""``manage.py txmail_register_webhooks``: tell providers where to post delivery events.
+
+For each named account (default: every ``TXMAIL["PROVIDERS"]`` account) whose
+provider's API can register webhooks (Nylas ``POST /v3/webhooks``), it
+registers the app's endpoint for every event type the adapter reads::
+
+    manage.py txmail_register_webhooks --base-url https://app.example
+    manage.py txmail_register_webhooks nylas --url https://app.example/txmail/webhooks/nylas/
+
+The provider answers with the webhook's signing secret. It is the one thing
+the app needs, and it is a credential, so it goes where credentials go: the
+account's ``WEBHOOK_SECRET``, read from the environment. This command
+stores it nowhere and prints it only with ``--show-secret``; Nylas shows it
+only at creation, so without that flag the secret has to be rotated in the
+provider's dashboard to be known. Accounts whose provider has no such API are
+listed with the advice to register the URL in the provider's dashboard.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.urls import NoReverseMatch, reverse
+
+from django_txmail.conf import ProviderAccount, get_settings
+from django_txmail.delivery import http, new_session
+from django_txmail.exceptions import TxMailError, UnsupportedFeature
+from django_txmail.providers import load_adapter
+
+
+class Command(BaseCommand):
+    help = (
+        "Register the app's webhook endpoint at each provider whose API allows it, and say "
+        "where its signing secret goes."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "accounts",
+            nargs="*",
+            metavar="ACCOUNT",
+            help="TXMAIL['PROVIDERS'] accounts to register (default: all)",
+        )
+        where = parser.add_mutually_exclusive_group(required=True)
+        where.add_argument(
+            "--base-url",
+            metavar="URL",
+            help="the app's public origin, e.g. https://app.example; each account's endpoint "
+            "is this plus its webhook path (reverse('txmail:webhook', args=[account]))",
+        )
+        where.add_argument(
+            "--url",
+            metavar="URL",
+            help="the full endpoint URL, for a single ACCOUNT",
+        )
+        parser.add_argument(
+            "--show-secret",
+            action="store_true",
+            help="print the new webhook's signing secret (the provider shows it only once)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            settings = get_settings()
+            accounts = [settings.account(name) for name in options["accounts"]]
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from None
+        accounts = accounts or list(settings.providers.values())
+        if not accounts:
+            raise CommandError("TXMAIL['PROVIDERS'] has no accounts to register webhooks for.")
+        if options["url"] and len(accounts) != 1:
+            raise CommandError(
+                "--url is one endpoint, for one account: name a single ACCOUNT, or use "
+                "--base-url to register each account's own endpoint."
+            )
+        failed = []
+        with new_session(pool_size=1) as session:
+            for account in accounts:
+                url = options["url"] or endpoint(options["base_url"], account.name)
+                if not self._register(session, account, url, options["show_secret"]):
+                    failed.append(account.name)
+        if failed:
+            raise CommandError(f"Registration failed for {', '.join(failed)}; see above.")
+
+    def _register(
+        self, session: requests.Session, account: ProviderAccount, url: str, show_secret: bool
+    ) -> bool:
+        adapter = load_adapter(account)
+        try:
+            request = adapter.build_register_webhook(url)
+        except UnsupportedFeature:
+            self.stdout.write(
+                f"{account.name}: webhook registration is not supported by the provider's API; "
+                f"register {url} in the provider's dashboard, and put its signing secret into "
+                f"WEBHOOK_SECRET."
+            )
+            return True
+        try:
+            webhook = adapter.parse_register_webhook(http(session, request, None))
+        except TxMailError as exc:
+            self.stderr.write(f"{account.name}: the provider refused the webhook: {exc}")
+            return False
+        except requests.RequestException as exc:
+            reason = adapter.redact(f"{type(exc).__name__}: {exc}")
+            self.stderr.write(f"{account.name}: cannot reach {account.api_uri} ({reason}).")
+            return False
+        self.stdout.write(
+            f"{account.name}: registered webhook {webhook.id} for {webhook.url or url} "
+            f"({', '.join(webhook.triggers)})."
+        )
+        setting = f"TXMAIL['PROVIDERS'][{account.name!r}]['WEBHOOK_SECRET']"
+        advice = (
+            f"  Put its signing secret into {setting}, read from the environment "
+            "(it is not stored anywhere else)."
+        )
+        if account.webhook_secrets:
+            advice += " Keep the current secret in WEBHOOK_SECRETS until the old webhook is gone."
+        self.stdout.write(advice)
+        if show_secret:
+            self.stdout.write(f"  Signing secret: {webhook.secret}")
+        else:
+            self.stdout.write(
+                "  The secret is not shown (pass --show-secret). The provider returns it only "
+                "when the webhook is created; to get one now, rotate it in its dashboard."
+            )
+        return True
+
+
+def endpoint(base_url: str, account: str) -> str:
+    """The account's webhook URL under the app's public origin."""
+    try:
+        path = reverse("txmail:webhook", args=[account])
+    except NoReverseMatch:
+        raise CommandError(
+            "The webhook URL cannot be built: include django_txmail.urls in the URLconf, "
+            "e.g. path('txmail/', include('django_txmail.urls')), or pass --url."
+        ) from None
+    return base_url.rstrip("/") + path
