@@ -80,6 +80,11 @@ class ProviderResponse:
         return next((v for k, v in self.headers.items() if k.lower() == lowered), "")
 
 
+#: The metadata key (custom variable) carrying our message id to the provider,
+#: which echoes it in webhooks: events are matched to messages by it when the
+#: provider's message id is not known (yet).
+MESSAGE_ID_KEY = "txmail_id"
+
 #: Normalized delivery event types (``DeliveryEvent.type``).
 EVENT_TYPES = (
     "queued",

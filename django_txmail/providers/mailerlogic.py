@@ -57,6 +57,7 @@ from ..exceptions import (
 )
 from ..outbound import Feature, OutboundEmail
 from .base import (
+    MESSAGE_ID_KEY,
     USER_AGENT,
     Adapter,
     ProviderRequest,
@@ -70,8 +71,6 @@ from .base import (
 ATTACHMENT_LIMIT = 10_000_000
 ATTACHMENTS_LIMIT = 25_000_000
 STREAM_TYPES = ("transactional", "broadcast", "shared")
-#: Our message id travels in metadata so webhooks can be matched to it.
-MESSAGE_ID_KEY = "txmail_id"
 CALENDAR = "text/calendar"
 EVENT_TYPES = {
     "email.delivered": "delivered",

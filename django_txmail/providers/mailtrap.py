@@ -42,11 +42,9 @@ call, signed in ``Mailtrap-Signature``; ``event_id`` is the dedupe key.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
 import uuid
-from datetime import UTC, datetime
 from email.utils import formataddr
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -59,10 +57,11 @@ from ..exceptions import (
     MessageTooLarge,
     ProviderAPIError,
     UnsupportedFeature,
-    WebhookPayloadError,
 )
 from ..outbound import Address, Attachment, Feature, OutboundEmail
+from . import mailtrap_webhooks
 from .base import (
+    MESSAGE_ID_KEY,
     USER_AGENT,
     Adapter,
     ProviderRequest,
@@ -76,24 +75,8 @@ from .base import (
 JSON_LIMIT = 9_500_000
 MAX_CATEGORY = 255
 MAX_CUSTOM_VARIABLES_BYTES = 1000
-MAX_WEBHOOK_EVENTS = 500
-#: Our message id travels in custom_variables so webhooks can be matched to it.
-MESSAGE_ID_KEY = "txmail_id"
 SANDBOX_HOST = "sandbox.api.mailtrap.io"
 SENDING_HOSTS = frozenset({"send.api.mailtrap.io", "bulk.api.mailtrap.io"})
-#: Mailtrap event → our event type. Suspension and reject both mean Mailtrap
-#: did not send to the recipient (account limits, suppression list).
-EVENT_TYPES = {
-    "delivery": "delivered",
-    "open": "opened",
-    "click": "clicked",
-    "unsubscribe": "unsubscribed",
-    "spam": "complained",
-    "soft bounce": "deferred",
-    "bounce": "bounced",
-    "suspension": "rejected",
-    "reject": "rejected",
-}
 _MESSAGE_ID = re.compile(r"<([^<>\s]+@[^<>\s]+)>|([^<>\s]+@[^<>\s]+)")
 _THREADING_HEADERS = ("in-reply-to", "references")
 #: Stands in for our message id while checking a message not yet recorded.
@@ -317,38 +300,7 @@ class MailtrapAdapter(Adapter):
     # -- webhooks --------------------------------------------------------------
 
     def parse_webhook(self, body: bytes, content_type: str) -> list[WebhookEvent]:
-        """Events from a ``{"events": [...]}`` body, or JSON Lines (one event a line).
-
-        The form is read from the body, not from ``Content-Type``: a JSON
-        Lines body of one event is also a JSON object, and a mislabelled
-        body must not cost a batch of events. An event of a type we do not
-        know (Mailtrap's account activity events, say) is "unknown"; if it
-        has no ``event_id``, a hash of its content stands in, so that a
-        redelivery is still recognised.
-        """
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise WebhookPayloadError("The webhook body is not UTF-8.") from None
-        if not text.strip():
-            raise WebhookPayloadError("The webhook body is empty.")
-        try:
-            document = json.loads(text)
-        except (ValueError, RecursionError):
-            document = None  # several lines: JSON Lines
-        if isinstance(document, dict) and "events" in document:
-            items = document["events"]
-            if not isinstance(items, list):
-                raise WebhookPayloadError('A Mailtrap webhook body is {"events": [...]}.')
-        else:
-            lines = enumerate(text.splitlines(), 1)
-            items = [_json(line, f"line {number}") for number, line in lines if line.strip()]
-        if len(items) > MAX_WEBHOOK_EVENTS:
-            raise WebhookPayloadError(
-                f"Mailtrap sends at most {MAX_WEBHOOK_EVENTS} events a call; this body has "
-                f"{len(items)}."
-            )
-        return [_event(item, index) for index, item in enumerate(items)]
+        return mailtrap_webhooks.parse(body)
 
 
 def _inbox_id(account: ProviderAccount) -> str:
@@ -393,61 +345,3 @@ def _dumps(data: Any) -> bytes:
         raise InvalidMessage(
             "The message has text that is not valid Unicode (an unpaired surrogate)."
         ) from None
-
-
-def _json(text: str, where: str) -> Any:
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise WebhookPayloadError(f"Invalid JSON in {where}: {exc}") from None
-
-
-def _text(event: dict[str, Any], key: str, index: int, *, required: bool = False) -> str:
-    value = event.get(key)
-    if value is None or value == "":
-        if required:
-            raise WebhookPayloadError(f"Event {index} has no {key!r}.")
-        return ""
-    if not isinstance(value, str):
-        raise WebhookPayloadError(f"Event {index}: {key!r} must be a string.")
-    return value
-
-
-def _event(item: Any, index: int) -> WebhookEvent:
-    if not isinstance(item, dict):
-        raise WebhookPayloadError(f"Event {index} is not a JSON object.")
-    provider_type = _text(item, "event", index, required=True)
-    known = provider_type in EVENT_TYPES
-    timestamp = item.get("timestamp")
-    if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
-        raise WebhookPayloadError(f"Event {index}: 'timestamp' must be Unix seconds.")
-    try:
-        occurred_at = datetime.fromtimestamp(timestamp, UTC)
-    except (OverflowError, OSError, ValueError):
-        raise WebhookPayloadError(f"Event {index}: 'timestamp' is out of range.") from None
-    variables = item.get("custom_variables") or {}
-    if not isinstance(variables, dict):
-        raise WebhookPayloadError(f"Event {index}: 'custom_variables' must be an object.")
-    code = item.get("response_code")
-    if code is not None and (isinstance(code, bool) or not isinstance(code, int)):
-        raise WebhookPayloadError(f"Event {index}: 'response_code' must be a number.")
-    response = _text(item, "response", index)
-    event_id = _text(item, "event_id", index, required=known) or "sha256:" + (
-        hashlib.sha256(json.dumps(item, sort_keys=True).encode()).hexdigest()
-    )
-    return WebhookEvent(
-        provider_event_id=event_id,
-        type=EVENT_TYPES.get(provider_type, "unknown"),
-        provider_type=provider_type,
-        occurred_at=occurred_at,
-        raw=item,
-        provider_message_id=_text(item, "message_id", index, required=known),
-        message_id=str(variables.get(MESSAGE_ID_KEY) or ""),
-        recipient=_text(item, "email", index, required=known),
-        bounce_type=_text(item, "bounce_category", index),
-        reason=_text(item, "reason", index),
-        mta_response=" ".join(p for p in (str(code) if code is not None else "", response) if p),
-        click_url=_text(item, "url", index),
-        user_agent=_text(item, "user_agent", index),
-        ip=_text(item, "ip", index),
-    )

@@ -36,6 +36,7 @@ from ..exceptions import InvalidMessage, MessageTooLarge, ProviderAPIError
 from ..outbound import Attachment, Feature, OutboundEmail
 from . import nylas_webhooks
 from .base import (
+    MESSAGE_ID_KEY,
     USER_AGENT,
     Adapter,
     ProviderRequest,
@@ -55,8 +56,6 @@ METADATA_MAX_VALUE = 500
 #: Nylas wants send_at at least a minute ahead; the margin covers the time
 #: between our decision and the provider receiving the request.
 SCHEDULE_WINDOW = (timedelta(minutes=1, seconds=30), timedelta(days=30))
-#: Our message id travels in metadata so webhooks can be matched to it.
-MESSAGE_ID_KEY = "txmail_id"
 
 
 class NylasAdapter(Adapter):

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..exceptions import WebhookPayloadError
-from .base import WebhookEvent
+from .base import MESSAGE_ID_KEY, WebhookEvent
 
 TYPES = {
     "message.transactional.delivered": "delivered",
@@ -27,8 +27,6 @@ TYPES = {
     "message.opened": "opened",
     "message.link_clicked": "clicked",
 }
-#: Our message id in the metadata Nylas echoes back.
-MESSAGE_ID_KEY = "txmail_id"
 
 
 def _object(value: Any, what: str) -> dict[str, Any]:
