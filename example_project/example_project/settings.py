@@ -83,6 +83,8 @@ TXMAIL = {
             # The sandbox sends from domains that are not DNS-verified yet.
             # Set TXMAIL_NYLAS_SANDBOX=0 when API_URI points at Nylas itself.
             "SANDBOX": os.environ.get("TXMAIL_NYLAS_SANDBOX", "1") == "1",
+            # Signs the sandbox's webhooks to this app; the real one comes from Nylas.
+            "WEBHOOK_SECRET": os.environ.get("TXMAIL_NYLAS_WEBHOOK_SECRET", "demo-webhook-secret"),
         },
     },
     "DEFAULT_PROVIDER": "nylas",

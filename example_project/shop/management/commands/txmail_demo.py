@@ -1,7 +1,12 @@
 """Send the shop's welcome mail through both routes and show what happened.
 
-Run with the sandbox up (``make demo`` does both).
+Run with the sandbox up (``make demo`` starts it, and the example app so the
+sandbox's webhooks arrive). The sandbox decides each outcome by address, as
+Amazon SES's mailbox simulator does: ``bounce@`` bounces, ``complaint@``
+complains, anything else is delivered.
 """
+
+import time
 
 import requests
 from django.conf import settings
@@ -11,9 +16,20 @@ from django.core.management.base import BaseCommand, CommandError
 from django_txmail.message import TxMessage
 from django_txmail.models import Message
 
+WELCOME = ["Ann Example <ann@example.net>", "bounce@example.net", "complaint@example.net"]
+
 
 class Command(BaseCommand):
-    help = "Send a welcome message from the shop's domain and one through a grant."
+    help = "Send welcome messages from the shop's domain and one through a grant."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--wait-for-events",
+            type=float,
+            default=0,
+            metavar="SECONDS",
+            help="wait up to this long for the sandbox's webhooks to settle each status",
+        )
 
     def handle(self, *args, **options):
         sandbox = settings.TXMAIL["PROVIDERS"]["nylas"]["API_URI"]
@@ -21,22 +37,23 @@ class Command(BaseCommand):
             requests.delete(f"{sandbox}/_sandbox/messages", timeout=5)
         except requests.RequestException as exc:
             raise CommandError(f"The sandbox at {sandbox} is not running: {exc}") from None
+        started = time.time()
 
-        send_mail(
-            "Welcome to Example Shop",
-            "Hello Ann, thanks for signing up.",
-            None,  # DEFAULT_FROM_EMAIL: the shop's sending domain (domain route)
-            ["Ann Example <ann@example.net>"],
-            html_message="<p>Hello Ann, thanks for <b>signing up</b>.</p>",
-        )
-        personal = TxMessage(
+        for address in WELCOME:
+            send_mail(
+                "Welcome to Example Shop",
+                "Hello, thanks for signing up.",
+                None,  # DEFAULT_FROM_EMAIL: the shop's sending domain (domain route)
+                [address],
+                html_message="<p>Hello, thanks for <b>signing up</b>.</p>",
+            )
+        TxMessage(
             "Welcome from Alice",
             "Hi Ann, I'm Alice, your account manager. Reply any time.",
             "Alice Manager <alice@example.org>",  # a connected mailbox (grant route)
             ["ann@example.net"],
             metadata={"campaign": "onboarding"},
-        )
-        personal.send()
+        ).send()
 
         received = requests.get(f"{sandbox}/_sandbox/messages", timeout=5).json()
         self.stdout.write(self.style.MIGRATE_HEADING(f"The sandbox received {len(received)}:"))
@@ -49,9 +66,32 @@ class Command(BaseCommand):
                 f"  {item['route']:6} {where:18} id={item['id']}  "
                 f"{sender['email']} -> {to}  {payload.get('subject', '')!r}"
             )
+
+        messages = Message.objects.filter(created_at__gte=self._since(started))
+        self._wait_for_events(messages, options["wait_for_events"])
         self.stdout.write(self.style.MIGRATE_HEADING("Message rows:"))
-        for message in Message.objects.order_by("-created_at")[:2][::-1]:
+        for message in messages.order_by("created_at").prefetch_related("events"):
             self.stdout.write(
-                f"  {message.pk}  {message.route:6} status={message.status:9} "
-                f"provider_id={message.provider_message_id}  {message.subject!r}"
+                f"  {message.pk}  {message.route:6} status={message.status:10} "
+                f"provider_id={message.provider_message_id}  to={message.recipient_summary}"
             )
+            for event in message.events.all():
+                detail = event.bounce_type or event.reason
+                self.stdout.write(f"      event {event.type:10} {event.recipient} {detail}")
+
+    @staticmethod
+    def _since(started: float):
+        from datetime import UTC, datetime
+
+        return datetime.fromtimestamp(started - 1, UTC)
+
+    def _wait_for_events(self, messages, seconds: float) -> None:
+        """Until every domain-route message has heard from the provider, or time is up."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            waiting = messages.filter(route="domain", status="sent").count()
+            if not waiting:
+                return
+            time.sleep(0.2)
+        if seconds:
+            self.stdout.write("  (some delivery events did not arrive in time)")
