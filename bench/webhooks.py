@@ -1,0 +1,217 @@
+"""Webhook ingestion benchmark: delivery events stored per second, per process.
+
+Run by hand from the repository root (never from the test suite)::
+
+    python bench/webhooks.py                              # SQLite
+    scripts/postgres.sh run -- python bench/webhooks.py --db postgres
+
+It configures Django itself (a fresh SQLite file in a temporary directory,
+or a fresh database on the PostgreSQL server the ``PG*`` variables point at,
+dropped at the end), records ``--messages`` sent messages, and posts
+``--events`` Mailtrap events to the webhook view in signed batches of
+``--batch`` (Mailtrap's maximum is 500), with ``--duplicates`` of them sent
+twice and everything shuffled, through Django's request handling (the test
+client: no sockets, every middleware-free layer of a real request). It
+reports events/second for the whole request path, then checks that exactly
+the unique events were stored. Target: at least 2,000 events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+SECRET = "bench-secret"
+TARGET = 2000
+
+
+def configure(db: str, tmp: str) -> str:
+    import django
+    from django.conf import settings
+
+    if db == "postgres":
+        name = f"txmail_bench_{uuid.uuid4().hex[:8]}"
+        database = {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+            "PORT": os.environ.get("PGPORT", "5432"),
+            "USER": os.environ.get("PGUSER", "postgres"),
+            "PASSWORD": os.environ.get("PGPASSWORD", ""),
+            "NAME": name,
+        }
+    else:
+        name = os.path.join(tmp, "bench.sqlite3")
+        database = {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": name,
+            "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL;"},
+        }
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="bench",
+        USE_TZ=True,
+        ALLOWED_HOSTS=["testserver"],
+        INSTALLED_APPS=[
+            "django.contrib.contenttypes",
+            "django.contrib.auth",
+            "rest_framework",
+            "django_txmail",
+        ],
+        ROOT_URLCONF="django_txmail.urls",
+        DATABASES={"default": database},
+        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+        TXMAIL={
+            "PROVIDERS": {
+                "mailtrap": {
+                    "ADAPTER": "mailtrap",
+                    "API_TOKEN": "t",
+                    "API_URI": "http://127.0.0.1:9",
+                    "WEBHOOK_SECRET": SECRET,
+                }
+            }
+        },
+    )
+    if db == "postgres":
+        import psycopg
+
+        with psycopg.connect(
+            dbname="postgres",
+            autocommit=True,
+            host=database["HOST"],
+            port=database["PORT"],
+            user=database["USER"],
+            password=database["PASSWORD"],
+        ) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return name
+
+
+def drop(db: str, name: str) -> None:
+    if db != "postgres":
+        return
+    from django.db import connections
+
+    connections.close_all()
+    import psycopg
+
+    with psycopg.connect(
+        dbname="postgres",
+        autocommit=True,
+        host=os.environ.get("PGHOST"),
+        port=os.environ.get("PGPORT"),
+        user=os.environ.get("PGUSER"),
+        password=os.environ.get("PGPASSWORD", ""),
+    ) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def run(args: argparse.Namespace) -> int:
+    from django.test import Client
+
+    from django_txmail.models import DeliveryEvent, Message
+
+    kinds = ["delivery", "open", "click", "soft bounce", "bounce", "spam"]
+    messages = Message.objects.bulk_create(
+        Message(
+            route="domain",
+            provider="mailtrap",
+            route_domain="example.com",
+            from_email={"email": "noreply@example.com", "name": ""},
+            from_address="noreply@example.com",
+            to=[{"email": f"u{i}@x.example", "name": ""}],
+            status="sent",
+            idempotency_key=f"bench-{i}",
+            provider_message_id=f"mt-{i}",
+        )
+        for i in range(args.messages)
+    )
+    rng = random.Random(1)
+    unique = []
+    for n in range(args.events):
+        i = n % args.messages
+        unique.append(
+            {
+                "event": rng.choice(kinds),
+                "event_id": f"ev-{n}",
+                "message_id": f"mt-{i}",
+                "email": f"u{i}@x.example",
+                "timestamp": 1_800_000_000 + n,
+                "custom_variables": {"txmail_id": str(messages[i].pk)},
+            }
+        )
+    events = unique + rng.sample(unique, int(len(unique) * args.duplicates))
+    rng.shuffle(events)
+    bodies = []
+    for start in range(0, len(events), args.batch):
+        body = json.dumps({"events": events[start : start + args.batch]}).encode()
+        bodies.append((body, hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()))
+
+    client = Client()
+    clock = time.perf_counter()
+    stored = 0
+    for body, signature in bodies:
+        response = client.post(
+            "/webhooks/mailtrap/",
+            body,
+            content_type="application/json",
+            HTTP_MAILTRAP_SIGNATURE=signature,
+        )
+        if response.status_code != 200:
+            print(f"request refused: {response.status_code} {response.content[:200]!r}")
+            return 1
+        stored += response.json()["stored"]
+    elapsed = time.perf_counter() - clock
+
+    rate = len(events) / elapsed
+    in_db = DeliveryEvent.objects.count()
+    print(f"database          {args.db}")
+    print(
+        f"events posted     {len(events):,} ({len(unique):,} unique, "
+        f"{len(events) - len(unique):,} duplicates) in {len(bodies)} requests of "
+        f"<= {args.batch}"
+    )
+    print(f"time              {elapsed:.2f} s")
+    print(
+        f"events/s          {rate:,.0f}  (target >= {TARGET:,}: "
+        f"{'PASS' if rate >= TARGET else 'MISS'})"
+    )
+    print(f"stored            {stored:,} reported, {in_db:,} in the database")
+    if stored != len(unique) or in_db != len(unique):
+        print("WRONG: the stored events are not exactly the unique ones")
+        return 1
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--messages", type=int, default=4_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--duplicates", type=float, default=0.2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="txmail-bench-") as tmp:
+        name = configure(args.db, tmp)
+        try:
+            return run(args)
+        finally:
+            drop(args.db, name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
