@@ -42,7 +42,7 @@ from .exceptions import TxMailError
 from .message import TxMailResult
 from .models import Message
 from .outbox import record
-from .routing import resolve
+from .routing import ResolvedRoute, resolve
 
 logger = logging.getLogger("django_txmail.backends")
 
@@ -84,6 +84,7 @@ class EmailBackend(BaseEmailBackend):
         self.timeout = timeout
         self.sender: Sender | None = None
         self._lock = threading.RLock()
+        self._routes: dict[tuple[str, str, str], ResolvedRoute] = {}
 
     @property
     def session(self):
@@ -117,9 +118,11 @@ class EmailBackend(BaseEmailBackend):
             return 0
         with self._lock:
             opened = self.open()
+            self._routes = {}  # routes are looked up once per sender per call
             try:
                 return sum(self._send_one(message) for message in email_messages)
             finally:
+                self._routes = {}
                 if opened:
                     self.close()
 
@@ -127,12 +130,19 @@ class EmailBackend(BaseEmailBackend):
         assert self.sender is not None
         try:
             email = compose(django_message)
-            resolved = resolve(email, provider=self.provider)
+            resolved = self._resolve(email)
             adapter = self.sender.adapter(resolved.account.name)
             adapter.check(email, resolved.route)
-            message, created = record(email, resolved, adapter.scheduling_window(resolved.route))
+            by_task = get_settings().delivery == "task"
+            after_commit = not by_task and in_caller_transaction()
+            message, created = record(
+                email,
+                resolved,
+                adapter.scheduling_window(resolved.route),
+                claim=not (by_task or after_commit),
+            )
             if created:
-                self._dispatch(message)
+                self._dispatch(message, by_task, after_commit)
         except TxMailError:
             if not self.fail_silently:
                 raise
@@ -150,20 +160,25 @@ class EmailBackend(BaseEmailBackend):
         )
         return 0 if message.status in NOT_SENT else 1
 
-    def _dispatch(self, message: Message) -> None:
+    def _resolve(self, email) -> ResolvedRoute:
+        key = (email.from_email.email.lower(), email.grant_id, email.provider)
+        if key not in self._routes:
+            self._routes[key] = resolve(email, provider=self.provider)
+        return self._routes[key]
+
+    def _dispatch(self, message: Message, by_task: bool, after_commit: bool) -> None:
         """Hand a newly recorded message to whatever delivers it."""
         assert self.sender is not None
         using = router.db_for_write(Message)
-        if get_settings().delivery == "task":
+        if by_task:
             from .tasks import enqueue_delivery  # imports the Tasks framework only when used
 
             transaction.on_commit(lambda: enqueue_delivery(message), using=using)
-        elif message.status != Message.Status.QUEUED:
-            return  # held in the outbox until due; txmail_worker sends it
-        elif in_caller_transaction():
+        elif after_commit and message.status == Message.Status.QUEUED:
             transaction.on_commit(lambda: _deliver_after_commit(message, self.timeout), using=using)
-        else:
-            self.sender.deliver(message)
+        elif message.status == Message.Status.SENDING:
+            self.sender.attempt(message)  # recorded already claimed by this process
+        # Otherwise it is held in the outbox until due; txmail_worker sends it.
 
 
 def _deliver_after_commit(message: Message, timeout: float | None) -> None:

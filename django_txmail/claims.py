@@ -51,12 +51,17 @@ def due(now) -> Q:
     )
 
 
+def lease_until(now):
+    """When a claim taken ``now`` runs out: long enough for any one send to finish."""
+    return now + timedelta(seconds=get_settings().lease)
+
+
 def _claimed(now) -> dict:
     """The UPDATE that marks rows as taken, with a lease for the time a send may take."""
     return {
         "status": Message.Status.SENDING,
         "attempts": F("attempts") + 1,
-        "next_attempt_at": now + timedelta(seconds=get_settings().lease),
+        "next_attempt_at": lease_until(now),
         "updated_at": now,
     }
 
@@ -66,7 +71,11 @@ def claim(message: Message) -> bool:
     now = timezone.now()
     claimed = Message.objects.filter(claimable(now), pk=message.pk).update(**_claimed(now))
     if claimed:
-        message.refresh_from_db(fields=["status", "attempts", "next_attempt_at"])
+        # What the UPDATE wrote, without reading it back.
+        message.status = Message.Status.SENDING
+        message.attempts += 1
+        message.next_attempt_at = lease_until(now)
+        message.updated_at = now
     return bool(claimed)
 
 
@@ -88,10 +97,15 @@ def _fail_abandoned(now) -> None:
     )
 
 
-def claim_batch(limit: int) -> list[Message]:
-    """Claim up to ``limit`` due messages for this process, oldest due first."""
+def claim_batch(limit: int, *, sweep: bool = True) -> list[Message]:
+    """Claim up to ``limit`` due messages for this process, oldest due first.
+
+    ``sweep`` first fails messages abandoned too often (a worker does that
+    every few seconds, not on every claim).
+    """
     now = timezone.now()
-    _fail_abandoned(now)
+    if sweep:
+        _fail_abandoned(now)
     candidates = Message.objects.filter(due(now)).order_by(
         F("next_attempt_at").asc(nulls_first=True), "created_at"
     )

@@ -12,6 +12,7 @@ recorded or sent.
 
 from __future__ import annotations
 
+import functools
 import json
 import mimetypes
 import re
@@ -67,7 +68,12 @@ def _no_line_breaks(what: str, value: str) -> str:
 
 def parse_addresses(what: str, value: Any) -> list[Address]:
     """Parse one Django address entry ("Name <a@b>", possibly several, comma-separated)."""
-    text = _no_line_breaks(what, force_str(value).strip())
+    return list(_parsed(what, _no_line_breaks(what, force_str(value).strip())))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(what: str, text: str) -> tuple[Address, ...]:
+    """The parse of one entry; cached, as the same From address comes on every message."""
     if not text:
         raise InvalidMessage(f"{what} has an empty address.")
     try:
@@ -100,7 +106,7 @@ def parse_addresses(what: str, value: Any) -> list[Address]:
         except ValidationError:
             raise InvalidMessage(f"{what} {text!r} is not a valid email address.") from None
         parsed.append(Address(email=spec, name=addr.display_name or ""))
-    return parsed
+    return tuple(parsed)
 
 
 def _address_list(what: str, values: Any) -> list[Address]:

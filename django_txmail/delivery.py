@@ -25,7 +25,9 @@ receiver or handler cannot send mail about itself forever.
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import random
 import threading
 import time
@@ -35,8 +37,11 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import requests
+from django.db import router, transaction
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 from requests.adapters import HTTPAdapter
+from requests.utils import get_environ_proxies
 
 from .claims import claim
 from .conf import get_settings
@@ -50,11 +55,27 @@ logger = logging.getLogger("django_txmail.delivery")
 
 
 def new_session(pool_size: int = 16) -> requests.Session:
+    """A pooled session that reads the environment once, not on every request.
+
+    With ``trust_env`` requests looks up proxy variables and ``~/.netrc`` for
+    every call; here proxies are worked out once per provider host (see
+    ``_proxies``) and a CA bundle named in the environment is kept.
+    """
     session = requests.Session()
+    session.trust_env = False
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
     pool = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
     session.mount("https://", pool)
     session.mount("http://", pool)
     return session
+
+
+@functools.lru_cache(maxsize=64)
+def _proxies(origin: str) -> dict[str, str]:
+    """The proxies the environment sets for ``origin`` (honouring NO_PROXY)."""
+    return get_environ_proxies(origin)
 
 
 class Sender:
@@ -125,6 +146,7 @@ def http(
     session: requests.Session, request: ProviderRequest, timeout: float | None
 ) -> ProviderResponse:
     """Make ``request`` with ``session``; the body stream is closed either way."""
+    parts = urlsplit(request.url)
     try:
         response = session.request(
             request.method,
@@ -132,6 +154,7 @@ def http(
             headers=request.headers,
             data=request.body,
             timeout=timeout or get_settings().timeout,
+            proxies=_proxies(f"{parts.scheme}://{parts.netloc}"),
         )
     finally:
         request.close()
@@ -238,30 +261,30 @@ def _accepted(message: Message, entry: Attempt, result: SendResult, *, report: b
     entry.outcome = Attempt.Outcome.SENT
     entry.http_status = 200
     entry.request_id = result.request_id[:255]
-    entry.save()
     provider_holds_it = bool(message.options.get("provider_scheduled"))
-    message.provider_message_id = result.provider_message_id[:255]
-    message.provider_schedule_id = result.schedule_id[:255]
-    message.provider_request_id = result.request_id[:255]
-    message.next_attempt_at = None
-    message.sent_at = now
-    fields = [
-        "provider_message_id",
-        "provider_schedule_id",
-        "provider_request_id",
-        "next_attempt_at",
-        "sent_at",
-        "updated_at",
-    ]
-    message.save(update_fields=fields)
-    # A delivery event may have arrived before this answer was recorded; the
-    # status only moves on from "sending", never back from "delivered".
-    message.status = Message.Status.SCHEDULED if provider_holds_it else Message.Status.SENT
-    moved = Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
-        status=message.status
-    )
-    if not moved:
-        message.refresh_from_db(fields=["status", "recipient_status"])
+    status = Message.Status.SCHEDULED if provider_holds_it else Message.Status.SENT
+    fields = {
+        "provider_message_id": result.provider_message_id[:255],
+        "provider_schedule_id": result.schedule_id[:255],
+        "provider_request_id": result.request_id[:255],
+        "next_attempt_at": None,
+        "sent_at": now,
+        "updated_at": now,
+    }
+    with transaction.atomic(using=router.db_for_write(Message)):
+        entry.save()
+        # A delivery event may have arrived before this answer was recorded; the
+        # status only moves on from "sending", never back from "delivered".
+        Message.objects.filter(pk=message.pk).update(
+            status=Case(
+                When(status=Message.Status.SENDING, then=Value(status)), default=F("status")
+            ),
+            **fields,
+        )
+    for name, value in fields.items():
+        setattr(message, name, value)
+    if message.status == Message.Status.SENDING:
+        message.status = status
     if report:
         # send_robust: a failing receiver must not make a sent message look unsent.
         message_sent.send_robust(sender=Message, message=message, result=result)
@@ -277,7 +300,6 @@ def _failed(message: Message, entry: Attempt, error: TxMailError, *, report: boo
     if isinstance(error, ProviderAPIError):
         entry.http_status = error.status
         entry.request_id = error.request_id[:255]
-    entry.save()
     message.last_error = str(error)
     message.last_error_type = entry.error_type
     retry = transient and message.attempts < get_settings().max_attempts
@@ -303,7 +325,15 @@ def _failed(message: Message, entry: Attempt, error: TxMailError, *, report: boo
             message.attempts,
             error,
         )
-    message.save(
-        update_fields=["status", "next_attempt_at", "last_error", "last_error_type", "updated_at"]
-    )
+    with transaction.atomic(using=router.db_for_write(Message)):
+        entry.save()
+        message.save(
+            update_fields=[
+                "status",
+                "next_attempt_at",
+                "last_error",
+                "last_error_type",
+                "updated_at",
+            ]
+        )
     return retry

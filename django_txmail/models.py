@@ -157,6 +157,7 @@ class Message(models.Model):
     provider_schedule_id = models.CharField(max_length=255, blank=True)
     provider_request_id = models.CharField(max_length=255, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    attachment_count = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     last_error_type = models.CharField(max_length=128, blank=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ from django.core.files.storage import Storage, storages
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from .claims import lease_until
 from .conf import get_settings
 from .exceptions import InvalidMessage
 from .models import Message, MessageAttachment
@@ -144,6 +146,8 @@ def record(
     email: OutboundEmail,
     resolved: ResolvedRoute,
     schedule_window: tuple[timedelta, timedelta] | None = None,
+    *,
+    claim: bool = False,
 ) -> tuple[Message, bool]:
     """Store ``email`` in the outbox; return the row and whether it is new.
 
@@ -152,18 +156,27 @@ def record(
     message, so a retried web request never sends twice — unless the content
     differs, which is an error. ``schedule_window`` is how far ahead the
     provider can hold a message on this route (None: it cannot).
+
+    With ``claim``, a message to be sent now is inserted already claimed by
+    the caller ("sending", first attempt, a lease), which then makes the
+    attempt itself: if the caller dies first, the lease runs out and a
+    worker sends it.
     """
-    key = email.idempotency_key or f"txmail-{uuid.uuid4()}"
     contents = [attachment.read() for attachment in email.attachments]
     content_hash = _content_hash(email, contents)
-    if existing := _existing(key, content_hash):
+    if email.idempotency_key and (existing := _existing(email.idempotency_key, content_hash)):
         return existing, False
+    key = email.idempotency_key or f"txmail-{uuid.uuid4()}"
     status, next_attempt_at, provider_scheduled = initial_state(email.send_at, schedule_window)
+    attempts = 0
+    if claim and status == Message.Status.QUEUED:
+        status, attempts, next_attempt_at = Message.Status.SENDING, 1, lease_until(timezone.now())
     options = _options(email)
     if provider_scheduled:
         options["provider_scheduled"] = True
     try:
-        with transaction.atomic():
+        # One INSERT is atomic on its own; files and their rows need a transaction.
+        with transaction.atomic() if contents else nullcontext():
             message = Message.objects.create(
                 route=resolved.route.kind,
                 provider=resolved.route.provider,
@@ -186,9 +199,11 @@ def record(
                 options=options,
                 send_at=email.send_at,
                 status=status,
+                attempts=attempts,
                 next_attempt_at=next_attempt_at,
                 idempotency_key=key,
                 content_hash=content_hash,
+                attachment_count=len(contents),
             )
             _store_attachments(message, contents, email)
     except IntegrityError:
@@ -235,7 +250,9 @@ def load(message: Message) -> OutboundEmail:
         headers=dict(message.headers),
         header_overrides=overrides,
         alternatives=alternatives,  # type: ignore[arg-type]
-        attachments=[_stored_attachment(row, storage) for row in message.attachments.all()],
+        attachments=[_stored_attachment(row, storage) for row in message.attachments.all()]
+        if message.attachment_count
+        else [],
         metadata=dict(message.metadata),
         tags=list(message.tags),
         # The provider gets send_at only when it holds the message itself.

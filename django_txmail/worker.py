@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +29,9 @@ from .exceptions import TxMailError
 from .models import Message
 
 logger = logging.getLogger("django_txmail.worker")
+
+#: Seconds between sweeps for messages abandoned too often (see claims.py).
+SWEEP_EVERY = 5.0
 
 
 @dataclass
@@ -61,6 +65,7 @@ class Worker:
         self._stopping = threading.Event()
         self._changed = threading.Condition()
         self._in_flight = 0
+        self._last_sweep = -SWEEP_EVERY
 
     def stop(self) -> None:
         """Finish what is being sent, give back the rest, and return from run()."""
@@ -99,8 +104,11 @@ class Worker:
                 free = capacity - self._in_flight
             if self._stopping.is_set():
                 return
-            close_old_connections()
-            claimed = claim_batch(min(self.batch, free))
+            now = time.monotonic()
+            sweep = now - self._last_sweep >= SWEEP_EVERY
+            if sweep:
+                self._last_sweep = now
+            claimed = claim_batch(min(self.batch, free), sweep=sweep)
             if claimed:
                 with self._changed:
                     self._in_flight += len(claimed)
@@ -113,6 +121,9 @@ class Worker:
                 # Nothing due: wait for a thread to finish (it may have queued a
                 # retry) or for the next poll.
                 self._changed.wait(0.05 if once else self.interval)
+            # Idle: drop a database connection that broke or outlived CONN_MAX_AGE
+            # (not on every claim: with CONN_MAX_AGE = 0 that reconnects each time).
+            close_old_connections()
 
     def _work(self, sender: Sender, jobs: queue.Queue[Message | None]) -> None:
         try:

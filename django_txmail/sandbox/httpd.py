@@ -244,6 +244,9 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     """
 
     daemon_threads = True
+    #: The listen backlog. Python's default of 5 overflows when a worker opens
+    #: 16 connections at once, and the kernel makes the rest retry a second later.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], app: Application) -> None:
         if ":" in address[0]:
