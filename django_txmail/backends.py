@@ -132,33 +132,37 @@ class EmailBackend(BaseEmailBackend):
             email = compose(django_message)
             resolved = self._resolve(email)
             adapter = self.sender.adapter(resolved.account.name)
-            adapter.check(email, resolved.route)
+            parts = adapter.split(email)
+            for part in parts:  # every part is checked before any is recorded
+                adapter.check(part, resolved.route)
             by_task = get_settings().delivery == "task"
             after_commit = not by_task and in_caller_transaction()
-            message, created = record(
-                email,
-                resolved,
-                adapter.scheduling_window(resolved.route),
-                claim=not (by_task or after_commit),
-            )
-            if created:
-                self._dispatch(message, by_task, after_commit)
+            messages = []
+            for part in parts:
+                message, created = record(
+                    part,
+                    resolved,
+                    adapter.scheduling_window(resolved.route),
+                    claim=not (by_task or after_commit),
+                )
+                if created:
+                    self._dispatch(message, by_task, after_commit)
+                messages.append(message)
         except TxMailError:
             if not self.fail_silently:
                 raise
             return 0
         django_message.txmail = TxMailResult(  # type: ignore[attr-defined]
-            message_id=message.pk,
-            status=message.status,
-            provider=message.provider,
-            provider_message_ids=[message.provider_message_id]
-            if message.provider_message_id
-            else [],
+            message_id=messages[0].pk,
+            status=messages[0].status,
+            provider=messages[0].provider,
+            provider_message_ids=[m.provider_message_id for m in messages if m.provider_message_id],
             recipients={
-                a["email"]: message.status for a in (*message.to, *message.cc, *message.bcc)
+                address: message.status for message in messages for address in message.recipients
             },
+            message_ids=[m.pk for m in messages],
         )
-        return 0 if message.status in NOT_SENT else 1
+        return 0 if all(m.status in NOT_SENT for m in messages) else 1
 
     def _resolve(self, email) -> ResolvedRoute:
         key = (email.from_email.email.lower(), email.grant_id, email.provider)

@@ -42,6 +42,8 @@ class TxMailResult:
     provider: str
     provider_message_ids: list[str] = field(default_factory=list)
     recipients: dict[str, str] = field(default_factory=dict)  # email -> status
+    #: Every Message recorded for it (several when the provider needs it split).
+    message_ids: list[UUID] = field(default_factory=list)
 
 
 class TxMessage(EmailMultiAlternatives):

@@ -181,6 +181,12 @@ class Adapter:
         """
         return None
 
+    def split(self, email: OutboundEmail) -> list[OutboundEmail]:
+        """The messages to record for ``email``: itself, unless the account asks
+        the adapter to split what the provider cannot take in one call (one
+        message per To recipient, say). Each part is its own ``Message``."""
+        return [email]
+
     def check(self, email: OutboundEmail, route: Route) -> None:
         """Raise if the provider cannot send ``email`` as it is; send nothing."""
         if route.kind not in self.routes:
