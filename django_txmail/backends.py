@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -113,6 +114,12 @@ class EmailBackend(BaseEmailBackend):
         caller. Its ``msg.txmail.status`` says "queued". So is a message
         scheduled for later, handed to a task, or waiting for the caller's
         transaction to commit.
+
+        All messages are recorded first, then sent — several messages for an
+        account whose provider takes batches go in batch requests. A message
+        that cannot be recorded or is refused does not stop the others; the
+        first such error is raised once they are all done (unless
+        ``fail_silently``).
         """
         if not email_messages:
             return 0
@@ -120,49 +127,91 @@ class EmailBackend(BaseEmailBackend):
             opened = self.open()
             self._routes = {}  # routes are looked up once per sender per call
             try:
-                return sum(self._send_one(message) for message in email_messages)
+                return self._send_all(email_messages)
             finally:
                 self._routes = {}
                 if opened:
                     self.close()
 
-    def _send_one(self, django_message: EmailMessage) -> int:
+    def _send_all(self, email_messages: Sequence[EmailMessage]) -> int:
+        recorded: list[tuple[EmailMessage, list[Message]]] = []
+        errors: list[TxMailError] = []
+        for django_message in email_messages:
+            try:
+                recorded.append((django_message, self._record(django_message)))
+            except TxMailError as exc:
+                errors.append(exc)
+        errors += self._deliver_claimed([m for _, messages in recorded for m in messages])
+        sent = 0
+        for django_message, messages in recorded:
+            django_message.txmail = TxMailResult(  # type: ignore[attr-defined]
+                message_id=messages[0].pk,
+                status=messages[0].status,
+                provider=messages[0].provider,
+                provider_message_ids=[
+                    m.provider_message_id for m in messages if m.provider_message_id
+                ],
+                recipients={
+                    address: message.status
+                    for message in messages
+                    for address in message.recipients
+                },
+                message_ids=[m.pk for m in messages],
+            )
+            sent += not all(m.status in NOT_SENT for m in messages)
+        if errors and not self.fail_silently:
+            raise errors[0]
+        return sent
+
+    def _record(self, django_message: EmailMessage) -> list[Message]:
+        """Compose, route, check and record one Django message (maybe in parts)."""
         assert self.sender is not None
-        try:
-            email = compose(django_message)
-            resolved = self._resolve(email)
-            adapter = self.sender.adapter(resolved.account.name)
-            parts = adapter.split(email)
-            for part in parts:  # every part is checked before any is recorded
-                adapter.check(part, resolved.route)
-            by_task = get_settings().delivery == "task"
-            after_commit = not by_task and in_caller_transaction()
-            messages = []
-            for part in parts:
-                message, created = record(
-                    part,
-                    resolved,
-                    adapter.scheduling_window(resolved.route),
-                    claim=not (by_task or after_commit),
-                )
-                if created:
-                    self._dispatch(message, by_task, after_commit)
-                messages.append(message)
-        except TxMailError:
-            if not self.fail_silently:
-                raise
-            return 0
-        django_message.txmail = TxMailResult(  # type: ignore[attr-defined]
-            message_id=messages[0].pk,
-            status=messages[0].status,
-            provider=messages[0].provider,
-            provider_message_ids=[m.provider_message_id for m in messages if m.provider_message_id],
-            recipients={
-                address: message.status for message in messages for address in message.recipients
-            },
-            message_ids=[m.pk for m in messages],
-        )
-        return 0 if all(m.status in NOT_SENT for m in messages) else 1
+        email = compose(django_message)
+        resolved = self._resolve(email)
+        adapter = self.sender.adapter(resolved.account.name)
+        parts = adapter.split(email)
+        for part in parts:  # every part is checked before any is recorded
+            adapter.check(part, resolved.route)
+        by_task = get_settings().delivery == "task"
+        after_commit = not by_task and in_caller_transaction()
+        messages = []
+        for part in parts:
+            message, created = record(
+                part,
+                resolved,
+                adapter.scheduling_window(resolved.route),
+                claim=not (by_task or after_commit),
+            )
+            if created:
+                self._hand_over(message, by_task, after_commit)
+            messages.append(message)
+        return messages
+
+    def _deliver_claimed(self, messages: list[Message]) -> list[TxMailError]:
+        """Send the messages recorded as claimed by this call; return the failures."""
+        assert self.sender is not None
+        groups: dict[str, list[Message]] = defaultdict(list)
+        singles: list[Message] = []
+        errors: list[TxMailError] = []
+        for message in messages:
+            if message.status != Message.Status.SENDING:
+                continue  # not ours to send now (task, held, after commit, recorded before)
+            if self.sender.adapter(message.provider).batches and not message.attachment_count:
+                groups[message.provider].append(message)
+            else:
+                singles.append(message)
+        for group in groups.values():
+            if len(group) == 1:
+                singles += group
+                continue
+            outcomes = self.sender.attempt_batch(group)
+            errors += [outcome for outcome in outcomes if isinstance(outcome, TxMailError)]
+        for message in singles:
+            try:
+                self.sender.attempt(message)
+            except TxMailError as exc:
+                errors.append(exc)
+        return errors
 
     def _resolve(self, email) -> ResolvedRoute:
         key = (email.from_email.email.lower(), email.grant_id, email.provider)
@@ -170,9 +219,12 @@ class EmailBackend(BaseEmailBackend):
             self._routes[key] = resolve(email, provider=self.provider)
         return self._routes[key]
 
-    def _dispatch(self, message: Message, by_task: bool, after_commit: bool) -> None:
-        """Hand a newly recorded message to whatever delivers it."""
-        assert self.sender is not None
+    def _hand_over(self, message: Message, by_task: bool, after_commit: bool) -> None:
+        """Hand a newly recorded message to whatever delivers it, unless this call does.
+
+        Messages recorded claimed ("sending") are sent by ``_deliver_claimed``;
+        held ones wait in the outbox until due (``txmail_worker`` sends them).
+        """
         using = router.db_for_write(Message)
         if by_task:
             from .tasks import enqueue_delivery  # imports the Tasks framework only when used
@@ -180,9 +232,6 @@ class EmailBackend(BaseEmailBackend):
             transaction.on_commit(lambda: enqueue_delivery(message), using=using)
         elif after_commit and message.status == Message.Status.QUEUED:
             transaction.on_commit(lambda: _deliver_after_commit(message, self.timeout), using=using)
-        elif message.status == Message.Status.SENDING:
-            self.sender.attempt(message)  # recorded already claimed by this process
-        # Otherwise it is held in the outbox until due; txmail_worker sends it.
 
 
 def _deliver_after_commit(message: Message, timeout: float | None) -> None:

@@ -105,6 +105,11 @@ class Sender:
         """One attempt at a message this sender has already claimed."""
         return attempt(message, self.adapter(message.provider), self.session, timeout=self.timeout)
 
+    def attempt_batch(self, messages: list[Message]) -> list[SendResult | TxMailError | None]:
+        """One attempt at claimed messages of one account, in batch requests."""
+        adapter = self.adapter(messages[0].provider)
+        return attempt_batch(messages, adapter, self.session, timeout=self.timeout)
+
     def close(self) -> None:
         self.session.close()
 
@@ -214,46 +219,112 @@ def _attempt(
     report: bool,
 ) -> SendResult | None:
     started, clock = timezone.now(), time.monotonic()
-    result: SendResult | None = None
-    error: TxMailError
+    outcome: SendResult | TxMailError
     try:
         route = route_of(message)
         request = adapter.build_send(load(message), route)
-        response = http(session, request, timeout)
-        result = adapter.parse_send(response, route)
-    except TxMailError as exc:
-        error = exc
-    except requests.RequestException as exc:
-        error = network_error(message.provider, adapter.account.api_uri, exc)
-    except OSError as exc:
-        error = DeliveryError(
+        outcome = adapter.parse_send(http(session, request, timeout), route)
+    except Exception as exc:
+        outcome = _as_error(exc, message, adapter, report)
+    outcome = _finish(message, started, clock, outcome, report=report)
+    if isinstance(outcome, TxMailError):
+        raise outcome
+    return outcome
+
+
+def attempt_batch(
+    messages: list[Message],
+    adapter: Adapter,
+    session: requests.Session,
+    *,
+    timeout: float | None = None,
+) -> list[SendResult | TxMailError | None]:
+    """One attempt at several claimed messages of one account, in batch requests.
+
+    Returns, per message in order, its result when accepted, None when it
+    waits for a retry, or the error it failed with (raised by nobody: one
+    refused message must not hide the others' outcome). Each message's
+    attempt is recorded on its own, as for a single send.
+    """
+    with _reporting_outcome() as nested:
+        report = not nested
+        outcomes: dict = {}
+        emails = []
+        for message in messages:
+            try:
+                emails.append(load(message))
+            except Exception as exc:
+                error = _as_error(exc, message, adapter, report)
+                outcomes[message.pk] = _finish(
+                    message, timezone.now(), time.monotonic(), error, report=report
+                )
+        sendable = [m for m in messages if m.pk not in outcomes]
+        position = 0
+        try:
+            batches = adapter.build_batches(emails, route_of(sendable[0])) if sendable else []
+        except Exception as exc:
+            batches = []
+            for message in sendable:
+                error = _as_error(exc, message, adapter, report)
+                outcomes[message.pk] = _finish(
+                    message, timezone.now(), time.monotonic(), error, report=report
+                )
+        for request, count in batches:
+            chunk = sendable[position : position + count]
+            position += count
+            started, clock = timezone.now(), time.monotonic()
+            try:
+                results = adapter.parse_batch(http(session, request, timeout), count)
+            except Exception as exc:
+                results = [_as_error(exc, chunk[0], adapter, report)] * count
+            for message, result in zip(chunk, results, strict=True):
+                outcomes[message.pk] = _finish(message, started, clock, result, report=report)
+        return [outcomes[m.pk] for m in messages]
+
+
+def _as_error(exc: Exception, message: Message, adapter: Adapter, report: bool) -> TxMailError:
+    """What an exception raised while sending means for the message."""
+    if isinstance(exc, TxMailError):
+        return exc
+    if isinstance(exc, requests.RequestException):
+        return network_error(message.provider, adapter.account.api_uri, exc)
+    if isinstance(exc, OSError):
+        return DeliveryError(
             f"The stored content of message {message.pk} cannot be read "
             f"({exc.strerror or exc}); it cannot be sent as recorded.",
             error_type="stored_content_missing",
         )
-    except Exception as exc:
-        logger.log(
-            logging.ERROR if report else logging.DEBUG,
-            "Message %s: unexpected error while sending",
-            message.pk,
-            exc_info=True,
-        )
-        error = DeliveryError(
-            f"Unexpected error while sending: {type(exc).__name__}: {exc}",
-            error_type="internal_error",
-        )
+    logger.log(
+        logging.ERROR if report else logging.DEBUG,
+        "Message %s: unexpected error while sending",
+        message.pk,
+        exc_info=exc,
+    )
+    return DeliveryError(
+        f"Unexpected error while sending: {type(exc).__name__}: {exc}",
+        error_type="internal_error",
+    )
+
+
+def _finish(
+    message: Message,
+    started,
+    clock: float,
+    outcome: SendResult | TxMailError,
+    *,
+    report: bool,
+) -> SendResult | TxMailError | None:
+    """Record one attempt's outcome: the result, None (retry later) or the error."""
     entry = Attempt(
         message=message,
         number=message.attempts,
         started_at=started,
         duration_ms=int((time.monotonic() - clock) * 1000),
     )
-    if result is not None:
-        _accepted(message, entry, result, report=report)
-        return result
-    if _failed(message, entry, error, report=report):
-        return None
-    raise error
+    if isinstance(outcome, SendResult):
+        _accepted(message, entry, outcome, report=report)
+        return outcome
+    return None if _failed(message, entry, outcome, report=report) else outcome
 
 
 def _accepted(message: Message, entry: Attempt, result: SendResult, *, report: bool) -> None:

@@ -205,6 +205,28 @@ class Adapter:
     def parse_send(self, response: ProviderResponse, route: Route) -> SendResult:
         raise NotImplementedError  # abstract
 
+    #: Whether the provider takes several messages in one request (``build_batches``).
+    batches: ClassVar[bool] = False
+
+    def build_batches(
+        self, emails: Sequence[OutboundEmail], route: Route
+    ) -> list[tuple[ProviderRequest, int]]:
+        """Batch requests for ``emails``, in order: each covers the next ``count``.
+
+        The adapter splits them by its provider's limits (messages and bytes
+        per request). Only for adapters with ``batches = True``.
+        """
+        raise UnsupportedFeature(self.account.name, "batch sending")
+
+    def parse_batch(
+        self, response: ProviderResponse, count: int
+    ) -> list[SendResult | ProviderAPIError]:
+        """One result or error per message of a batch request, in order.
+
+        Raise ``ProviderAPIError`` when the request as a whole failed.
+        """
+        raise UnsupportedFeature(self.account.name, "batch sending")
+
     def build_cancel(self, route: Route, schedule_id: str) -> ProviderRequest:
         """The request cancelling a message the provider holds for later.
 

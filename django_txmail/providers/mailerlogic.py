@@ -6,8 +6,8 @@ Wire format: ``PROVIDERS.md`` → MailerLogic. In short:
 * addresses are strings, display names included (``"Shop" <hi@shop.io>``):
   ``from``, one ``to``, one ``reply_to``, arrays ``cc`` and ``bcc``.
   MailerLogic takes **one To recipient a call**, so a message with several
-  raises ``UnsupportedFeature``; send one message per recipient (each then
-  has its own outbox row, status and retries).
+  raises ``UnsupportedFeature`` unless the account opts in to splitting it
+  (below).
 * ``subject`` is required; ``html`` and ``text`` both go.
 * one tag is ``tag``; ``stream_type`` is ``transactional``, ``broadcast`` or
   ``shared``; metadata goes as ``metadata`` (stored by MailerLogic, not put
@@ -18,6 +18,18 @@ Wire format: ``PROVIDERS.md`` → MailerLogic. In short:
   at most 10 MB a file and 25 MB in all (decimal megabytes, the safe reading),
   refused before any request. MailerLogic has no Content-ID, so inline
   images cannot be sent.
+
+**Splitting, opt-in.** With the account option ``SPLIT_RECIPIENTS: True``,
+``split`` turns a message with N To recipients into N messages, one per To
+recipient, each recorded as its own ``Message``: same subject, bodies,
+attachments, headers, tags and metadata; Cc and Bcc go with the first part
+only, so nobody receives it twice; a caller's idempotency key ``k`` becomes
+``k:1`` … ``k:N`` (a key too long for the suffix is first replaced by its
+SHA-256), so sending again with ``k`` is still recognised part by part. The
+price, and why it is not the default: the recipients no longer see each
+other in To; there are N provider calls, N provider message ids, N statuses
+and N sets of delivery events; and the parts succeed or fail on their own,
+so one refused or retried part does not hold back the others.
 
 **No idempotency.** MailerLogic documents no idempotency key, so a request
 that times out after MailerLogic accepted it is sent again by the retry;
@@ -44,10 +56,16 @@ an account's ``WEBHOOK_SIGNATURE_HEADER`` option names another header.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
+
+from ..compose import MAX_IDEMPOTENCY_KEY
+from ..conf import ProviderAccount
 from ..exceptions import (
     InvalidMessage,
     MessageTooLarge,
@@ -72,6 +90,8 @@ ATTACHMENT_LIMIT = 10_000_000
 ATTACHMENTS_LIMIT = 25_000_000
 STREAM_TYPES = ("transactional", "broadcast", "shared")
 CALENDAR = "text/calendar"
+#: The account option that splits a message into one message per To recipient.
+SPLIT_OPTION = "SPLIT_RECIPIENTS"
 EVENT_TYPES = {
     "email.delivered": "delivered",
     "email.opened": "opened",
@@ -104,6 +124,33 @@ class MailerLogicAdapter(Adapter):
     )
     webhook_signature_header = "X-MailerLogic-Signature"
 
+    def __init__(self, account: ProviderAccount) -> None:
+        super().__init__(account)
+        self.split_recipients = account.options.get(SPLIT_OPTION, False)
+        if not isinstance(self.split_recipients, bool):
+            raise ImproperlyConfigured(
+                f"TXMAIL['PROVIDERS'][{account.name!r}][{SPLIT_OPTION!r}] must be True or False."
+            )
+
+    def split(self, email: OutboundEmail) -> list[OutboundEmail]:
+        """One message per To recipient when the account sets ``SPLIT_RECIPIENTS``.
+
+        Cc and Bcc go with the first part only; a caller's idempotency key
+        gets the part's number (see the module doc).
+        """
+        if not self.split_recipients or len(email.to) < 2:
+            return [email]
+        return [
+            replace(
+                email,
+                to=[recipient],
+                cc=email.cc if number == 1 else [],
+                bcc=email.bcc if number == 1 else [],
+                idempotency_key=part_key(email.idempotency_key, number),
+            )
+            for number, recipient in enumerate(email.to, start=1)
+        ]
+
     # -- checks ----------------------------------------------------------------
 
     def check(self, email: OutboundEmail, route: Route) -> None:
@@ -112,8 +159,8 @@ class MailerLogicAdapter(Adapter):
             raise UnsupportedFeature(
                 self.account.name,
                 "more than one To recipient",
-                "MailerLogic takes one To address a message; send one message per "
-                "recipient, or put the others in cc.",
+                f"MailerLogic takes one To address a message; set {SPLIT_OPTION!r}: True on "
+                "the account to send one message per recipient, or put the others in cc.",
             )
         self._ical_event(email)
         if email.stream_type and email.stream_type not in STREAM_TYPES:
@@ -252,6 +299,16 @@ class MailerLogicAdapter(Adapter):
         else:
             items = [document]
         return [_event(item, index) for index, item in enumerate(items)]
+
+
+def part_key(key: str, number: int) -> str:
+    """The idempotency key of part ``number`` of a split message ("" stays "")."""
+    if not key:
+        return ""
+    suffix = f":{number}"
+    if len(key) + len(suffix) > MAX_IDEMPOTENCY_KEY:
+        key = hashlib.sha256(key.encode()).hexdigest()
+    return f"{key}{suffix}"
 
 
 def _event(item: Any, index: int) -> WebhookEvent:

@@ -45,6 +45,7 @@ import base64
 import json
 import re
 import uuid
+from collections.abc import Sequence
 from email.utils import formataddr
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -73,6 +74,9 @@ from .base import (
 )
 
 JSON_LIMIT = 9_500_000
+#: /api/batch: at most 500 messages and 50 MB a request (kept under, for the framing).
+BATCH_MESSAGES = 500
+BATCH_BYTES = 49_000_000
 MAX_CATEGORY = 255
 MAX_CUSTOM_VARIABLES_BYTES = 1000
 SANDBOX_HOST = "sandbox.api.mailtrap.io"
@@ -240,14 +244,18 @@ class MailtrapAdapter(Adapter):
             meta["content_id"] = attachment.content_id
         return meta
 
-    def _body(self, payload: dict[str, Any], email: OutboundEmail, content) -> bytes:
-        """The JSON encoding of the full body, ``content(attachment)`` filling each file."""
+    def _message(self, payload: dict[str, Any], email: OutboundEmail, content) -> dict[str, Any]:
+        """The full message object, ``content(attachment)`` filling each file."""
         body = dict(payload)
         if email.attachments:
             body["attachments"] = [
                 {**self._attachment_meta(a), "content": content(a)} for a in email.attachments
             ]
-        return _dumps(deep_merge(body, email.esp_extra))
+        return deep_merge(body, email.esp_extra)
+
+    def _body(self, payload: dict[str, Any], email: OutboundEmail, content) -> bytes:
+        """The JSON encoding of the full body, ``content(attachment)`` filling each file."""
+        return _dumps(self._message(payload, email, content))
 
     def _json_size(self, payload: dict[str, Any], email: OutboundEmail) -> int:
         """How long the request body will be, without reading any file (exact but
@@ -260,17 +268,86 @@ class MailtrapAdapter(Adapter):
             return f"{self.account.api_uri}/api/send/{quote(self.inbox_id, safe='')}"
         return f"{self.account.api_uri}/api/send"
 
-    def build_send(self, email: OutboundEmail, route: Route) -> ProviderRequest:
-        data = self._body(
-            self._payload(email), email, lambda a: base64.b64encode(a.read()).decode()
-        )
-        headers = {
+    def _request_headers(self) -> dict[str, str]:
+        return {
             "Api-Token": self.account.credentials.get("API_TOKEN", ""),
             "Content-Type": "application/json",
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
         }
-        return ProviderRequest("POST", self.url(), headers, body=data)
+
+    def build_send(self, email: OutboundEmail, route: Route) -> ProviderRequest:
+        data = self._body(self._payload(email), email, _base64)
+        return ProviderRequest("POST", self.url(), self._request_headers(), body=data)
+
+    # -- batches ---------------------------------------------------------------
+
+    batches = True
+
+    def batch_url(self) -> str:
+        return self.url().replace("/api/send", "/api/batch", 1)
+
+    def build_batches(
+        self, emails: Sequence[OutboundEmail], route: Route
+    ) -> list[tuple[ProviderRequest, int]]:
+        """``POST /api/batch`` with at most 500 messages and 50 MB a request.
+
+        Every message goes whole in ``requests`` (no shared ``base``), so each
+        item is exactly the single send of that message.
+        """
+        requests: list[tuple[ProviderRequest, int]] = []
+        items: list[bytes] = []
+        size = 0
+
+        def flush() -> None:
+            nonlocal items, size
+            if items:
+                body = b'{"requests":[' + b",".join(items) + b"]}"
+                request = ProviderRequest(
+                    "POST", self.batch_url(), self._request_headers(), body=body
+                )
+                requests.append((request, len(items)))
+            items, size = [], 0
+
+        for email in emails:
+            item = self._body(self._payload(email), email, _base64)
+            if len(items) == BATCH_MESSAGES or size + len(item) + 64 > BATCH_BYTES:
+                flush()
+            items.append(item)
+            size += len(item) + 1
+        flush()
+        return requests
+
+    def parse_batch(
+        self, response: ProviderResponse, count: int
+    ) -> list[SendResult | ProviderAPIError]:
+        body = response.json()
+        if not isinstance(body, dict):
+            body = {}
+        results = body.get("responses")
+        if not (200 <= response.status < 300) or not isinstance(results, list):
+            raise self._error(response, body)
+        outcomes: list[SendResult | ProviderAPIError] = []
+        for index in range(count):
+            item = results[index] if index < len(results) else None
+            if isinstance(item, dict) and item.get("success"):
+                ids = item.get("message_ids")
+                ids = tuple(str(i) for i in ids) if isinstance(ids, list) else ()
+                outcomes.append(
+                    SendResult(provider_message_id=ids[0] if ids else "", provider_message_ids=ids)
+                )
+                continue
+            errors = item.get("errors") if isinstance(item, dict) else None
+            text = "; ".join(map(str, errors)) if isinstance(errors, list) else ""
+            outcomes.append(
+                ProviderAPIError(
+                    self.redact(text or "Mailtrap gave no result for this message of the batch"),
+                    provider=self.account.name,
+                    status=response.status,
+                    error_type="batch_item_refused",
+                )
+            )
+        return outcomes
 
     # -- reading responses -----------------------------------------------------
 
@@ -345,3 +422,7 @@ def _dumps(data: Any) -> bytes:
         raise InvalidMessage(
             "The message has text that is not valid Unicode (an unpaired surrogate)."
         ) from None
+
+
+def _base64(attachment: Attachment) -> str:
+    return base64.b64encode(attachment.read()).decode()
