@@ -190,14 +190,21 @@ class EmailBackend(BaseEmailBackend):
     def _deliver_claimed(self, messages: list[Message]) -> list[TxMailError]:
         """Send the messages recorded as claimed by this call; return the failures."""
         assert self.sender is not None
-        groups: dict[str, list[Message]] = defaultdict(list)
+        # One batch per account and route: a batch request is for one route.
+        groups: dict[tuple[str, str, str, str], list[Message]] = defaultdict(list)
         singles: list[Message] = []
         errors: list[TxMailError] = []
         for message in messages:
             if message.status != Message.Status.SENDING:
                 continue  # not ours to send now (task, held, after commit, recorded before)
             if self.sender.adapter(message.provider).batches and not message.attachment_count:
-                groups[message.provider].append(message)
+                key = (
+                    message.provider,
+                    message.route,
+                    message.route_domain,
+                    message.route_grant_id,
+                )
+                groups[key].append(message)
             else:
                 singles.append(message)
         for group in groups.values():

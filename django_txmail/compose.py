@@ -231,8 +231,20 @@ def _json_value(what: str, value: Any) -> Any:
     return value
 
 
-def _dict_extra(msg: EmailMessage, name: str) -> dict[str, Any]:
+def _extra(msg: EmailMessage, name: str) -> Any:
+    """An extra attribute, or None when unset.
+
+    django-anymail's ``AnymailMessage`` marks unset attributes with its
+    ``UNSET`` sentinel class; it counts as unset here too.
+    """
     value = getattr(msg, name, None)
+    if isinstance(value, type) and value.__name__ == "UNSET":
+        return None
+    return value
+
+
+def _dict_extra(msg: EmailMessage, name: str) -> dict[str, Any]:
+    value = _extra(msg, name)
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -243,12 +255,12 @@ def _dict_extra(msg: EmailMessage, name: str) -> dict[str, Any]:
 
 
 def _str_extra(msg: EmailMessage, name: str) -> str:
-    value = getattr(msg, name, None)
+    value = _extra(msg, name)
     return "" if value is None else _no_line_breaks(f"msg.{name}", force_str(value))
 
 
 def _bool_extra(msg: EmailMessage, name: str) -> bool | None:
-    value = getattr(msg, name, None)
+    value = _extra(msg, name)
     if value is not None and not isinstance(value, bool):
         raise InvalidMessage(f"msg.{name} must be True, False or None.")
     return value
@@ -270,7 +282,7 @@ def normalize_send_at(value: Any) -> datetime | None:
 
 
 def _tags(msg: EmailMessage) -> list[str]:
-    tags = getattr(msg, "tags", None) or []
+    tags = _extra(msg, "tags") or []
     if isinstance(tags, str | Promise) or not all(isinstance(t, str | Promise) for t in tags):
         raise InvalidMessage("msg.tags must be a list of strings.")
     return [_no_line_breaks("A tag", str(t)) for t in tags]
@@ -346,7 +358,7 @@ def _headers(msg: EmailMessage, to: list[Address], cc: list[Address]) -> _Header
 
 def compose(msg: EmailMessage) -> OutboundEmail:
     """Map a Django message onto an OutboundEmail, or raise InvalidMessage."""
-    if getattr(msg, "template", None):
+    if _extra(msg, "template"):
         raise TemplateError(
             "msg.template (a stored Template) is not available in this version; "
             "use msg.template_id for a provider-hosted template."
@@ -361,6 +373,11 @@ def compose(msg: EmailMessage) -> OutboundEmail:
     headers = _headers(msg, to, cc)
     text, html, alternatives = _bodies(msg)
     template_vars = _dict_extra(msg, "merge_global_data") | _dict_extra(msg, "template_vars")
+    if template_vars and not _str_extra(msg, "template_id"):
+        raise InvalidMessage(
+            "msg.merge_global_data / msg.template_vars fill a provider-hosted template; "
+            "set msg.template_id too, or put the values into the body yourself."
+        )
     return OutboundEmail(
         from_email=headers.from_email or from_email,
         to=headers.shown.get("to", to),
@@ -376,16 +393,18 @@ def compose(msg: EmailMessage) -> OutboundEmail:
         attachments=_attachments(msg),
         metadata=_dict_extra(msg, "metadata"),
         tags=_tags(msg),
-        send_at=normalize_send_at(getattr(msg, "send_at", None)),
+        send_at=normalize_send_at(_extra(msg, "send_at")),
         template_id=_str_extra(msg, "template_id"),
         template_vars=template_vars,
         track_opens=_bool_extra(msg, "track_opens"),
         track_clicks=_bool_extra(msg, "track_clicks"),
         reply_to_message_id=_str_extra(msg, "reply_to_message_id"),
         esp_extra=_dict_extra(msg, "esp_extra"),
-        ical_event=force_str(getattr(msg, "ical_event", None) or ""),
+        ical_event=force_str(_extra(msg, "ical_event") or ""),
         stream_type=_str_extra(msg, "stream_type"),
         merge_data=_dict_extra(msg, "merge_data"),
+        merge_metadata=_dict_extra(msg, "merge_metadata"),
+        merge_headers=_dict_extra(msg, "merge_headers"),
         envelope_sender=_str_extra(msg, "envelope_sender"),
         grant_id=_str_extra(msg, "grant_id"),
         provider=_str_extra(msg, "provider"),

@@ -30,6 +30,12 @@ EXTRAS = (
     "provider",
     "ical_event",
     "stream_type",
+    # django-anymail's names for what some providers carry and ours refuse
+    # with UnsupportedFeature, accepted so an anymail app keeps its code.
+    "merge_data",
+    "merge_metadata",
+    "merge_headers",
+    "envelope_sender",
 )
 
 

@@ -44,6 +44,8 @@ class Feature(enum.StrEnum):
     ICAL_EVENT = "calendar invitations (ical_event)"
     STREAM_TYPE = "stream_type"
     MERGE_DATA = "per-recipient merge data (merge_data)"
+    MERGE_METADATA = "per-recipient metadata (merge_metadata)"
+    MERGE_HEADERS = "per-recipient headers (merge_headers)"
     ENVELOPE_SENDER = "a separate envelope sender (envelope_sender)"
 
 
@@ -123,6 +125,8 @@ class OutboundEmail:
     ical_event: str = ""
     stream_type: str = ""
     merge_data: dict[str, Any] = field(default_factory=dict)
+    merge_metadata: dict[str, Any] = field(default_factory=dict)
+    merge_headers: dict[str, Any] = field(default_factory=dict)
     envelope_sender: str = ""
     # Routing requests from the caller (msg.grant_id / msg.provider).
     grant_id: str = ""
@@ -160,6 +164,8 @@ class OutboundEmail:
             Feature.ICAL_EVENT: self.ical_event,
             Feature.STREAM_TYPE: self.stream_type,
             Feature.MERGE_DATA: self.merge_data,
+            Feature.MERGE_METADATA: self.merge_metadata,
+            Feature.MERGE_HEADERS: self.merge_headers,
             Feature.ENVELOPE_SENDER: self.envelope_sender,
         }
         for feature, present in checks.items():

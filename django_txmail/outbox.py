@@ -42,6 +42,8 @@ _OPTION_FIELDS = (
     "ical_event",
     "stream_type",
     "merge_data",
+    "merge_metadata",
+    "merge_headers",
     "envelope_sender",
 )
 

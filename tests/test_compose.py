@@ -245,6 +245,7 @@ def test_lazy_strings_inside_extras_are_evaluated():
         ["b@x.example"],
         metadata={"greeting": gettext_lazy("Hello")},
         tags=[gettext_lazy("welcome")],
+        template_id="tpl",
         merge_global_data={"items": [gettext_lazy("one")]},
     )
     email = compose(msg)
@@ -397,3 +398,32 @@ def test_a_bad_attachment_content_type_is_refused(mimetype):
     msg.attachments.append(("f.bin", b"x", mimetype))
     with pytest.raises(InvalidMessage):
         compose(msg)
+
+
+def test_template_variables_without_a_template_are_refused():
+    msg = TxMessage("s", "b", "a@x.example", ["b@x.example"], merge_global_data={"name": "Ann"})
+    with pytest.raises(InvalidMessage, match="template_id"):
+        compose(msg)
+
+
+def test_anymails_unset_marker_counts_as_unset():
+    class UNSET:  # what django-anymail's AnymailMessage puts in unset attributes
+        pass
+
+    msg = EmailMessage("s", "b", "a@x.example", ["b@x.example"])
+    for name in ("metadata", "tags", "send_at", "track_opens", "template_id", "esp_extra"):
+        setattr(msg, name, UNSET)
+    email = compose(msg)
+    assert (email.metadata, email.tags, email.send_at, email.track_opens) == ({}, [], None, None)
+
+
+def test_per_recipient_extras_are_kept_for_the_provider_to_refuse():
+    msg = TxMessage(
+        "s",
+        "b",
+        "a@x.example",
+        ["b@x.example"],
+        merge_metadata={"b@x.example": {"n": 1}},
+        merge_headers={"b@x.example": {"X": "1"}},
+    )
+    assert {Feature.MERGE_METADATA, Feature.MERGE_HEADERS} <= compose(msg).features()

@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
 from django_txmail.conf import ProviderAccount
 from django_txmail.exceptions import (
@@ -21,7 +22,7 @@ from django_txmail.exceptions import (
 from django_txmail.outbound import Address, Attachment, Feature, OutboundEmail
 from django_txmail.providers import ProviderResponse, Route
 from django_txmail.providers.base import USER_AGENT
-from django_txmail.providers.mailerlogic import MailerLogicAdapter
+from django_txmail.providers.mailerlogic import MailerLogicAdapter, part_key
 
 KEY = "ml_secret_key_123"
 API = "https://api.mailerlogic.net"
@@ -109,6 +110,103 @@ def test_several_to_recipients_are_unsupported_and_say_what_to_do(adapter):
     with pytest.raises(UnsupportedFeature, match="one message per recipient") as info:
         adapter.check(email, DOMAIN)
     assert info.value.feature == "more than one To recipient"
+
+
+def test_the_refusal_names_the_option_that_splits_the_message(adapter):
+    email = make(to=[Address("a@x.example"), Address("b@x.example")])
+    with pytest.raises(UnsupportedFeature, match="'SPLIT_RECIPIENTS': True"):
+        adapter.check(email, DOMAIN)
+
+
+# Splitting a message per To recipient (opt-in)
+
+THREE = [Address("a@x.example", "A"), Address("b@x.example"), Address("c@x.example")]
+
+
+@pytest.fixture
+def splitter():
+    return MailerLogicAdapter(account(SPLIT_RECIPIENTS=True))
+
+
+def test_without_the_option_a_message_is_never_split(adapter):
+    email = make(to=THREE)
+    assert adapter.split(email) == [email]
+
+
+def test_with_the_option_each_to_recipient_gets_a_message_of_their_own(splitter):
+    parts = splitter.split(make(to=THREE))
+    assert [part.to for part in parts] == [[a] for a in THREE]
+    for part in parts:
+        splitter.check(part, DOMAIN)
+        assert json.loads(splitter.build_send(part, DOMAIN).body)["to"] == str(part.to[0])
+
+
+def test_every_part_keeps_subject_bodies_attachments_headers_tags_and_metadata(splitter):
+    pdf = Attachment.from_bytes(b"%PDF", filename="r.pdf", mimetype="application/pdf")
+    email = make(
+        to=THREE,
+        html="<p>Rich</p>",
+        reply_to=[Address("help@shop.example")],
+        attachments=[pdf],
+        headers={"X-Order": "42"},
+        tags=["receipt"],
+        metadata={"order": 42},
+        track_opens=True,
+        stream_type="transactional",
+        ical_event=INVITE,
+    )
+    payloads = [payload_of(splitter, part) for part in splitter.split(email)]
+    for payload in payloads:
+        payload.pop("to")
+    assert payloads[0] == payloads[1] == payloads[2]
+    assert payloads[0]["attachments"][0]["content"] == base64.b64encode(b"%PDF").decode()
+    assert payloads[0]["metadata"] == {"order": 42}
+    assert (payloads[0]["tag"], payloads[0]["icalEvent"]) == ("receipt", INVITE)
+
+
+def test_cc_and_bcc_go_with_the_first_part_only_so_nobody_gets_it_twice(splitter):
+    cc, bcc = [Address("boss@x.example")], [Address("audit@x.example")]
+    first, *others = splitter.split(make(to=THREE, cc=cc, bcc=bcc))
+    assert (first.cc, first.bcc) == (cc, bcc)
+    assert all(part.cc == [] and part.bcc == [] for part in others)
+    recipients = [a.email for part in [first, *others] for a in part.recipients]
+    assert sorted(recipients) == sorted({*recipients})
+
+
+def test_a_callers_idempotency_key_is_numbered_per_part(splitter):
+    keys = [p.idempotency_key for p in splitter.split(make(to=THREE, idempotency_key="order-7"))]
+    assert keys == ["order-7:1", "order-7:2", "order-7:3"]
+    again = [p.idempotency_key for p in splitter.split(make(to=THREE, idempotency_key="order-7"))]
+    assert again == keys
+
+
+def test_a_key_too_long_for_the_suffix_is_hashed_and_stays_distinct_per_part():
+    long_key = "k" * 256
+    keys = [part_key(long_key, n) for n in (1, 2, 3)]
+    assert len(set(keys)) == 3 and all(len(k) <= 256 for k in keys)
+    assert keys == [part_key(long_key, n) for n in (1, 2, 3)]
+    assert part_key("k" * 250, 1) == "k" * 250 + ":1"
+
+
+def test_without_a_callers_key_the_parts_get_their_own_when_recorded(splitter):
+    assert {p.idempotency_key for p in splitter.split(make(to=THREE))} == {""}
+
+
+def test_a_single_to_recipient_is_left_as_it_is(splitter):
+    email = make(cc=[Address("c@x.example")], idempotency_key="k")
+    assert splitter.split(email) == [email]
+
+
+def test_splitting_leaves_the_callers_message_untouched(splitter):
+    email = make(to=list(THREE), cc=[Address("c@x.example")], idempotency_key="k")
+    splitter.split(email)
+    assert (email.to, email.cc, email.idempotency_key) == (THREE, [Address("c@x.example")], "k")
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_the_option_must_be_true_or_false(value):
+    with pytest.raises(ImproperlyConfigured, match="SPLIT_RECIPIENTS"):
+        MailerLogicAdapter(account(SPLIT_RECIPIENTS=value))
 
 
 def test_send_at_is_held_in_the_outbox_because_mailerlogic_cannot_schedule(adapter):

@@ -397,7 +397,7 @@ def test_a_calendar_invitation_reaches_mailerlogic_as_ical_event(sandbox, how):
 
 
 def test_several_to_recipients_are_refused_for_mailerlogic_before_anything_is_stored(sandbox):
-    with pytest.raises(UnsupportedFeature, match="one message per recipient"):
+    with pytest.raises(UnsupportedFeature, match="SPLIT_RECIPIENTS.*one message per recipient"):
         mail.send_mail("Hi", "b", MAILERLOGIC_FROM, ["a@x.example", "b@x.example"])
     assert nothing_happened(sandbox)
 
@@ -406,6 +406,84 @@ def test_send_mass_mail_sends_one_mailerlogic_call_per_recipient(sandbox):
     datatuple = [("Hi", "b", MAILERLOGIC_FROM, [to]) for to in ("a@x.example", "b@x.example")]
     assert mail.send_mass_mail(datatuple) == 2
     assert sorted(m.payload["to"] for m in sandbox.messages) == ["a@x.example", "b@x.example"]
+
+
+THREE = ["Ann <ann@x.example>", "bob@x.example", "cat@x.example"]
+
+
+def test_several_to_recipients_are_split_into_one_mailerlogic_message_each(sandbox, settings):
+    override(settings, "mailerlogic", SPLIT_RECIPIENTS=True)
+    msg = TxMessage(
+        "Receipt", "Plain", MAILERLOGIC_FROM, THREE, cc=["boss@x.example"], tags=["receipt"]
+    )
+    assert msg.send() == 1
+    received = sandbox.messages
+    assert [m.payload["to"] for m in received] == ['"Ann" <ann@x.example>', *THREE[1:]]
+    assert [m.payload.get("cc") for m in received] == [["boss@x.example"], None, None]
+    assert {m.payload["subject"] for m in received} == {"Receipt"}
+    messages = {m.pk: m for m in Message.objects.all()}
+    assert len(msg.txmail.message_ids) == 3 and set(msg.txmail.message_ids) == set(messages)
+    assert msg.txmail.message_id == msg.txmail.message_ids[0]
+    assert msg.txmail.provider_message_ids == [m.id for m in received]
+    assert {m.status for m in messages.values()} == {"sent"}
+    assert msg.txmail.recipients == {
+        "ann@x.example": "sent",
+        "boss@x.example": "sent",
+        "bob@x.example": "sent",
+        "cat@x.example": "sent",
+    }
+    ids_sent = [m.payload["metadata"]["txmail_id"] for m in received]
+    assert ids_sent == [str(pk) for pk in msg.txmail.message_ids]
+
+
+def test_a_part_mailerlogic_refuses_fails_alone_and_the_others_are_sent(sandbox, settings):
+    override(settings, "mailerlogic", SPLIT_RECIPIENTS=True)
+    sandbox.inject(Fault(status=400, provider="mailerlogic"))
+    msg = mail.EmailMessage("Hi", "b", MAILERLOGIC_FROM, THREE)
+    with pytest.raises(ProviderAPIError) as info:
+        msg.send()
+    assert info.value.status == 400
+    statuses = sorted(Message.objects.values_list("status", flat=True))
+    assert statuses == ["failed", "sent", "sent"]
+    assert sorted(m.payload["to"] for m in sandbox.messages) == THREE[1:]
+    assert msg.txmail.recipients == {
+        "ann@x.example": "failed",
+        "bob@x.example": "sent",
+        "cat@x.example": "sent",
+    }
+
+
+def test_sending_a_split_message_again_with_its_key_sends_nothing_more(sandbox, settings):
+    override(settings, "mailerlogic", SPLIT_RECIPIENTS=True)
+    for _ in range(2):
+        msg = TxMessage("Hi", "b", MAILERLOGIC_FROM, THREE, idempotency_key="order-7")
+        assert msg.send() == 1
+    assert len(sandbox.messages) == 3
+    keys = sorted(Message.objects.values_list("idempotency_key", flat=True))
+    assert keys == ["order-7:1", "order-7:2", "order-7:3"]
+
+
+def test_a_webhook_for_one_part_moves_only_that_part(sandbox, settings, client):
+    override(settings, "mailerlogic", SPLIT_RECIPIENTS=True, WEBHOOK_SECRET=WEBHOOK_SECRET)
+    msg = mail.EmailMessage("Hi", "b", MAILERLOGIC_FROM, THREE)
+    msg.send()
+    bob = next(m for m in sandbox.messages if m.payload["to"] == "bob@x.example")
+    event = {
+        "id": "evt_bob",
+        "type": "email.bounced",
+        "created_at": "2025-05-01T12:00:00Z",
+        "data": {"message_id": bob.id, "to": "bob@x.example", "bounce_type": "hard"},
+    }
+    response = post_signed(
+        client,
+        "mailerlogic",
+        "X-MailerLogic-Signature",
+        json.dumps(event).encode(),
+        "application/json",
+    )
+    assert response.status_code == 200, response.content
+    by_to = {m.to[0]["email"]: m.status for m in Message.objects.all()}
+    assert by_to == {"ann@x.example": "sent", "bob@x.example": "bounced", "cat@x.example": "sent"}
 
 
 @pytest.mark.parametrize(
