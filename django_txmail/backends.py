@@ -190,20 +190,15 @@ class EmailBackend(BaseEmailBackend):
     def _deliver_claimed(self, messages: list[Message]) -> list[TxMailError]:
         """Send the messages recorded as claimed by this call; return the failures."""
         assert self.sender is not None
-        # One batch per account and route: a batch request is for one route.
-        groups: dict[tuple[str, str, str, str], list[Message]] = defaultdict(list)
+        # One batch per account and route kind (and grant); sending domains may mix.
+        groups: dict[tuple[str, str, str], list[Message]] = defaultdict(list)
         singles: list[Message] = []
         errors: list[TxMailError] = []
         for message in messages:
             if message.status != Message.Status.SENDING:
                 continue  # not ours to send now (task, held, after commit, recorded before)
             if self.sender.adapter(message.provider).batches and not message.attachment_count:
-                key = (
-                    message.provider,
-                    message.route,
-                    message.route_domain,
-                    message.route_grant_id,
-                )
+                key = (message.provider, message.route, message.route_grant_id)
                 groups[key].append(message)
             else:
                 singles.append(message)

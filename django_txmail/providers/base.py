@@ -214,7 +214,10 @@ class Adapter:
         """Batch requests for ``emails``, in order: each covers the next ``count``.
 
         The adapter splits them by its provider's limits (messages and bytes
-        per request). Only for adapters with ``batches = True``.
+        per request). Only for adapters with ``batches = True``. The messages
+        share the account, the route kind and any grant, but may come from
+        different sending domains of that account (each carries its From);
+        ``route`` is the first message's.
         """
         raise UnsupportedFeature(self.account.name, "batch sending")
 
