@@ -135,13 +135,24 @@ class EmailBackend(BaseEmailBackend):
 
     def _send_all(self, email_messages: Sequence[EmailMessage]) -> int:
         recorded: list[tuple[EmailMessage, list[Message]]] = []
+        claimed: dict = {}  # new rows this call recorded as "sending": it sends them
         errors: list[TxMailError] = []
+        unexpected: BaseException | None = None
         for django_message in email_messages:
             try:
-                recorded.append((django_message, self._record(django_message)))
+                messages, created = self._record(django_message)
             except TxMailError as exc:
                 errors.append(exc)
-        errors += self._deliver_claimed([m for _, messages in recorded for m in messages])
+                continue
+            except Exception as exc:
+                # Send what is already recorded before letting this through.
+                unexpected = exc
+                break
+            recorded.append((django_message, messages))
+            claimed.update((m.pk, m) for m in created if m.status == Message.Status.SENDING)
+        errors += self._deliver_claimed(list(claimed.values()))
+        if unexpected is not None:
+            raise unexpected
         sent = 0
         for django_message, messages in recorded:
             django_message.txmail = TxMailResult(  # type: ignore[attr-defined]
@@ -163,8 +174,13 @@ class EmailBackend(BaseEmailBackend):
             raise errors[0]
         return sent
 
-    def _record(self, django_message: EmailMessage) -> list[Message]:
-        """Compose, route, check and record one Django message (maybe in parts)."""
+    def _record(self, django_message: EmailMessage) -> tuple[list[Message], list[Message]]:
+        """Compose, route, check and record one Django message (maybe in parts).
+
+        Returns its messages and those of them newly recorded: a reused
+        idempotency key returns the existing row, which this call must not
+        send (another process may be sending it).
+        """
         assert self.sender is not None
         email = compose(django_message)
         resolved = self._resolve(email)
@@ -174,7 +190,7 @@ class EmailBackend(BaseEmailBackend):
             adapter.check(part, resolved.route)
         by_task = get_settings().delivery == "task"
         after_commit = not by_task and in_caller_transaction()
-        messages = []
+        messages, new = [], []
         for part in parts:
             message, created = record(
                 part,
@@ -184,19 +200,18 @@ class EmailBackend(BaseEmailBackend):
             )
             if created:
                 self._hand_over(message, by_task, after_commit)
+                new.append(message)
             messages.append(message)
-        return messages
+        return messages, new
 
     def _deliver_claimed(self, messages: list[Message]) -> list[TxMailError]:
-        """Send the messages recorded as claimed by this call; return the failures."""
+        """Send the messages this call recorded as claimed; return the failures."""
         assert self.sender is not None
         # One batch per account and route kind (and grant); sending domains may mix.
         groups: dict[tuple[str, str, str], list[Message]] = defaultdict(list)
         singles: list[Message] = []
         errors: list[TxMailError] = []
         for message in messages:
-            if message.status != Message.Status.SENDING:
-                continue  # not ours to send now (task, held, after commit, recorded before)
             if self.sender.adapter(message.provider).batches and not message.attachment_count:
                 key = (message.provider, message.route, message.route_grant_id)
                 groups[key].append(message)

@@ -324,7 +324,7 @@ def _finish(
     if isinstance(outcome, SendResult):
         _accepted(message, entry, outcome, report=report)
         return outcome
-    return None if _failed(message, entry, outcome, report=report) else outcome
+    return outcome if _failed(message, entry, outcome, report=report) == "failed" else None
 
 
 def _accepted(message: Message, entry: Attempt, result: SendResult, *, report: bool) -> None:
@@ -346,38 +346,68 @@ def _accepted(message: Message, entry: Attempt, result: SendResult, *, report: b
         entry.save()
         # A delivery event may have arrived before this answer was recorded; the
         # status only moves on from "sending", never back from "delivered".
+        # The provider has it: "sent" replaces anything meaning not sent yet
+        # (also a failure recorded by a sender that gave up on this attempt),
+        # never what a delivery event said since.
+        not_sent = (Message.Status.SENDING, Message.Status.QUEUED, Message.Status.FAILED)
         Message.objects.filter(pk=message.pk).update(
-            status=Case(
-                When(status=Message.Status.SENDING, then=Value(status)), default=F("status")
-            ),
+            status=Case(When(status__in=not_sent, then=Value(status)), default=F("status")),
             **fields,
         )
     for name, value in fields.items():
         setattr(message, name, value)
-    if message.status == Message.Status.SENDING:
+    if message.status in not_sent:
         message.status = status
     if report:
         # send_robust: a failing receiver must not make a sent message look unsent.
         message_sent.send_robust(sender=Message, message=message, result=result)
 
 
-def _failed(message: Message, entry: Attempt, error: TxMailError, *, report: bool) -> bool:
-    """Record a failed attempt; True when the message will be tried again."""
+def _failed(message: Message, entry: Attempt, error: TxMailError, *, report: bool) -> str:
+    """Record a failed attempt: "retry", "failed", or "superseded".
+
+    The message changes only while this attempt still owns it (still
+    "sending" with this attempt's number): if a delivery event, a cancel or
+    another sender moved it meanwhile, only the attempt is recorded
+    ("superseded") — a late failure must never undo "delivered" or send a
+    message again.
+    """
     transient = isinstance(error, ProviderAPIError) and error.transient
-    error_type = error.error_type
     entry.outcome = Attempt.Outcome.TRANSIENT if transient else Attempt.Outcome.PERMANENT
     entry.error_message = str(error)
-    entry.error_type = error_type[:128]
+    entry.error_type = error.error_type[:128]
     if isinstance(error, ProviderAPIError):
         entry.http_status = error.status
         entry.request_id = error.request_id[:255]
-    message.last_error = str(error)
-    message.last_error_type = entry.error_type
     retry = transient and message.attempts < get_settings().max_attempts
     if retry:
         delay = retry_delay(message.attempts, error.retry_after)  # type: ignore[union-attr]
-        message.status = Message.Status.QUEUED
-        message.next_attempt_at = timezone.now() + timedelta(seconds=delay)
+        status, next_attempt_at = Message.Status.QUEUED, timezone.now() + timedelta(seconds=delay)
+    else:
+        status, next_attempt_at = Message.Status.FAILED, None
+    with transaction.atomic(using=router.db_for_write(Message)):
+        entry.save()
+        owned = Message.objects.filter(
+            pk=message.pk, status=Message.Status.SENDING, attempts=message.attempts
+        ).update(
+            status=status,
+            next_attempt_at=next_attempt_at,
+            last_error=str(error),
+            last_error_type=entry.error_type,
+            updated_at=timezone.now(),
+        )
+    if not owned:
+        message.refresh_from_db(fields=["status", "next_attempt_at", "attempts"])
+        logger.info(
+            "Message %s: attempt %s failed after the message moved on (%s)",
+            message.pk,
+            entry.number,
+            message.status,
+        )
+        return "superseded"
+    message.status, message.next_attempt_at = status, next_attempt_at
+    message.last_error, message.last_error_type = str(error), entry.error_type
+    if retry:
         logger.log(
             logging.WARNING if report else logging.DEBUG,
             "Message %s: attempt %s failed (%s); next attempt in %.0f s",
@@ -386,25 +416,12 @@ def _failed(message: Message, entry: Attempt, error: TxMailError, *, report: boo
             error,
             delay,
         )
-    else:
-        message.status = Message.Status.FAILED
-        message.next_attempt_at = None
-        logger.log(
-            logging.ERROR if report else logging.DEBUG,
-            "Message %s failed after %s attempt(s): %s",
-            message.pk,
-            message.attempts,
-            error,
-        )
-    with transaction.atomic(using=router.db_for_write(Message)):
-        entry.save()
-        message.save(
-            update_fields=[
-                "status",
-                "next_attempt_at",
-                "last_error",
-                "last_error_type",
-                "updated_at",
-            ]
-        )
-    return retry
+        return "retry"
+    logger.log(
+        logging.ERROR if report else logging.DEBUG,
+        "Message %s failed after %s attempt(s): %s",
+        message.pk,
+        message.attempts,
+        error,
+    )
+    return "failed"

@@ -1,0 +1,75 @@
+"""Races between senders, workers and delivery events: nothing sent twice, no status undone."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from django.utils import timezone
+
+from django_txmail.backends import EmailBackend
+from django_txmail.compose import compose
+from django_txmail.conf import get_settings
+from django_txmail.delivery import attempt
+from django_txmail.message import TxMessage
+from django_txmail.models import Attempt, DeliveryEvent, Message
+from django_txmail.outbox import record
+from django_txmail.providers import load_adapter
+from django_txmail.routing import resolve
+from django_txmail.sandbox import Fault
+from django_txmail.worker import Worker
+
+pytestmark = pytest.mark.django_db
+
+
+def msg(subject="Hi", **kwargs):
+    return TxMessage(subject, "b", "noreply@example.com", ["ann@x.example"], **kwargs)
+
+
+def test_the_same_key_twice_in_one_call_sends_once(sandbox, domain):
+    assert EmailBackend().send_messages([msg(idempotency_key="k1"), msg(idempotency_key="k1")])
+    assert len(sandbox.messages) == 1 and Message.objects.count() == 1
+
+
+def test_a_reused_key_never_sends_a_row_another_process_is_sending(sandbox, domain):
+    email = compose(msg(idempotency_key="order-9"))
+    other, _ = record(email, resolve(email), claim=True)  # process A, mid-send
+    again = msg(idempotency_key="order-9")
+    again.send()  # process B: a retried web request
+    assert sandbox.requests == []
+    assert again.txmail.status == "sending" and Message.objects.count() == 1
+
+
+def event(message, kind="delivered"):
+    return DeliveryEvent.objects.create(
+        message=message,
+        provider="nylas",
+        type=kind,
+        provider_type=kind,
+        provider_event_id=f"e-{kind}",
+        occurred_at=timezone.now(),
+        raw={},
+        ingest_batch="00000000-0000-0000-0000-000000000000",
+    )
+
+
+def test_a_late_failure_never_undoes_delivered_nor_sends_again(sandbox, domain):
+    email = compose(msg())
+    message, _ = record(email, resolve(email), claim=True)
+    Message.objects.filter(pk=message.pk).update(status="delivered")  # a webhook got there first
+    sandbox.inject(Fault(status=503))
+    with requests.Session() as session:
+        assert attempt(message, load_adapter(get_settings().account("nylas")), session) is None
+    stored = Message.objects.get()
+    assert stored.status == "delivered"
+    assert Attempt.objects.get().outcome == "transient", "the attempt is still on record"
+    assert Worker().run(once=True).attempted == 0
+
+
+def test_a_slow_attempt_that_succeeds_after_being_given_up_ends_sent(sandbox, domain):
+    email = compose(msg())
+    message, _ = record(email, resolve(email), claim=True)
+    Message.objects.filter(pk=message.pk).update(status="failed", last_error_type="abandoned")
+    with requests.Session() as session:
+        assert attempt(message, load_adapter(get_settings().account("nylas")), session)
+    stored = Message.objects.get()
+    assert stored.status == "sent" and stored.provider_message_id == sandbox.messages[0].id
