@@ -36,12 +36,14 @@ for each newly stored event after it commits.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import router, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .exceptions import WebhookPayloadError
@@ -97,7 +99,39 @@ def _fit(value: str, length: int) -> str:
     return (value or "")[:length]
 
 
+def _storable(event: WebhookEvent) -> None:
+    """Refuse what a database would refuse or silently mangle.
+
+    NUL characters (PostgreSQL rejects them), text that is not valid Unicode
+    (lone surrogates) and NaN/Infinity (not JSON; SQLite's INSERT OR IGNORE
+    would drop the row and call it a duplicate) make the request a 400.
+    """
+    texts = [
+        event.provider_event_id,
+        event.provider_type,
+        event.provider_message_id,
+        event.message_id,
+        event.recipient,
+        event.bounce_type,
+        event.reason,
+        event.mta_response,
+        event.click_url,
+        event.user_agent,
+        event.ip,
+    ]
+    try:
+        raw = json.dumps(event.raw, allow_nan=False, ensure_ascii=False)
+        encoded = [raw.encode(), *(text.encode() for text in texts if text)]
+    except (ValueError, TypeError, UnicodeEncodeError) as exc:
+        raise WebhookPayloadError(
+            f"Event {event.provider_event_id!r} cannot be stored: {exc}."
+        ) from None
+    if any(b"\x00" in value for value in encoded) or "\\u0000" in raw:
+        raise WebhookPayloadError(f"Event {event.provider_event_id!r} contains a NUL character.")
+
+
 def _row(provider: str, event: WebhookEvent, batch: uuid.UUID) -> DeliveryEvent:
+    _storable(event)
     if event.type not in EVENT_TYPES:
         raise WebhookPayloadError(f"Unknown normalized event type {event.type!r}.")
     if not event.provider_event_id or len(event.provider_event_id) > 255:
@@ -132,16 +166,17 @@ def _messages(provider: str, events: list[WebhookEvent]) -> tuple[dict, dict]:
             our_ids.add(uuid.UUID(event.message_id))
         except (TypeError, ValueError):
             continue
-    # Only what status updates need: decoding every JSON column costs more than the rest.
-    found = (
+    # Only what status updates need: decoding every JSON column costs more than the
+    # rest. One query, locked in primary-key order, so two requests touching the
+    # same messages cannot deadlock.
+    found = list(
         Message.objects.select_for_update()
-        .filter(provider=provider)
+        .filter(Q(provider_message_id__in=provider_ids) | Q(pk__in=our_ids), provider=provider)
         .only("id", "provider_message_id", "status", "recipient_status", "to", "cc", "bcc")
+        .order_by("pk")
     )
-    by_provider_id = {
-        m.provider_message_id: m for m in found.filter(provider_message_id__in=provider_ids)
-    }
-    by_id = {m.pk: m for m in found.filter(pk__in=our_ids)} if our_ids else {}
+    by_provider_id = {m.provider_message_id: m for m in found if m.provider_message_id}
+    by_id = {m.pk: m for m in found}
     return by_provider_id, by_id
 
 
@@ -165,7 +200,10 @@ def ingest(provider: str, events: list[WebhookEvent]) -> IngestResult:
         by_provider_id, by_id = _messages(provider, [event for event, _ in rows.values()])
         for event, row in rows.values():
             row.message = _match(event, by_provider_id, by_id)
-        DeliveryEvent.objects.bulk_create([row for _, row in rows.values()], ignore_conflicts=True)
+        # Inserted in id order: concurrent requests take index locks in one order.
+        DeliveryEvent.objects.bulk_create(
+            [rows[key][1] for key in sorted(rows)], ignore_conflicts=True
+        )
         # The rows this request inserted (not those another delivery stored first).
         inserted = dict(
             DeliveryEvent.objects.filter(ingest_batch=batch).values_list("provider_event_id", "pk")

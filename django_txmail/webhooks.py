@@ -26,6 +26,7 @@ import hmac
 import logging
 
 from django.core.exceptions import ImproperlyConfigured
+from django.db import DataError, OperationalError
 from django.http import HttpResponse
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -102,4 +103,13 @@ class WebhookView(APIView):
             result = ingest(account.name, events)
         except WebhookPayloadError as exc:
             return Response({"detail": str(exc)}, status=400)
+        except DataError as exc:
+            # A value the database refuses that the checks above did not foresee:
+            # the transaction rolled back, so nothing was stored.
+            logger.warning("Webhook for %r refused by the database: %s", provider, exc)
+            return Response({"detail": "An event holds a value that cannot be stored."}, 400)
+        except OperationalError:
+            # A deadlock or serialization failure: nothing stored; the provider retries.
+            logger.warning("Webhook for %r hit a database conflict", provider, exc_info=True)
+            return Response({"detail": "Busy; send it again."}, status=503)
         return Response(result.as_dict())

@@ -165,3 +165,64 @@ def test_more_than_500_events_in_one_call_is_refused(client, mailtrap):
         URL, body, content_type="application/json", HTTP_MAILTRAP_SIGNATURE=signature
     )
     assert response.status_code == 400 and DeliveryEvent.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"reason": "bad\u0000reason"},
+        {"extra": "nul \u0000 in the raw payload only"},
+        {"extra": float("nan")},
+        {"reason": "\ud800"},
+    ],
+    ids=["nul-in-a-field", "nul-in-raw", "nan", "lone-surrogate"],
+)
+def test_values_a_database_cannot_store_make_a_400_not_a_500(client, mailtrap, field):
+    [message] = messages()[:1]
+    event = events_for(0, message)[0] | field
+    text = json.dumps({"events": [event]}, ensure_ascii=True)  # NaN, \\u0000, \\ud800 as JSON
+    body = text.encode()
+    signature = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    response = client.post(
+        URL, body, content_type="application/json", HTTP_MAILTRAP_SIGNATURE=signature
+    )
+    assert response.status_code == 400, response.content
+    assert DeliveryEvent.objects.count() == 0
+
+
+def test_two_deliveries_of_one_batch_in_opposite_orders_store_each_event_once(
+    mailtrap, transactional_db
+):
+    import threading
+
+    from django.db import connections
+
+    from django_txmail.events import ingest
+    from django_txmail.providers.mailtrap_webhooks import parse
+
+    rows = messages()[:100]
+    events = parse(
+        json.dumps(
+            {"events": [e for i, m in enumerate(rows) for e in events_for(i, m)][:300]}
+        ).encode()
+    )
+    errors = []
+
+    def deliver(order):
+        try:
+            ingest("mailtrap", order)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [
+        threading.Thread(target=deliver, args=(events,)),
+        threading.Thread(target=deliver, args=(events[::-1],)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert DeliveryEvent.objects.count() == 300
