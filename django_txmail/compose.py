@@ -356,6 +356,27 @@ def _headers(msg: EmailMessage, to: list[Address], cc: list[Address]) -> _Header
     return result
 
 
+def _storable(email: OutboundEmail) -> OutboundEmail:
+    """Refuse text no database or provider takes: NUL characters, invalid Unicode."""
+    texts = {
+        "The text body": email.text or "",
+        "The HTML body": email.html or "",
+        "An alternative part": "".join(content for content, _ in email.alternatives),
+        "The message extras": json.dumps(
+            [email.metadata, email.tags, email.template_vars, email.esp_extra, email.merge_data],
+            ensure_ascii=False,
+        ),
+    }
+    for what, text in texts.items():
+        if "\x00" in text or "\\u0000" in text:
+            raise InvalidMessage(f"{what} contains a NUL character; remove it.")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidMessage(f"{what} is not valid Unicode (a lone surrogate).") from None
+    return email
+
+
 def compose(msg: EmailMessage) -> OutboundEmail:
     """Map a Django message onto an OutboundEmail, or raise InvalidMessage."""
     if _extra(msg, "template"):
@@ -378,35 +399,37 @@ def compose(msg: EmailMessage) -> OutboundEmail:
             "msg.merge_global_data / msg.template_vars fill a provider-hosted template; "
             "set msg.template_id too, or put the values into the body yourself."
         )
-    return OutboundEmail(
-        from_email=headers.from_email or from_email,
-        to=headers.shown.get("to", to),
-        cc=headers.shown.get("cc", cc),
-        bcc=bcc,
-        reply_to=reply_to if headers.reply_to is None else headers.reply_to,
-        subject=_no_line_breaks("The subject", force_str(msg.subject or "")),
-        text=text,
-        html=html,
-        headers=headers.plain,
-        header_overrides=headers.overrides,
-        alternatives=alternatives,
-        attachments=_attachments(msg),
-        metadata=_dict_extra(msg, "metadata"),
-        tags=_tags(msg),
-        send_at=normalize_send_at(_extra(msg, "send_at")),
-        template_id=_str_extra(msg, "template_id"),
-        template_vars=template_vars,
-        track_opens=_bool_extra(msg, "track_opens"),
-        track_clicks=_bool_extra(msg, "track_clicks"),
-        reply_to_message_id=_str_extra(msg, "reply_to_message_id"),
-        esp_extra=_dict_extra(msg, "esp_extra"),
-        ical_event=force_str(_extra(msg, "ical_event") or ""),
-        stream_type=_str_extra(msg, "stream_type"),
-        merge_data=_dict_extra(msg, "merge_data"),
-        merge_metadata=_dict_extra(msg, "merge_metadata"),
-        merge_headers=_dict_extra(msg, "merge_headers"),
-        envelope_sender=_str_extra(msg, "envelope_sender"),
-        grant_id=_str_extra(msg, "grant_id"),
-        provider=_str_extra(msg, "provider"),
-        idempotency_key=_idempotency_key(msg),
+    return _storable(
+        OutboundEmail(
+            from_email=headers.from_email or from_email,
+            to=headers.shown.get("to", to),
+            cc=headers.shown.get("cc", cc),
+            bcc=bcc,
+            reply_to=reply_to if headers.reply_to is None else headers.reply_to,
+            subject=_no_line_breaks("The subject", force_str(msg.subject or "")),
+            text=text,
+            html=html,
+            headers=headers.plain,
+            header_overrides=headers.overrides,
+            alternatives=alternatives,
+            attachments=_attachments(msg),
+            metadata=_dict_extra(msg, "metadata"),
+            tags=_tags(msg),
+            send_at=normalize_send_at(_extra(msg, "send_at")),
+            template_id=_str_extra(msg, "template_id"),
+            template_vars=template_vars,
+            track_opens=_bool_extra(msg, "track_opens"),
+            track_clicks=_bool_extra(msg, "track_clicks"),
+            reply_to_message_id=_str_extra(msg, "reply_to_message_id"),
+            esp_extra=_dict_extra(msg, "esp_extra"),
+            ical_event=force_str(_extra(msg, "ical_event") or ""),
+            stream_type=_str_extra(msg, "stream_type"),
+            merge_data=_dict_extra(msg, "merge_data"),
+            merge_metadata=_dict_extra(msg, "merge_metadata"),
+            merge_headers=_dict_extra(msg, "merge_headers"),
+            envelope_sender=_str_extra(msg, "envelope_sender"),
+            grant_id=_str_extra(msg, "grant_id"),
+            provider=_str_extra(msg, "provider"),
+            idempotency_key=_idempotency_key(msg),
+        )
     )

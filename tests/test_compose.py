@@ -427,3 +427,20 @@ def test_per_recipient_extras_are_kept_for_the_provider_to_refuse():
         merge_headers={"b@x.example": {"X": "1"}},
     )
     assert {Feature.MERGE_METADATA, Feature.MERGE_HEADERS} <= compose(msg).features()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda m: setattr(m, "body", "nul \x00 here"),
+        lambda m: m.attach_alternative("<p>\x00</p>", "text/html"),
+        lambda m: setattr(m, "metadata", {"k": "a\x00b"}),
+        lambda m: setattr(m, "body", "lone \ud800 surrogate"),
+    ],
+    ids=["nul-text", "nul-html", "nul-metadata", "lone-surrogate"],
+)
+def test_text_no_database_can_store_is_refused_before_recording(change):
+    msg = EmailMultiAlternatives("s", "b", "a@x.example", ["b@x.example"])
+    change(msg)
+    with pytest.raises(InvalidMessage, match="NUL|Unicode"):
+        compose(msg)
