@@ -79,6 +79,33 @@ def claim(message: Message) -> bool:
     return bool(claimed)
 
 
+def renew(messages: list[Message]) -> set:
+    """Extend the lease of claimed messages still owned; return their primary keys.
+
+    A message is still ours while it is "sending" with the attempt number we
+    claimed it with. Called right before each request, so a long run of
+    sends never makes a request for a message whose lease ran out and that a
+    worker has taken over since. One UPDATE per attempt number in the usual
+    case; one per message only when some were taken over.
+    """
+    now = timezone.now()
+    until = lease_until(now)
+    by_attempt: dict[int, list[Message]] = {}
+    for message in messages:
+        by_attempt.setdefault(message.attempts, []).append(message)
+    owned = set()
+    for attempts, group in by_attempt.items():
+        mine = Message.objects.filter(status=Message.Status.SENDING, attempts=attempts)
+        renewed = mine.filter(pk__in=[m.pk for m in group]).update(next_attempt_at=until)
+        if renewed < len(group):
+            still = set(mine.filter(pk__in=[m.pk for m in group]).values_list("pk", flat=True))
+            group = [m for m in group if m.pk in still]
+        for message in group:
+            message.next_attempt_at = until
+            owned.add(message.pk)
+    return owned
+
+
 def _fail_abandoned(now) -> None:
     """Sends abandoned mid-request that have used up their attempts end failed.
 

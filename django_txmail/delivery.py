@@ -43,7 +43,7 @@ from django.utils import timezone
 from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
 
-from .claims import claim
+from .claims import claim, renew
 from .conf import get_settings
 from .exceptions import DeliveryError, ProviderAPIError, TxMailError
 from .models import Attempt, Message
@@ -218,6 +218,8 @@ def _attempt(
     *,
     report: bool,
 ) -> SendResult | None:
+    if _lease_half_gone(message) and not renew([message]):
+        return None  # taken over by another sender while this one was busy
     started, clock = timezone.now(), time.monotonic()
     outcome: SendResult | TxMailError
     try:
@@ -258,20 +260,34 @@ def attempt_batch(
                 outcomes[message.pk] = _finish(
                     message, timezone.now(), time.monotonic(), error, report=report
                 )
-        sendable = [m for m in messages if m.pk not in outcomes]
-        position = 0
-        try:
-            batches = adapter.build_batches(emails, route_of(sendable[0])) if sendable else []
-        except Exception as exc:
-            batches = []
-            for message in sendable:
-                error = _as_error(exc, message, adapter, report)
-                outcomes[message.pk] = _finish(
-                    message, timezone.now(), time.monotonic(), error, report=report
-                )
-        for request, count in batches:
-            chunk = sendable[position : position + count]
-            position += count
+        remaining = [
+            (message, email)
+            for message, email in zip(
+                [m for m in messages if m.pk not in outcomes], emails, strict=True
+            )
+        ]
+        while remaining:
+            try:
+                request, count = adapter.build_batches(
+                    [email for _, email in remaining], route_of(remaining[0][0])
+                )[0]
+            except Exception as exc:
+                for message, _ in remaining:
+                    error = _as_error(exc, message, adapter, report)
+                    outcomes[message.pk] = _finish(
+                        message, timezone.now(), time.monotonic(), error, report=report
+                    )
+                break
+            chunk = [message for message, _ in remaining[:count]]
+            owned = renew(chunk)
+            if len(owned) < len(chunk):
+                # Some were taken over by another sender: leave them, rebuild the request.
+                for message in chunk:
+                    if message.pk not in owned:
+                        outcomes[message.pk] = None
+                remaining = [(m, e) for m, e in remaining if m.pk not in outcomes]
+                continue
+            remaining = remaining[count:]
             started, clock = timezone.now(), time.monotonic()
             try:
                 results = adapter.parse_batch(http(session, request, timeout), count)
@@ -280,6 +296,11 @@ def attempt_batch(
             for message, result in zip(chunk, results, strict=True):
                 outcomes[message.pk] = _finish(message, started, clock, result, report=report)
         return [outcomes[m.pk] for m in messages]
+
+
+def _lease_half_gone(message: Message) -> bool:
+    lease = timedelta(seconds=get_settings().lease)
+    return message.next_attempt_at is None or (message.next_attempt_at - timezone.now() < lease / 2)
 
 
 def _as_error(exc: Exception, message: Message, adapter: Adapter, report: bool) -> TxMailError:

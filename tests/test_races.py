@@ -73,3 +73,35 @@ def test_a_slow_attempt_that_succeeds_after_being_given_up_ends_sent(sandbox, do
         assert attempt(message, load_adapter(get_settings().account("nylas")), session)
     stored = Message.objects.get()
     assert stored.status == "sent" and stored.provider_message_id == sandbox.messages[0].id
+
+
+def test_a_message_taken_over_after_its_lease_is_not_sent_by_the_first_sender(sandbox, domain):
+    email = compose(msg())
+    message, _ = record(email, resolve(email), claim=True)
+    # The lease ran out and a worker claimed it (attempt 2) while we were busy.
+    Message.objects.filter(pk=message.pk).update(attempts=2, next_attempt_at=timezone.now())
+    message.next_attempt_at = timezone.now()
+    with requests.Session() as session:
+        assert attempt(message, load_adapter(get_settings().account("nylas")), session) is None
+    assert sandbox.requests == []
+
+
+def test_a_batch_leaves_out_messages_another_sender_took_over(txmail_sandbox, settings, db):
+    from django_txmail.delivery import attempt_batch
+    from django_txmail.models import SendingDomain
+    from tests.test_send_providers_e2e import MAILTRAP_FROM, accounts
+
+    settings.TXMAIL = accounts(txmail_sandbox.url)
+    SendingDomain.objects.create(name="mailtrap.example", provider="mailtrap")
+    rows = []
+    for i in range(3):
+        email = compose(TxMessage(f"m{i}", "b", MAILTRAP_FROM, [f"u{i}@x.example"]))
+        rows.append(record(email, resolve(email), claim=True)[0])
+    Message.objects.filter(pk=rows[1].pk).update(attempts=2)  # a worker has it now
+    adapter = load_adapter(get_settings().account("mailtrap"))
+    with requests.Session() as session:
+        outcomes = attempt_batch(rows, adapter, session)
+    assert outcomes[1] is None and outcomes[0] and outcomes[2]
+    assert sorted(m.payload["subject"] for m in txmail_sandbox.messages) == ["m0", "m2"]
+    assert [r.path for r in txmail_sandbox.requests] == ["/api/batch"]
+    assert Message.objects.get(pk=rows[1].pk).status == "sending"
