@@ -341,7 +341,11 @@ class MailtrapAdapter(Adapter):
             text = "; ".join(map(str, errors)) if isinstance(errors, list) else ""
             outcomes.append(
                 ProviderAPIError(
-                    self.redact(text or "Mailtrap gave no result for this message of the batch"),
+                    self.redact(
+                        text
+                        or "Mailtrap's answer had no result for this message of the batch: it "
+                        "may or may not have been sent; check Mailtrap before sending it again"
+                    ),
                     provider=self.account.name,
                     status=response.status,
                     error_type="batch_item_refused",
