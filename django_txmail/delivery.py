@@ -266,26 +266,30 @@ def attempt_batch(
                 [m for m in messages if m.pk not in outcomes], emails, strict=True
             )
         ]
+        batches: list = []
         while remaining:
-            try:
-                request, count = adapter.build_batches(
-                    [email for _, email in remaining], route_of(remaining[0][0])
-                )[0]
-            except Exception as exc:
-                for message, _ in remaining:
-                    error = _as_error(exc, message, adapter, report)
-                    outcomes[message.pk] = _finish(
-                        message, timezone.now(), time.monotonic(), error, report=report
+            if not batches:  # built once; again only if some were taken over
+                try:
+                    batches = adapter.build_batches(
+                        [email for _, email in remaining], route_of(remaining[0][0])
                     )
-                break
+                except Exception as exc:
+                    for message, _ in remaining:
+                        error = _as_error(exc, message, adapter, report)
+                        outcomes[message.pk] = _finish(
+                            message, timezone.now(), time.monotonic(), error, report=report
+                        )
+                    break
+            request, count = batches.pop(0)
             chunk = [message for message, _ in remaining[:count]]
             owned = renew(chunk)
             if len(owned) < len(chunk):
-                # Some were taken over by another sender: leave them, rebuild the request.
+                # Some were taken over by another sender: leave them, rebuild the requests.
                 for message in chunk:
                     if message.pk not in owned:
                         outcomes[message.pk] = None
                 remaining = [(m, e) for m, e in remaining if m.pk not in outcomes]
+                batches = []
                 continue
             remaining = remaining[count:]
             started, clock = timezone.now(), time.monotonic()
