@@ -92,6 +92,86 @@ class Grant(models.Model):
         super().save(*args, **kwargs)
 
 
+class Template(models.Model):
+    """A stored template that non-developers can edit in the admin.
+
+    Subject, HTML and text are written in the Django template language. A
+    message sent from it keeps the rendered result and the ``version`` that
+    produced it, so later edits never change what was sent.
+    """
+
+    slug = models.SlugField(
+        max_length=100, unique=True, help_text=_("What code names it: TxMessage(template=...).")
+    )
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, help_text=_("When it is sent, for whom."))
+    subject = models.TextField(help_text=_("Django template language, one line."))
+    html = models.TextField(
+        verbose_name=_("HTML body"), help_text=_("Django template language; values are escaped.")
+    )
+    text = models.TextField(
+        blank=True,
+        verbose_name=_("text body"),
+        help_text=_("Optional. Left empty, the text part is derived from the HTML."),
+    )
+    strict = models.BooleanField(
+        default=True,
+        help_text=_("Refuse to send when the template uses a variable the sender did not supply."),
+    )
+    inline_css = models.BooleanField(
+        default=False,
+        verbose_name=_("inline CSS"),
+        help_text=_("Move <style> rules into style attributes (for mail clients that drop them)."),
+    )
+    sample_vars = models.JSONField(
+        default=dict,
+        blank=True,
+        verbose_name=_("sample variables"),
+        help_text=_("Values for the preview and the test send, as a JSON object."),
+    )
+    version = models.PositiveIntegerField(
+        default=1, editable=False, help_text=_("Goes up each time the content changes.")
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+        permissions = [("send_test_template", "Can send a test message from a template")]
+
+    def __str__(self) -> str:
+        return self.name or self.slug
+
+
+class TemplateVariant(models.Model):
+    """The same template in another language; missing languages fall back to the template."""
+
+    template = models.ForeignKey(Template, on_delete=models.CASCADE, related_name="variants")
+    language = models.CharField(
+        max_length=15, help_text=_("A language code such as 'de' or 'pt-br'.")
+    )
+    subject = models.TextField()
+    html = models.TextField(verbose_name=_("HTML body"))
+    text = models.TextField(blank=True, verbose_name=_("text body"))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["template", "language"]
+        verbose_name = _("language variant")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["template", "language"], name="txmail_template_language_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template.slug} [{self.language}]"
+
+    def save(self, *args, **kwargs):
+        self.language = self.language.strip().lower().replace("_", "-")
+        super().save(*args, **kwargs)
+
+
 class Message(models.Model):
     """One message in the outbox, from recording through the provider's answer."""
 
@@ -161,6 +241,14 @@ class Message(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     last_error_type = models.CharField(max_length=128, blank=True)
+    template = models.CharField(
+        max_length=100,
+        blank=True,
+        db_index=True,
+        help_text=_("Slug of the stored template that produced the content."),
+    )
+    template_version = models.PositiveIntegerField(null=True, blank=True)
+    template_language = models.CharField(max_length=15, blank=True)
     resent_from = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resends"
     )

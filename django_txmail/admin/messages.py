@@ -1,4 +1,4 @@
-"""Admin pages: sending domains, grants, and a read-only view of the outbox."""
+"""The outbox in the admin: every message, read-only, with its attempts and events."""
 
 from __future__ import annotations
 
@@ -7,39 +7,11 @@ from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .delivery import Sender
-from .exceptions import TxMailError
-from .models import Attempt, DeliveryEvent, Grant, Message, MessageAttachment, SendingDomain
-from .scheduling import cancel
-
-
-@admin.register(SendingDomain)
-class SendingDomainAdmin(admin.ModelAdmin):
-    list_display = ["name", "provider", "status", "allow_unverified", "last_checked"]
-    list_filter = ["status", "provider", "allow_unverified"]
-    search_fields = ["name"]
-    readonly_fields = ["records", "last_checked", "created_at", "updated_at"]
-
-
-@admin.register(Grant)
-class GrantAdmin(admin.ModelAdmin):
-    list_display = ["email", "provider", "grant_id", "is_active", "user"]
-    list_filter = ["is_active", "provider"]
-    search_fields = ["email", "grant_id"]
-    raw_id_fields = ["user"]
-    readonly_fields = ["created_at", "updated_at"]
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
+from ..delivery import Sender
+from ..exceptions import TxMailError
+from ..models import Attempt, DeliveryEvent, Message, MessageAttachment
+from ..scheduling import cancel
+from .base import ReadOnlyInline
 
 
 class AttachmentInline(ReadOnlyInline):
@@ -75,25 +47,6 @@ class EventInline(ReadOnlyInline):
         "provider_event_id",
     ]
     ordering = ["occurred_at", "id"]
-
-
-@admin.register(DeliveryEvent)
-class DeliveryEventAdmin(admin.ModelAdmin):
-    list_display = ["occurred_at", "type", "recipient", "provider", "message", "received_at"]
-    list_filter = ["type", "provider"]
-    search_fields = ["=provider_event_id", "=provider_message_id", "recipient"]
-    date_hierarchy = "occurred_at"
-    show_full_result_count = False
-    raw_id_fields = ["message"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Message)
