@@ -29,8 +29,9 @@ from django.utils import timezone
 from django.utils.encoding import force_str, punycode
 from django.utils.functional import Promise
 
-from .exceptions import HeaderInjection, InvalidMessage, TemplateError
+from .exceptions import HeaderInjection, InvalidMessage
 from .outbound import Address, Attachment, OutboundEmail
+from .templates import RenderedTemplate, json_variables, render_template
 
 _header_registry = HeaderRegistry()
 # RFC 5322 field names: printable US-ASCII except colon.
@@ -377,13 +378,41 @@ def _storable(email: OutboundEmail) -> OutboundEmail:
     return email
 
 
+def _template_vars(msg: EmailMessage) -> dict[str, Any]:
+    """merge_global_data (anymail's name) and template_vars, as JSON values."""
+    merged: dict[str, Any] = {}
+    for name in ("merge_global_data", "template_vars"):
+        merged |= json_variables(_extra(msg, name), what=f"msg.{name}")
+    return merged
+
+
+def _stored_template(
+    msg: EmailMessage,
+    variables: dict[str, Any],
+    subject: str,
+    text: str | None,
+    html: str | None,
+    alternatives: list[tuple[str, str]],
+) -> RenderedTemplate | None:
+    """Render msg.template, refusing a message that also brings content of its own."""
+    slug = _str_extra(msg, "template")
+    if not slug:
+        return None
+    if _str_extra(msg, "template_id"):
+        raise InvalidMessage(
+            "Set msg.template (a stored template) or msg.template_id (a provider-hosted "
+            "template), not both."
+        )
+    if subject or text or html or alternatives:
+        raise InvalidMessage(
+            f"The stored template {slug!r} brings its own subject and body; leave the message's "
+            "subject, body and alternatives empty."
+        )
+    return render_template(slug, variables, language=_str_extra(msg, "language") or None)
+
+
 def compose(msg: EmailMessage) -> OutboundEmail:
     """Map a Django message onto an OutboundEmail, or raise InvalidMessage."""
-    if _extra(msg, "template"):
-        raise TemplateError(
-            "msg.template (a stored Template) is not available in this version; "
-            "use msg.template_id for a provider-hosted template."
-        )
     from_email = _one_address("From", msg.from_email)
     to = _address_list("To", msg.to)
     cc = _address_list("Cc", msg.cc)
@@ -393,11 +422,15 @@ def compose(msg: EmailMessage) -> OutboundEmail:
         raise InvalidMessage("The message has no recipients; give it at least one To address.")
     headers = _headers(msg, to, cc)
     text, html, alternatives = _bodies(msg)
-    template_vars = _dict_extra(msg, "merge_global_data") | _dict_extra(msg, "template_vars")
-    if template_vars and not _str_extra(msg, "template_id"):
+    subject = _no_line_breaks("The subject", force_str(msg.subject or ""))
+    template_vars = _template_vars(msg)
+    rendered = _stored_template(msg, template_vars, subject, text, html, alternatives)
+    if rendered is not None:
+        subject, text, html, template_vars = rendered.subject, rendered.text, rendered.html, {}
+    elif template_vars and not _str_extra(msg, "template_id"):
         raise InvalidMessage(
-            "msg.merge_global_data / msg.template_vars fill a provider-hosted template; "
-            "set msg.template_id too, or put the values into the body yourself."
+            "msg.merge_global_data / msg.template_vars fill a template; set msg.template "
+            "(a stored template's slug) or msg.template_id (a provider-hosted template)."
         )
     return _storable(
         OutboundEmail(
@@ -406,7 +439,7 @@ def compose(msg: EmailMessage) -> OutboundEmail:
             cc=headers.shown.get("cc", cc),
             bcc=bcc,
             reply_to=reply_to if headers.reply_to is None else headers.reply_to,
-            subject=_no_line_breaks("The subject", force_str(msg.subject or "")),
+            subject=subject,
             text=text,
             html=html,
             headers=headers.plain,
@@ -418,6 +451,9 @@ def compose(msg: EmailMessage) -> OutboundEmail:
             send_at=normalize_send_at(_extra(msg, "send_at")),
             template_id=_str_extra(msg, "template_id"),
             template_vars=template_vars,
+            template=rendered.slug if rendered else "",
+            template_version=rendered.version if rendered else None,
+            template_language=rendered.language if rendered else "",
             track_opens=_bool_extra(msg, "track_opens"),
             track_clicks=_bool_extra(msg, "track_clicks"),
             reply_to_message_id=_str_extra(msg, "reply_to_message_id"),

@@ -19,6 +19,7 @@ EXTRAS = (
     "send_at",
     "template",
     "template_vars",
+    "language",
     "template_id",
     "merge_global_data",
     "track_opens",

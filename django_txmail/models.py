@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.encoding import punycode
 from django.utils.translation import gettext_lazy as _
@@ -142,6 +143,23 @@ class Template(models.Model):
     def __str__(self) -> str:
         return self.name or self.slug
 
+    def clean(self) -> None:
+        _check_syntax(self)
+
+    def save(self, *args, **kwargs):
+        # A new version whenever what it renders changes; messages keep the one they used.
+        if self.pk is not None:
+            before = Template.objects.filter(pk=self.pk).values(*_TEMPLATE_CONTENT).first()
+            if before and any(before[f] != getattr(self, f) for f in _TEMPLATE_CONTENT):
+                self.version = (
+                    Template.objects.filter(pk=self.pk).values_list("version", flat=True)[0] + 1
+                )
+        super().save(*args, **kwargs)
+
+    def bump_version(self) -> None:
+        Template.objects.filter(pk=self.pk).update(version=models.F("version") + 1)
+        self.refresh_from_db(fields=["version"])
+
 
 class TemplateVariant(models.Model):
     """The same template in another language; missing languages fall back to the template."""
@@ -167,9 +185,41 @@ class TemplateVariant(models.Model):
     def __str__(self) -> str:
         return f"{self.template.slug} [{self.language}]"
 
+    def clean(self) -> None:
+        _check_syntax(self)
+
     def save(self, *args, **kwargs):
         self.language = self.language.strip().lower().replace("_", "-")
+        if self.pk is not None:
+            before = TemplateVariant.objects.filter(pk=self.pk).values(*_VARIANT_CONTENT).first()
+            changed = not before or any(before[f] != getattr(self, f) for f in _VARIANT_CONTENT)
+        else:
+            changed = True
         super().save(*args, **kwargs)
+        if changed:
+            self.template.bump_version()
+
+    def delete(self, *args, **kwargs):
+        result = super().delete(*args, **kwargs)
+        self.template.bump_version()
+        return result
+
+
+_TEMPLATE_CONTENT = ("subject", "html", "text", "inline_css")
+_VARIANT_CONTENT = ("language", "subject", "html", "text")
+
+
+def _check_syntax(obj: Template | TemplateVariant) -> None:
+    """Refuse template source that does not compile, naming the field and the error."""
+    from .templates import syntax_error
+
+    errors = {
+        name: error
+        for name in ("subject", "html", "text")
+        if (error := syntax_error(getattr(obj, name) or ""))
+    }
+    if errors:
+        raise ValidationError(errors)
 
 
 class Message(models.Model):

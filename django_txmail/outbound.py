@@ -118,6 +118,10 @@ class OutboundEmail:
     send_at: datetime | None = None
     template_id: str = ""
     template_vars: dict[str, Any] = field(default_factory=dict)
+    # The stored template the subject and bodies were rendered from (already rendered).
+    template: str = ""
+    template_version: int | None = None
+    template_language: str = ""
     track_opens: bool | None = None
     track_clicks: bool | None = None
     reply_to_message_id: str = ""

@@ -206,6 +206,9 @@ def record(
                 idempotency_key=key,
                 content_hash=content_hash,
                 attachment_count=len(contents),
+                template=email.template,
+                template_version=email.template_version,
+                template_language=email.template_language,
             )
             _store_attachments(message, contents, email)
     except IntegrityError:

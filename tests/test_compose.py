@@ -11,7 +11,7 @@ from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.utils.translation import gettext_lazy
 
 from django_txmail.compose import compose
-from django_txmail.exceptions import HeaderInjection, InvalidMessage, TemplateError
+from django_txmail.exceptions import HeaderInjection, InvalidMessage
 from django_txmail.message import TxMessage
 from django_txmail.outbound import Address, Feature
 
@@ -356,9 +356,9 @@ def test_bad_extras_are_refused(attr, value, match):
         compose(msg)
 
 
-def test_stored_templates_are_refused_until_available():
+def test_a_stored_template_with_a_body_of_its_own_is_refused():
     msg = TxMessage("s", "b", "a@x.example", ["b@x.example"], template="welcome")
-    with pytest.raises(TemplateError, match="template_id"):
+    with pytest.raises(InvalidMessage, match="brings its own subject and body"):
         compose(msg)
 
 
