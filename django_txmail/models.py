@@ -145,6 +145,18 @@ class Template(models.Model):
 
     def clean(self) -> None:
         _check_syntax(self)
+        if not isinstance(self.sample_vars, dict):
+            raise ValidationError(
+                {
+                    "sample_vars": _(
+                        'A JSON object of variable names to values, e.g. {"name": "Ann"}.'
+                    )
+                }
+            )
+
+    def languages(self) -> list[str]:
+        """The default language and every variant's, for choosing a preview."""
+        return [settings.LANGUAGE_CODE.lower(), *(v.language for v in self.variants.all())]
 
     def save(self, *args, **kwargs):
         # A new version whenever what it renders changes; messages keep the one they used.

@@ -55,6 +55,8 @@ class RenderedTemplate:
     subject: str
     html: str
     text: str
+    #: Variables it used that were not supplied (rendered empty; only when not strict).
+    missing: tuple[str, ...] = ()
 
 
 @functools.cache
@@ -292,6 +294,7 @@ def render_template(
         subject=" ".join(out.get("subject", "").split()),
         html=html,
         text=out.get("text") or (derive_text(html) if html else ""),
+        missing=tuple(sorted(missing)),
     )
 
 

@@ -191,7 +191,9 @@ def test_templates_can_extend_project_template_files_and_load_libraries():
 
 
 def test_syntax_errors_are_refused_at_save_per_field():
-    template = Template(slug="bad", name="Bad", subject="Hi {{ name|shout }}", html="{% if x %}no end")
+    template = Template(
+        slug="bad", name="Bad", subject="Hi {{ name|shout }}", html="{% if x %}no end"
+    )
     with pytest.raises(ValidationError) as info:
         template.full_clean()
     assert set(info.value.message_dict) == {"subject", "html"}

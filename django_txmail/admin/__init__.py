@@ -1,3 +1,3 @@
 """Admin pages: sending domains, grants, templates, and the outbox with its events."""
 
-from . import domains, events, messages  # noqa: F401  (registers the ModelAdmins)
+from . import domains, events, messages, templates  # noqa: F401  (registers the ModelAdmins)
