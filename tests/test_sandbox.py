@@ -249,6 +249,7 @@ def test_body_that_is_neither_json_nor_multipart_is_refused(txmail_sandbox, http
 
 
 def test_every_documented_field_is_accepted_when_valid(txmail_sandbox, http):
+    txmail_sandbox.add_template("nylas", "welcome", subject="Hi {{name}}", html="{{name}}")
     payload = message(
         cc=[{"email": "bob@example.com"}],
         bcc=[{"email": "eve@example.com", "name": "Eve"}],

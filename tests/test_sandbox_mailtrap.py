@@ -191,11 +191,27 @@ def test_numbers_in_custom_variables_are_let_through_as_mailtraps_sdks_send_them
     assert response.status_code == 200, response.text
 
 
-def test_template_form_is_accepted(txmail_sandbox, http):
+def test_template_form_is_accepted_and_rendered(txmail_sandbox, http):
+    txmail_sandbox.add_template(
+        "mailtrap", TEMPLATE, subject="Hi {{name}}", html="<p>{{name}}{{missing}}</p>", text=""
+    )
     payload = message(
-        subject=None, text=None, template_uuid=TEMPLATE, template_variables={"name": "Ann"}
+        subject=None, text=None, template_uuid=TEMPLATE, template_variables={"name": "<Ann>"}
     )
     assert send(http, txmail_sandbox, payload).status_code == 200
+    # Handlebars escapes HTML and renders what is missing empty; an empty part is left out.
+    assert txmail_sandbox.messages[0].rendered == {
+        "subject": "Hi &lt;Ann&gt;",
+        "html": "<p>&lt;Ann&gt;</p>",
+    }
+
+
+def test_an_unknown_template_uuid_is_refused(txmail_sandbox, http):
+    payload = message(subject=None, text=None, template_uuid=TEMPLATE)
+    response = send(http, txmail_sandbox, payload)
+    assert response.status_code == 400
+    assert "no such template" in response.json()["errors"][0]
+    assert txmail_sandbox.messages == []
 
 
 def test_attachments_and_inline_images_are_stored_byte_exact(txmail_sandbox, http):

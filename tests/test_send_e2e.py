@@ -323,6 +323,7 @@ def test_send_at_schedules_on_the_grant_route(sandbox, grant):
 
 
 def test_tracking_template_and_metadata_reach_the_provider(sandbox, domain):
+    sandbox.add_template("nylas", "tpl_welcome", subject="Hi {{name}}", html="<p>{{name}}</p>")
     msg = TxMessage(
         "",
         "",

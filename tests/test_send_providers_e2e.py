@@ -176,6 +176,13 @@ def test_attachments_and_inline_images_reach_mailtrap_intact(sandbox):
 
 
 def test_a_mailtrap_template_is_sent_by_uuid_with_its_variables(sandbox):
+    sandbox.add_template(
+        "mailtrap",
+        TEMPLATE,
+        subject="Welcome {{name}}",
+        html="<p>Hello {{name}}</p>",
+        text="Hello {{name}}",
+    )
     TxMessage(
         "",
         "",
@@ -188,6 +195,11 @@ def test_a_mailtrap_template_is_sent_by_uuid_with_its_variables(sandbox):
     assert payload["template_uuid"] == TEMPLATE
     assert payload["template_variables"] == {"name": "Ann"}
     assert "subject" not in payload and "text" not in payload
+    assert sandbox.messages[0].rendered == {
+        "subject": "Welcome Ann",
+        "html": "<p>Hello Ann</p>",
+        "text": "Hello Ann",
+    }
 
 
 def test_reply_to_message_id_threads_the_reply_at_mailtrap(sandbox):

@@ -91,5 +91,6 @@ def describe(message: ReceivedMessage) -> dict[str, Any]:
         "transport": message.transport,
         "received_at": message.received_at.isoformat(),
         "payload": payload,
+        "rendered": message.rendered,
         "attachments": [attachment.describe() for attachment in message.attachments],
     }

@@ -46,6 +46,7 @@ from . import mailtrap_payload as wire
 from .addresses import domain_of
 from .fault_plan import REFUSALS
 from .httpd import BodyTooLarge, Request, Response
+from .mailtrap_templates import MailtrapTemplates, render_for_send
 from .routing import Route
 from .send_steps import delay_or_withhold, injected_refusal, planned_refusal
 from .state import ReceivedAttachment, ReceivedMessage, SandboxState
@@ -78,6 +79,7 @@ class MailtrapEmulator:
             Route("POST", "/api/batch", self.batch),
             Route("POST", "/api/send/{inbox_id}", self.send),
             Route("POST", "/api/batch/{inbox_id}", self.batch),
+            *MailtrapTemplates(self.state, self.authorized).routes(),
         ]
 
     def error_response(self, status: int, message: str) -> Response:
@@ -148,7 +150,10 @@ class MailtrapEmulator:
             return error_response(400, errors), False
         if self._forbidden(message, inbox_id):
             return error_response(403, ["Forbidden"]), False
-        stored = self._store(message, files, inbox_id, None)
+        rendered = self._rendered(message)
+        if isinstance(rendered, list):
+            return error_response(400, rendered), False
+        stored = self._store(message, files, inbox_id, None, rendered)
         return Response.json(200, {"success": True, "message_ids": list(stored.message_ids)}), True
 
     def _batch(self, document: Any, inbox_id: str | None) -> tuple[Response, bool]:
@@ -165,10 +170,13 @@ class MailtrapEmulator:
             errors, files = wire.check(message)
             if not errors and self._forbidden(message, inbox_id):
                 errors = ["Forbidden"]
+            rendered = None if errors else self._rendered(message)
+            if isinstance(rendered, list):
+                errors = rendered
             if errors:
                 responses.append({"success": False, "errors": errors})
                 continue
-            stored = self._store(message, files, inbox_id, index)
+            stored = self._store(message, files, inbox_id, index, rendered)
             responses.append({"success": True, "message_ids": list(stored.message_ids)})
         accepted = any(result["success"] for result in responses)
         return Response.json(200, {"success": True, "responses": responses}), accepted
@@ -179,12 +187,19 @@ class MailtrapEmulator:
             return False
         return domain_of(message["from"]["email"]) not in self._verified
 
+    def _rendered(self, message: dict[str, Any]) -> dict[str, str] | list[str] | None:
+        """A template send's rendered content (None without a template), or its errors."""
+        if message.get("template_uuid") is None:
+            return None
+        return render_for_send(self.state, message)
+
     def _store(
         self,
         message: dict[str, Any],
         files: list[ReceivedAttachment],
         inbox_id: str | None,
         batch_index: int | None,
+        rendered: dict[str, str] | None = None,
     ) -> ReceivedMessage:
         recipients = sum(len(message.get(field) or []) for field in ("to", "cc", "bcc"))
         ids = tuple(str(uuid.uuid4()) for _ in range(1 if inbox_id else recipients))
@@ -200,6 +215,7 @@ class MailtrapEmulator:
             inbox_id=inbox_id,
             batch_index=batch_index,
             message_ids=ids,
+            rendered=rendered,
         )
         self.state.add_message(received)
         return received

@@ -72,6 +72,7 @@ from .httpd import BodyTooLarge, Request, Response
 from .idempotency import KeyState
 from .nylas_responses import error_response, new_id, sent_message
 from .nylas_schedules import NylasSchedules
+from .nylas_templates import NylasTemplates, render_template
 from .routing import Route
 from .send_steps import delay_or_withhold, injected_refusal, planned_refusal
 from .state import ReceivedMessage, SandboxState
@@ -87,12 +88,14 @@ class NylasEmulator:
         self.state = state
         self._api_keys = tuple(api_keys)
         self._schedules = NylasSchedules(state, self.authorized)
+        self._templates = NylasTemplates(state, self.authorized)
 
     def routes(self) -> list[Route]:
         return [
             Route("POST", "/v3/domains/{domain_name}/messages/send", self.send_from_domain),
             Route("POST", "/v3/grants/{grant_id}/messages/send", self.send_from_grant),
             *self._schedules.routes(),
+            *self._templates.routes(),
         ]
 
     def error_response(self, status: int, message: str) -> Response:
@@ -199,6 +202,16 @@ class NylasEmulator:
         except wire.InvalidRequest as exc:
             return error_response(400, str(exc))
         payload = submission.payload
+        rendered = None
+        if payload.get("template"):
+            answer = render_template(self.state, payload["template"])
+            if isinstance(answer, Response):
+                return answer
+            # The message's own subject and body take precedence over the template's.
+            rendered = {
+                "subject": payload.get("subject") or answer["subject"],
+                "html": payload.get("body") or answer["body"],
+            }
         message = ReceivedMessage(
             id=new_id(),
             provider=self.name,
@@ -211,6 +224,7 @@ class NylasEmulator:
             domain=target if route == "domain" else None,
             grant_id=target if route == "grant" else None,
             schedule_id=new_id() if route == "grant" and payload.get("send_at") else None,
+            rendered=rendered,
         )
         self.state.add_message(message)
         return Response.json(200, sent_message(message))

@@ -53,7 +53,8 @@ def sent_message(message: ReceivedMessage) -> dict[str, Any]:
         sender = [payload["from"]]
     else:
         sender = payload.get("from") or [{"email": f"{message.grant_id}@grants.sandbox.invalid"}]
-    body = payload.get("body") or ""
+    rendered = message.rendered or {}
+    body = rendered.get("html") or payload.get("body") or ""
     data: dict[str, Any] = {
         "id": message.id,
         "object": "message",
@@ -62,7 +63,7 @@ def sent_message(message: ReceivedMessage) -> dict[str, Any]:
         "cc": [_pair(p) for p in payload.get("cc") or []],
         "bcc": [_pair(p) for p in payload.get("bcc") or []],
         "reply_to": [_pair(p) for p in payload.get("reply_to") or []],
-        "subject": payload.get("subject") or "",
+        "subject": rendered.get("subject") or payload.get("subject") or "",
         "body": body,
         "snippet": _snippet(body, bool(payload.get("is_plaintext"))),
         "attachments": [_attachment_summary(a) for a in message.attachments],

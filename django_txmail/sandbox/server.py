@@ -32,8 +32,10 @@ from .httpd import Request, Response, SandboxHTTPServer
 from .inspection import InspectionAPI
 from .mailerlogic import MailerLogicEmulator
 from .mailtrap import MailtrapEmulator
+from .mailtrap_templates import new_template as mailtrap_template
 from .nylas import NylasEmulator
 from .nylas_notifications import NylasNotifications
+from .nylas_templates import new_template as nylas_template
 from .nylas_webhooks_api import NylasWebhooksAPI
 from .routing import NoRoute, Route, Router
 from .state import ReceivedMessage, RequestRecord, SandboxState, loggable_headers
@@ -226,6 +228,29 @@ class SandboxServer:
         options (see :meth:`clear_webhooks`)."""
         self._state.reset()
         self._webhooks.reset()
+
+    def add_template(
+        self,
+        provider: str,
+        template_id: str,
+        *,
+        subject: str,
+        html: str,
+        text: str = "",
+        engine: str = "mustache",
+    ) -> None:
+        """Store a provider-hosted template under a chosen id, as if made in the provider's
+        dashboard (``nylas``: a template id; ``mailtrap``: a template UUID). Templates can
+        also be made over HTTP with the providers' template APIs; ``reset`` forgets them."""
+        if provider == "nylas":
+            template = nylas_template(template_id, subject=subject, body=html, engine=engine)
+        elif provider == "mailtrap":
+            template = mailtrap_template(
+                template_id, subject=subject, body_html=html, body_text=text
+            )
+        else:
+            raise ValueError(f"{provider!r} has no hosted templates; use 'nylas' or 'mailtrap'.")
+        self._state.templates.put(provider, template_id, template)
 
     def set_webhook(self, provider: str, url: str | None, secret: str = "") -> None:
         """Post ``provider``'s delivery notifications to ``url``, signed with

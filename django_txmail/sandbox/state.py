@@ -26,6 +26,7 @@ from typing import Any
 from .fault_plan import FaultPlan, PlannedFaults
 from .faults import FaultQueue
 from .idempotency import IdempotencyCache
+from .provider_templates import TemplateStore
 
 #: Request headers that carry credentials; never kept in the request log.
 CREDENTIAL_HEADERS = frozenset({"authorization", "api-token", "x-api-key"})
@@ -87,6 +88,8 @@ class ReceivedMessage:
     message_ids: tuple[str, ...] = ()
     inbox_id: str | None = None
     batch_index: int | None = None
+    #: What a provider-hosted template produced: subject and html (and text).
+    rendered: dict[str, str] | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -139,6 +142,7 @@ class SandboxState:
         self.faults = FaultQueue()
         self.planned_faults = PlannedFaults(faults)
         self.idempotency = IdempotencyCache(ttl=idempotency_ttl, clock=clock)
+        self.templates = TemplateStore()
         self.stopping = threading.Event()
         self._on_request = on_request
         self._lock = threading.Lock()
@@ -206,6 +210,7 @@ class SandboxState:
             self._positions.clear()
             self._requests.clear()
         self.idempotency.clear()
+        self.templates.clear()
         self.faults.clear()
         self.planned_faults.restart()
 
