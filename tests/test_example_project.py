@@ -51,5 +51,8 @@ def test_demo_sends_through_both_routes_and_reports_rows_sent(manage, txmail_san
     routes = sorted((m.route, m.domain or m.grant_id) for m in txmail_sandbox.messages)
     assert routes == [("domain", "example.com")] * 3 + [("grant", "demo-grant-alice")]
     assert out.count("status=sent") == 4
+    subjects = sorted(m.payload["subject"] for m in txmail_sandbox.messages)
+    assert "Willkommen bei Example Shop, Bea" in subjects  # the German variant
+    assert "Welcome to Example Shop, Ann" in subjects  # the stored template, rendered
     for received in txmail_sandbox.messages:
         assert f"provider_id={received.id}" in out

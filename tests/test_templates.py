@@ -295,3 +295,15 @@ def test_template_vars_without_any_template_are_refused(sandbox, domain):
     msg.template_vars = {"name": "Ann"}
     with pytest.raises(InvalidMessage, match="set msg.template"):
         msg.send()
+
+
+def test_provider_template_variables_that_are_not_json_are_a_template_error(sandbox, domain):
+    msg = TxMessage(
+        from_email="shop@example.com",
+        to=["a@x.example"],
+        template_id="tpl",
+        merge_global_data={"when": datetime.date(2026, 1, 1)},
+    )
+    with pytest.raises(TemplateError, match="when is a date"):
+        msg.send()
+    assert sandbox.requests == [] and not Message.objects.exists()

@@ -10,13 +10,17 @@ import time
 
 import requests
 from django.conf import settings
-from django.core.mail import send_mail
 from django.core.management.base import BaseCommand, CommandError
 
 from django_txmail.message import TxMessage
 from django_txmail.models import Message
+from django_txmail.templates import send_template
 
-WELCOME = ["Ann Example <ann@example.net>", "bounce@example.net", "complaint@example.net"]
+WELCOME = [
+    ("Ann Example <ann@example.net>", "Ann"),
+    ("bounce@example.net", "Bea"),
+    ("complaint@example.net", "Carl"),
+]
 
 
 class Command(BaseCommand):
@@ -39,13 +43,14 @@ class Command(BaseCommand):
             raise CommandError(f"The sandbox at {sandbox} is not running: {exc}") from None
         started = time.time()
 
-        for address in WELCOME:
-            send_mail(
-                "Welcome to Example Shop",
-                "Hello, thanks for signing up.",
-                None,  # DEFAULT_FROM_EMAIL: the shop's sending domain (domain route)
-                [address],
-                html_message="<p>Hello, thanks for <b>signing up</b>.</p>",
+        for (address, name), language in zip(WELCOME, ["en", "de", "en"], strict=True):
+            # The stored template "welcome" (shop/migrations/0002), from DEFAULT_FROM_EMAIL:
+            # the shop's sending domain (domain route).
+            send_template(
+                "welcome",
+                address,
+                {"name": name, "shop_url": "https://shop.example.com/"},
+                language=language,
             )
         TxMessage(
             "Welcome from Alice",
