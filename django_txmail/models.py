@@ -8,6 +8,9 @@ as JSON), so it *is* the outbox. Provider credentials never live here.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -156,21 +159,56 @@ class Template(models.Model):
 
     def languages(self) -> list[str]:
         """The default language and every variant's, for choosing a preview."""
-        return [settings.LANGUAGE_CODE.lower(), *(v.language for v in self.variants.all())]
+        codes = [
+            normalize_language(settings.LANGUAGE_CODE),
+            *(v.language for v in self.variants.all()),
+        ]
+        return list(dict.fromkeys(codes))
 
     def save(self, *args, **kwargs):
-        # A new version whenever what it renders changes; messages keep the one they used.
-        if self.pk is not None:
-            before = Template.objects.filter(pk=self.pk).values(*_TEMPLATE_CONTENT).first()
-            if before and any(before[f] != getattr(self, f) for f in _TEMPLATE_CONTENT):
-                self.version = (
-                    Template.objects.filter(pk=self.pk).values_list("version", flat=True)[0] + 1
-                )
+        # ``version`` is only ever raised in the database (bump_version), never written
+        # from this object, so a stale copy cannot take it back.
+        if self._state.adding:
+            super().save(*args, **kwargs)
+            return
+        before = Template.objects.filter(pk=self.pk).values(*_TEMPLATE_CONTENT).first()
+        if before is not None and "update_fields" not in kwargs:
+            kwargs["update_fields"] = [
+                f.name for f in self._meta.concrete_fields if f.name not in ("id", "version")
+            ]
         super().save(*args, **kwargs)
+        if before is not None and any(before[f] != getattr(self, f) for f in _TEMPLATE_CONTENT):
+            self.bump_version()
 
     def bump_version(self) -> None:
-        Template.objects.filter(pk=self.pk).update(version=models.F("version") + 1)
+        """Raise the version by one, or once at the end of ``one_version_bump()``."""
+        pending = _pending_bumps.get()
+        if pending is not None:
+            pending.add(self.pk)
+        else:
+            Template.objects.filter(pk=self.pk).update(version=models.F("version") + 1)
         self.refresh_from_db(fields=["version"])
+
+
+_pending_bumps: ContextVar[set | None] = ContextVar("txmail_pending_bumps", default=None)
+
+
+@contextmanager
+def one_version_bump() -> Iterator[None]:
+    """Template edits inside count as one new version per template (one admin save)."""
+    pending: set = set()
+    token = _pending_bumps.set(pending)
+    try:
+        yield
+    finally:
+        _pending_bumps.reset(token)
+    if pending:
+        Template.objects.filter(pk__in=pending).update(version=models.F("version") + 1)
+
+
+def normalize_language(code: str) -> str:
+    """'pt_BR' and ' PT-br ' → 'pt-br', as Django writes language codes."""
+    return code.strip().lower().replace("_", "-")
 
 
 class TemplateVariant(models.Model):
@@ -198,10 +236,11 @@ class TemplateVariant(models.Model):
         return f"{self.template.slug} [{self.language}]"
 
     def clean(self) -> None:
+        self.language = normalize_language(self.language)
         _check_syntax(self)
 
     def save(self, *args, **kwargs):
-        self.language = self.language.strip().lower().replace("_", "-")
+        self.language = normalize_language(self.language)
         if self.pk is not None:
             before = TemplateVariant.objects.filter(pk=self.pk).values(*_VARIANT_CONTENT).first()
             changed = not before or any(before[f] != getattr(self, f) for f in _VARIANT_CONTENT)

@@ -6,8 +6,8 @@ language by people who are not developers, so rendering is careful:
 * the HTML body is autoescaped; the subject and the text part are not (they
   are not HTML);
 * *strict* templates refuse to render when they use a variable the caller
-  did not supply, naming every one of them (``{{ name|default:"friend" }}``
-  marks ``name`` optional);
+  did not supply, naming every one of them (``|default``, ``{% if %}``
+  tests and ``{% firstof %}`` candidates are optional);
 * variables must be JSON values (what a JSON API, a task queue or the admin's
   sample variables can carry), so a message renders the same wherever it is
   built;
@@ -15,15 +15,17 @@ language by people who are not developers, so rendering is careful:
 * ``inline_css`` moves ``<style>`` rules into ``style`` attributes with
   css-inline.
 
-Templates can ``{% extends %}`` or ``{% include %}`` files from the project's
-template directories and ``{% load %}`` its tag libraries.
+Templates are compiled by the project's template engine, so they can
+``{% extends %}`` or ``{% include %}`` its files and ``{% load %}`` its tag
+libraries.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,16 +35,18 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.template import Context, Engine, TemplateSyntaxError
 from django.template.backends.django import get_installed_libraries
+from django.template.base import FilterExpression, Variable, VariableDoesNotExist
 from django.template.base import Template as CompiledTemplate
-from django.template.base import VariableNode
+from django.template.defaulttags import FirstOfNode, TemplateLiteral
 from django.utils import translation
 from django.utils.functional import Promise
 
 from .exceptions import TemplateError
-from .models import Template, TemplateVariant
+from .models import Template, TemplateVariant, normalize_language
 
-#: Filters that say "this variable may be missing".
-_OPTIONAL_FILTERS = {"default", "default_if_none"}
+_RESOLVE_CODE = FilterExpression.resolve.__code__
+_LOOKUP_CODE = Variable._resolve_lookup.__code__
+_OPTIONAL_CALLERS = {TemplateLiteral.eval.__code__, FirstOfNode.render.__code__}
 
 
 @dataclass(frozen=True)
@@ -59,26 +63,36 @@ class RenderedTemplate:
     missing: tuple[str, ...] = ()
 
 
-@functools.cache
 def engine() -> Engine:
-    """The engine templates are compiled with: the project's dirs and libraries, autoescaping."""
+    """The project's template engine (its loaders, directories and libraries).
+
+    Autoescaping does not depend on its settings: the HTML body is always
+    rendered with an autoescaping Context, the subject and text never.
+    """
     try:
-        default = Engine.get_default()
+        return Engine.get_default()
     except ImproperlyConfigured:
-        return Engine(app_dirs=True, libraries=get_installed_libraries(), autoescape=True)
-    return Engine(
-        dirs=default.dirs,
-        app_dirs=default.app_dirs,
-        libraries=default.libraries,
-        builtins=[b for b in default.builtins if b not in Engine.default_builtins],
-        autoescape=True,
-    )
+        return _fallback_engine()
+
+
+@functools.cache
+def _fallback_engine() -> Engine:
+    return Engine(app_dirs=True, libraries=get_installed_libraries())
+
+
+def compile_source(source: str) -> CompiledTemplate:
+    """Compile template source; TemplateSyntaxError if it is not valid."""
+    return _compile(engine(), source)
 
 
 @functools.lru_cache(maxsize=512)
-def compile_source(source: str) -> CompiledTemplate:
-    """Compile template source (cached by its text); TemplateSyntaxError if it is not valid."""
-    return engine().from_string(source)
+def _compile(engine: Engine, source: str) -> CompiledTemplate:
+    try:
+        return engine.from_string(source)
+    except TemplateSyntaxError:
+        raise
+    except Exception as exc:  # some tags fail with other errors on bad arguments
+        raise TemplateSyntaxError(f"{type(exc).__name__}: {exc}") from exc
 
 
 def syntax_error(source: str) -> str | None:
@@ -132,10 +146,47 @@ def _join(path: str, key: str) -> str:
     return key if path == "template_vars" else f"{path}.{key}"
 
 
-class _Tracked(dict):
-    """A dict of template variables that notes the keys a template looked for in vain."""
+def _optional_lookup() -> bool:
+    """Whether the lookup that just failed belongs to an expression that may be missing.
 
-    def __init__(self, data: dict, path: str, missing: set[str]) -> None:
+    Optional: an expression with ``|default``, an ``{% if %}`` test and a
+    ``{% firstof %}`` candidate. Everything else (output, ``{% for %}``
+    sequences, ``{% with %}`` values, filter arguments) is required. Found
+    from the frames of Django's own resolution, so it holds in any tag and in
+    extended or included files.
+    """
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code is _RESOLVE_CODE:
+            expression = frame.f_locals["self"]
+            if any(getattr(f, "__name__", "") == "default" for f, _ in expression.filters):
+                return True
+            caller = frame.f_back
+            return bool(frame.f_locals.get("ignore_failures")) and (
+                caller is not None and caller.f_code in _OPTIONAL_CALLERS
+            )
+        frame = frame.f_back
+    return False
+
+
+def _from_variable_lookup() -> bool:
+    """Whether the failing ``[]`` comes from Django resolving ``a.b.c`` (not from a filter)."""
+    return sys._getframe(2).f_code is _LOOKUP_CODE
+
+
+class _Missing:
+    """Where one render notes the variables it looked for in vain."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def note(self, name: str) -> None:
+        if not _optional_lookup():
+            self.names.add(name)
+
+
+class _TrackedDict(dict):
+    def __init__(self, data: dict, path: str, missing: _Missing) -> None:
         super().__init__(data)
         self.path = path
         self.missing = missing
@@ -145,58 +196,55 @@ class _Tracked(dict):
             return super().__getitem__(key)
         except KeyError:
             # {{ d.items }} tries d["items"] before the method; that is not missing.
-            if not (isinstance(key, str) and hasattr(dict, key)):
-                self.missing.add(f"{self.path}.{key}" if self.path else str(key))
+            if _from_variable_lookup() and not (isinstance(key, str) and hasattr(dict, key)):
+                self.missing.note(f"{self.path}.{key}")
             raise
 
 
-def _tracked(value: Any, path: str, missing: set[str]) -> Any:
+class _TrackedList(list):
+    def __init__(self, data: list, path: str, missing: _Missing) -> None:
+        super().__init__(data)
+        self.path = path
+        self.missing = missing
+
+    def __getitem__(self, index: Any) -> Any:
+        try:
+            return super().__getitem__(index)
+        except IndexError:
+            if _from_variable_lookup():
+                self.missing.note(f"{self.path}.{index}")
+            raise
+
+
+def _tracked(value: Any, path: str, missing: _Missing) -> Any:
+    """The variables as dicts and lists that note failed lookups by their path."""
     if isinstance(value, dict):
-        return _Tracked(
-            {k: _tracked(v, f"{path}.{k}" if path else k, missing) for k, v in value.items()},
-            path,
-            missing,
-        )
+        items = {k: _tracked(v, f"{path}.{k}" if path else k, missing) for k, v in value.items()}
+        return _TrackedDict(items, path, missing) if path else items
     if isinstance(value, list):
-        return [_tracked(item, f"{path}.{i}", missing) for i, item in enumerate(value)]
+        items = [_tracked(item, f"{path}.{i}", missing) for i, item in enumerate(value)]
+        return _TrackedList(items, path, missing)
     return value
 
 
 class _RecordingContext(Context):
     """A Context that notes the top-level names a template looked for in vain."""
 
-    def __init__(self, data: _Tracked, autoescape: bool) -> None:
+    def __init__(self, data: dict, autoescape: bool, missing: _Missing) -> None:
         super().__init__(data, autoescape=autoescape)
-        self.missing = data.missing
+        self.missing = missing
 
     def __getitem__(self, key: str) -> Any:
         try:
             return super().__getitem__(key)
         except KeyError:
-            self.missing.add(key)
+            if _from_variable_lookup():
+                self.missing.note(key)
             raise
 
 
-def _optional_names(templates: Iterable[CompiledTemplate]) -> set[str]:
-    """Variables only ever shown through |default or |default_if_none."""
-    names = set()
-    for compiled in templates:
-        for node in compiled.nodelist.get_nodes_by_type(VariableNode):
-            expression = node.filter_expression
-            if any(func.__name__ in _OPTIONAL_FILTERS for func, _ in expression.filters):
-                names.add(str(expression.var))
-    return names
-
-
-def _is_optional(missing: str, optional: set[str]) -> bool:
-    leaf = missing.rsplit(".", 1)[-1]
-    return any(
-        missing == name or ("." in name and name.rsplit(".", 1)[-1] == leaf) for name in optional
-    )
-
-
-def _render(compiled: CompiledTemplate, variables: dict, missing: set[str], html: bool) -> str:
-    context = _RecordingContext(_Tracked(_tracked(variables, "", missing), "", missing), html)
+def _render(compiled: CompiledTemplate, variables: dict, missing: _Missing, html: bool) -> str:
+    context = _RecordingContext(_tracked(variables, "", missing), html, missing)
     return compiled.render(context)
 
 
@@ -208,7 +256,7 @@ def derive_text(html: str) -> str:
     converter.ignore_emphasis = True
     converter.unicode_snob = True
     converter.inline_links = False  # links as numbered references below the text
-    return converter.handle(html).strip() + "\n"
+    return converter.handle(html).strip("\n").rstrip() + "\n"
 
 
 def inline_css(html: str) -> str:
@@ -221,14 +269,20 @@ def inline_css(html: str) -> str:
 
 
 def _content(template: Template, language: str) -> tuple[str, Template | TemplateVariant]:
-    """(language used, object holding subject/html/text) with fallback to the default."""
-    wanted = (language or "").strip().lower().replace("_", "-")
-    candidates = [wanted, wanted.split("-")[0]] if wanted else []
+    """(language used, object holding subject/html/text) with fallback to the default.
+
+    The exact language first (a variant, or the template itself when it is
+    LANGUAGE_CODE), then the base language's variant, then the template.
+    """
+    default = normalize_language(settings.LANGUAGE_CODE)
+    wanted = normalize_language(language or "")
     variants = {v.language: v for v in template.variants.all()}
-    for candidate in candidates:
-        if candidate in variants:
-            return candidate, variants[candidate]
-    return settings.LANGUAGE_CODE.lower(), template
+    if wanted in variants:
+        return wanted, variants[wanted]
+    base = wanted.split("-")[0]
+    if wanted and wanted != default and base in variants:
+        return base, variants[base]
+    return default, template
 
 
 def get_template(slug: str) -> Template:
@@ -265,24 +319,30 @@ def render_template(
         compiled = {name: compile_source(text) for name, text in parts.items() if text}
     except TemplateSyntaxError as exc:
         raise TemplateError(f"Template {template.slug!r} does not compile: {exc}") from None
-    missing: set[str] = set()
+    missing = _Missing()
     try:
         with translation.override(used_language):
             out = {
                 name: _render(compiled[name], variables, missing, html=name == "html")
                 for name in compiled
             }
+    except VariableDoesNotExist:
+        # A filter argument with no value: Django cannot render past it, strict or not.
+        # (Its message would dump every variable, secrets included: never shown.)
+        raise TemplateError(
+            f"Template {template.slug!r} uses variables the call did not supply as filter "
+            f"arguments: {', '.join(sorted(missing.names)) or 'unknown'}. Pass them in "
+            "template_vars."
+        ) from None
     except Exception as exc:  # a filter or an include failing at render time
         raise TemplateError(
             f"Template {template.slug!r} failed to render: {type(exc).__name__}: {exc}"
         ) from exc
-    optional = _optional_names(compiled.values())
-    missing = {name for name in missing if not _is_optional(name, optional)}
-    if missing and (template.strict if strict is None else strict):
+    if missing.names and (template.strict if strict is None else strict):
         raise TemplateError(
             f"Template {template.slug!r} uses variables the call did not supply: "
-            f"{', '.join(sorted(missing))}. Pass them in template_vars (None for an empty "
-            "value), or untick 'strict' on the template to render them empty."
+            f"{', '.join(sorted(missing.names))}. Pass them in template_vars (None for an "
+            "empty value), or untick 'strict' on the template to render them empty."
         )
     html = out.get("html", "")
     if html and template.inline_css:
@@ -294,7 +354,7 @@ def render_template(
         subject=" ".join(out.get("subject", "").split()),
         html=html,
         text=out.get("text") or (derive_text(html) if html else ""),
-        missing=tuple(sorted(missing)),
+        missing=tuple(sorted(missing.names)),
     )
 
 

@@ -42,7 +42,40 @@ def test_handlebars_block_helpers():
     source = (
         "{{#if vip}}VIP{{else}}std{{/if}} {{#each xs}}<{{this}}>{{/each}} {{#with u}}{{n}}{{/with}}"
     )
-    assert render(source, {"vip": 0, "xs": [1, 2], "u": {"n": "z"}}) == "std <1><2> z"
+    assert render(source, {"vip": 0, "xs": [1, 2], "u": {"n": "z"}}, engine="handlebars") == (
+        "std <1><2> z"
+    )
+
+
+def test_handlebars_each_over_objects_with_data_variables_and_parent_access():
+    source = (
+        "{{#each prices}}{{@index}}:{{@key}}={{this}}{{#if @last}}.{{/if}} {{../shop}}|{{/each}}"
+    )
+    out = render(source, {"prices": {"tea": 3, "cake": 4}, "shop": "S"}, engine="handlebars")
+    assert out == "0:tea=3 S|1:cake=4. S|"
+
+
+def test_handlebars_looks_names_up_in_the_current_context_only():
+    source = "{{#each people}}{{name}}/{{title}};{{/each}}"
+    variables = {"people": [{"name": "Ann"}], "title": "Dr"}
+    assert render(source, variables, engine="handlebars") == "Ann/;"
+    assert render("{{#people}}{{name}}/{{title}};{{/people}}", variables) == "Ann/Dr;"
+
+
+def test_mustache_pushes_a_scalar_section_value():
+    assert render("{{#name}}[{{.}}]{{/name}}", {"name": "Ann"}) == "[Ann]"
+
+
+def test_a_literal_brace_after_a_variable_is_kept():
+    assert render(".btn{color:{{c}}}", {"c": "red"}) == ".btn{color:red}"
+
+
+def test_helpers_are_handlebars_only_and_unemulated_ones_are_refused():
+    with pytest.raises(TemplateSyntax, match="closes"):  # as mustache.js: "if vip" is a key
+        render("{{#if vip}}x{{/if}}", {"vip": True})
+    for source in ("{{#if a}}A{{else if b}}B{{/if}}", "{{#myhelper a}}x{{/myhelper}}"):
+        with pytest.raises(TemplateSyntax, match="not emulated"):
+            render(source, {}, engine="handlebars")
 
 
 def test_strict_rendering_names_every_missing_variable():
@@ -53,7 +86,7 @@ def test_strict_rendering_names_every_missing_variable():
 
 
 def test_unbalanced_sections_and_partials_do_not_parse():
-    for source in ("{{#a}}x", "x{{/a}}", "{{#a}}{{/b}}", "{{> partial}}"):
+    for source in ("{{#a}}x", "x{{/a}}", "{{#a}}{{/b}}", "{{> partial}}", "{{=<% %>=}}"):
         with pytest.raises(TemplateSyntax):
             render(source, {})
 

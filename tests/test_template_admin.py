@@ -177,3 +177,52 @@ def test_test_send_needs_its_permission_and_csrf(client, template, sandbox, doma
     strict.force_login(user)
     assert strict.post(url, data).status_code == 403
     assert sandbox.requests == []
+
+
+def change_data(template: Template, **overrides) -> dict:
+    variant = template.variants.get()
+    return (
+        form_data(
+            name=template.name,
+            slug=template.slug,
+            subject=template.subject,
+            html=template.html,
+            sample_vars='{"name": "Sample Ann"}',
+            **{
+                "variants-TOTAL_FORMS": "1",
+                "variants-INITIAL_FORMS": "1",
+                "variants-0-id": str(variant.pk),
+                "variants-0-template": str(template.pk),
+                "variants-0-language": variant.language,
+                "variants-0-subject": variant.subject,
+                "variants-0-html": variant.html,
+            },
+        )
+        | overrides
+    )
+
+
+def test_one_admin_save_of_a_template_and_its_variant_is_one_new_version(admin_client, template):
+    before = Template.objects.get(pk=template.pk).version
+    url = reverse("admin:django_txmail_template_change", args=[template.pk])
+    data = change_data(template, subject="New {{ name }}", **{"variants-0-subject": "Neu"})
+    assert admin_client.post(url, data).status_code == 302
+    assert Template.objects.get(pk=template.pk).version == before + 1
+
+
+def test_a_variant_language_differing_only_in_case_is_a_form_error(admin_client, template):
+    url = reverse("admin:django_txmail_template_change", args=[template.pk])
+    data = change_data(
+        template,
+        **{
+            "variants-TOTAL_FORMS": "2",
+            "variants-1-language": "DE",
+            "variants-1-subject": "x",
+            "variants-1-html": "y",
+        },
+    )
+    response = admin_client.post(url, data)
+    assert response.status_code == 200
+    formset = response.context["inline_admin_formsets"][0].formset
+    assert "duplicate data for language" in str(formset.non_form_errors())
+    assert template.variants.count() == 1

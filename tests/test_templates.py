@@ -56,7 +56,7 @@ def test_derived_text_keeps_links_and_lists_readable():
         'Your order</a></p><img src="https://shop.example/logo.png" alt="logo">'
     )
     assert "# Receipt" in text
-    assert "* Tea\n  * Cake" in text
+    assert "  * Tea\n  * Cake" in text
     assert "[Your order][1]" in text and "[1]: https://shop.example/o/1" in text
     assert "logo.png" not in text
 
@@ -68,13 +68,47 @@ def test_a_multi_line_subject_becomes_one_line():
 
 def test_strict_template_names_every_missing_variable():
     make_template(
-        html="{{ name }} {{ code }} {% if coupon %}{{ coupon }}{% endif %} {{ order.total }}"
+        html="{{ name }} {{ code }} {% for line in lines %}{% endfor %} {{ order.total }} "
+        "{% with n=nick %}{{ n }}{% endwith %}"
     )
     with pytest.raises(TemplateError) as info:
         render_template("welcome", {"name": "Ann", "order": {"id": 1}})
     message = str(info.value)
-    assert "code, coupon, order.total" in message
+    assert "did not supply: code, lines, nick, order.total." in message
     assert "template_vars" in message and "strict" in message
+
+
+def test_if_tests_firstof_and_default_mark_variables_optional():
+    make_template(
+        subject="x",
+        html="{% if coupon %}{{ coupon }}{% endif %}{% firstof nickname name 'friend' %}"
+        "{{ user.profile.nickname|default:'-' }}{% with n=alias|default:'a' %}{{ n }}{% endwith %}"
+        "{% if vip|default:'' %}!{% endif %}",
+    )
+    assert render_template("welcome", {"user": {}}).html == "friend-a"
+
+
+def test_a_default_somewhere_does_not_make_other_variables_optional():
+    make_template(
+        subject="Hi {{ name|default:'friend' }}",
+        html='{{ shipping.name|default:"" }} Dear {{ customer.name }}, {{ name }}',
+    )
+    with pytest.raises(TemplateError, match=r"did not supply: customer\.name, name\."):
+        render_template("welcome", {"shipping": {}, "customer": {}})
+
+
+def test_a_missing_filter_argument_is_named_without_showing_the_variables():
+    make_template(subject="x", html="{{ greeting|add:suffix }}")
+    with pytest.raises(TemplateError) as info:
+        render_template("welcome", {"greeting": "hi", "reset_token": "SECRET123"}, strict=False)
+    assert "filter arguments: suffix" in str(info.value)
+    assert "SECRET123" not in str(info.value)
+
+
+def test_an_index_past_the_end_of_a_list_is_missing_but_first_of_an_empty_list_is_not():
+    make_template(subject="x", html="{{ items.0.name }} {{ items.1.name }} {{ empty|first }}")
+    with pytest.raises(TemplateError, match=r"did not supply: items\.1\."):
+        render_template("welcome", {"items": [{"name": "a"}], "empty": []})
 
 
 def test_missing_variables_inside_loops_are_named_by_their_path():
@@ -179,6 +213,30 @@ def test_css_is_inlined_when_asked():
     assert '<p style="color: red;">Hi Ann</p>' in html and "<style>" not in html
 
 
+def test_the_template_own_language_wins_over_a_base_language_variant(settings):
+    settings.LANGUAGE_CODE = "en-us"
+    template = make_template()
+    TemplateVariant.objects.create(template=template, language="en", subject="Hey", html="x")
+    vars = {"name": "A", "code": "1"}
+    assert render_template("welcome", vars, language="en-us").subject == "Welcome, A"
+    assert render_template("welcome", vars, language="en-gb").subject == "Hey"
+    assert template.languages() == ["en-us", "en"]
+
+
+def test_templates_use_the_project_template_loaders(settings):
+    layout = "<b>{% block c %}{% endblock %}</b>{{ x|default:'' }}"
+    settings.TEMPLATES = [
+        {
+            "BACKEND": "django.template.backends.django.DjangoTemplates",
+            "OPTIONS": {
+                "loaders": [("django.template.loaders.locmem.Loader", {"emails/base.html": layout})]
+            },
+        }
+    ]
+    make_template(subject="x", html='{% extends "emails/base.html" %}{% block c %}ok{% endblock %}')
+    assert render_template("welcome", {}).html == "<b>ok</b>"
+
+
 def test_templates_can_extend_project_template_files_and_load_libraries():
     make_template(
         subject="x",
@@ -203,6 +261,22 @@ def test_syntax_errors_are_refused_at_save_per_field():
     )
     with pytest.raises(ValidationError, match="bad"):
         variant.full_clean()
+
+
+def test_tags_that_fail_on_bad_arguments_are_syntax_errors_too():
+    template = Template(slug="bad", name="Bad", subject="x", html="{% filter %}{% endfilter %}")
+    with pytest.raises(ValidationError) as info:
+        template.full_clean()
+    assert set(info.value.message_dict) == {"html"}
+
+
+def test_a_stale_copy_never_takes_the_version_back():
+    template = make_template()
+    stale = Template.objects.get(pk=template.pk)
+    TemplateVariant.objects.create(template=template, language="de", subject="x", html="y")
+    stale.description = "edited elsewhere"
+    stale.save()
+    assert Template.objects.get(pk=template.pk).version == 2
 
 
 def test_editing_content_raises_the_version_but_renaming_does_not():

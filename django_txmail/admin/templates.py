@@ -22,14 +22,24 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from ..exceptions import TxMailError
-from ..models import Message, Template, TemplateVariant
+from ..models import Message, Template, TemplateVariant, normalize_language, one_version_bump
 from ..templates import render_template, send_template
+
+
+class TemplateVariantForm(forms.ModelForm):
+    class Meta:
+        model = TemplateVariant
+        fields = ["language", "subject", "html", "text"]
+
+    def clean_language(self) -> str:
+        # Before the formset compares languages: "DE" and "de" are one language.
+        return normalize_language(self.cleaned_data["language"])
 
 
 class TemplateVariantInline(admin.StackedInline):
     model = TemplateVariant
+    form = TemplateVariantForm
     extra = 0
-    fields = ["language", "subject", "html", "text"]
 
 
 class SendTestForm(forms.Form):
@@ -67,6 +77,11 @@ class TemplateAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("variants")
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # The template and its variants saved together are one new version.
+        with one_version_bump():
+            return super().changeform_view(request, object_id, form_url, extra_context)
 
     @admin.display(description=_("languages"))
     def language_list(self, obj: Template) -> str:

@@ -123,7 +123,8 @@ def render_for_send(state: SandboxState, message: dict[str, Any]) -> dict[str, s
     parts = {"subject": template["subject"]}
     parts |= {"html": template["body_html"], "text": template["body_text"]}
     try:
-        rendered = render_parts(parts, message.get("template_variables") or {}, strict=False)
+        variables = message.get("template_variables") or {}
+        rendered = render_parts(parts, variables, strict=False, engine="handlebars")
     except RenderFailed as exc:
         return [str(exc)]
     return {name: value for name, value in rendered.items() if value}
@@ -141,5 +142,6 @@ def _fields(request: Request, current: dict[str, Any]) -> tuple[dict[str, Any], 
     if any(not isinstance(value, str) for value in fields.values()):
         return {}, "template fields must be strings"
     merged = current | fields
-    syntax = check_syntax(*(merged.get(f) or "" for f in ("subject", "body_html", "body_text")))
+    sources = (merged.get(f) or "" for f in ("subject", "body_html", "body_text"))
+    syntax = check_syntax(*sources, engine="handlebars")
     return fields, f"template does not parse: {syntax}" if syntax else ""

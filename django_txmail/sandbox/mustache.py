@@ -1,16 +1,25 @@
-"""Mustache, with Handlebars' block helpers, for provider-hosted templates in the sandbox.
+"""Mustache and Handlebars, enough of them for provider-hosted templates in the sandbox.
 
 Nylas renders its templates with mustache by default (or Handlebars) and
 Mailtrap with Handlebars. The sandbox renders them too, so a test of a
 ``template_id`` send sees the subject and body the recipient would get.
 
-Supported: ``{{name}}`` and dotted names (HTML-escaped), ``{{{name}}}`` and
-``{{& name}}`` (not escaped), ``{{! comments }}``, sections
-``{{#name}}…{{/name}}`` (lists repeat, objects push a context, other truthy
-values render once) and inverted sections ``{{^name}}…{{/name}}``, ``{{.}}``;
-Handlebars' ``{{#if}}``/``{{#unless}}`` (with ``{{else}}``), ``{{#each}}``
-and ``{{#with}}``, and ``this``. Partials, lambdas and set-delimiter tags
-are not: they raise :class:`TemplateSyntax`.
+Both engines: ``{{name}}`` and dotted names (HTML-escaped), ``{{{name}}}``
+and ``{{& name}}`` (not escaped), ``{{! comments }}``.
+
+* **mustache**: sections ``{{#name}}…{{/name}}`` (a list repeats, any other
+  truthy value is pushed as the context, so ``{{.}}`` is the value) and
+  inverted sections ``{{^name}}…{{/name}}``; a name not found in the
+  current context is looked up in the enclosing ones.
+* **handlebars**: the block helpers ``{{#if}}`` / ``{{#unless}}`` (with
+  ``{{else}}``), ``{{#each}}`` (lists and objects, with ``@index``,
+  ``@key``, ``@first``, ``@last``) and ``{{#with}}``, plus ``this``,
+  ``../name`` and ``@root.name``; a name is looked up in the current context
+  only, as Handlebars does.
+
+Partials, lambdas, set-delimiter tags, ``{{else if}}`` chains and custom
+helpers are not emulated: they raise :class:`TemplateSyntax` rather than
+render something the provider would not.
 
 With ``strict``, every name that resolves to nothing is collected and
 :class:`MissingVariables` raised, as Nylas does with ``strict: true``.
@@ -23,13 +32,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-_TAG = re.compile(r"\{\{(\{)?\s*([#^/!&>=]?)\s*(.*?)\s*\}?\}\}", re.DOTALL)
+_TAG = re.compile(r"\{\{\{\s*(.*?)\s*\}\}\}|\{\{\s*([#^/!&>=]?)\s*(.*?)\s*\}\}", re.DOTALL)
 _HELPERS = {"if", "unless", "each", "with"}
 _MISSING = object()
 
 
 class TemplateSyntax(ValueError):
-    """The template cannot be parsed."""
+    """The template cannot be parsed (or uses what the sandbox does not emulate)."""
 
 
 class MissingVariables(ValueError):
@@ -49,7 +58,13 @@ class _Section:
     inverse: list = field(default_factory=list)
 
 
-def _parse(source: str) -> list:
+@dataclass
+class _Frame:
+    value: Any
+    data: dict[str, Any] = field(default_factory=dict)  # @index, @key, ...
+
+
+def _parse(source: str, handlebars: bool) -> list:
     root: list = []
     stack: list[tuple[_Section, list]] = []
     current = root
@@ -57,19 +72,22 @@ def _parse(source: str) -> list:
     for match in _TAG.finditer(source):
         current.append(source[position : match.start()])
         position = match.end()
-        triple, sigil, content = match.group(1), match.group(2), match.group(3)
-        if triple:
-            current.append(("raw", content))
-        elif sigil == "!":
+        if match.group(1) is not None:
+            current.append(("raw", match.group(1)))
             continue
-        elif sigil in (">", "="):
-            raise TemplateSyntax(f"{{{{{sigil}…}}}} (partials, delimiters) is not supported")
-        elif sigil == "&":
+        sigil, content = match.group(2), match.group(3)
+        if sigil == "!":
+            continue
+        if sigil in (">", "="):
+            raise TemplateSyntax(f"{{{{{sigil}…}}}} (partials, delimiters) is not emulated")
+        if sigil == "&":
             current.append(("raw", content))
         elif sigil in ("#", "^"):
             helper, _, argument = content.partition(" ")
-            if sigil == "#" and helper in _HELPERS:
+            if handlebars and sigil == "#" and helper in _HELPERS:
                 section = _Section(sigil, argument.strip() or "this", helper=helper)
+            elif handlebars and " " in content:
+                raise TemplateSyntax(f"the helper {{{{#{helper}}}}} is not emulated")
             else:
                 section = _Section(sigil, content)
             stack.append((section, current))
@@ -82,7 +100,9 @@ def _parse(source: str) -> list:
             if content not in (section.name, section.helper):
                 raise TemplateSyntax(f"{{{{/{content}}}}} closes {{{{#{section.name}}}}}")
             current = parent
-        elif content == "else" and stack:
+        elif handlebars and content.startswith("else") and stack:
+            if content != "else":
+                raise TemplateSyntax(f"{{{{{content}}}}} chains are not emulated")
             current = stack[-1][0].inverse
         else:
             current.append(("var", content))
@@ -92,19 +112,35 @@ def _parse(source: str) -> list:
     return root
 
 
-def _lookup(name: str, contexts: list[Any]) -> Any:
+def _walk(value: Any, parts: list[str]) -> Any:
+    for part in parts:
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+    return value
+
+
+def _lookup(name: str, frames: list[_Frame], handlebars: bool) -> Any:
     if name in (".", "this"):
-        return contexts[-1]
-    parts = name.removeprefix("this.").split(".")
-    scopes = [contexts[-1]] if name.startswith("this.") else reversed(contexts)
-    for scope in scopes:
-        if isinstance(scope, dict) and parts[0] in scope:
-            value = scope[parts[0]]
-            for part in parts[1:]:
-                if not isinstance(value, dict) or part not in value:
-                    return _MISSING
-                value = value[part]
-            return value
+        return frames[-1].value
+    if handlebars:
+        if name.startswith("@root."):
+            return _walk(frames[0].value, name[6:].split("."))
+        if name.startswith("@"):
+            return frames[-1].data.get(name, _MISSING)
+        depth = 1
+        while name.startswith("../"):
+            name, depth = name[3:], depth + 1
+        if depth > len(frames):
+            return _MISSING
+        return _walk(frames[-depth].value, name.removeprefix("this.").split("."))
+    parts = name.split(".")
+    for frame in reversed(frames):
+        if isinstance(frame.value, dict) and parts[0] in frame.value:
+            return _walk(frame.value[parts[0]], parts[1:])
     return _MISSING
 
 
@@ -116,46 +152,72 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _render(nodes: list, contexts: list[Any], missing: list[str]) -> str:
-    out: list[str] = []
-    for node in nodes:
-        if isinstance(node, str):
-            out.append(node)
-        elif isinstance(node, tuple):
-            kind, name = node
-            value = _lookup(name, contexts)
-            if value is _MISSING:
-                missing.append(name)
-            out.append(_text(value) if kind == "raw" else html.escape(_text(value)))
-        else:
-            out.append(_section(node, contexts, missing))
-    return "".join(out)
+class _Renderer:
+    def __init__(self, handlebars: bool) -> None:
+        self.handlebars = handlebars
+        self.missing: list[str] = []
+
+    def nodes(self, nodes: list, frames: list[_Frame]) -> str:
+        out: list[str] = []
+        for node in nodes:
+            if isinstance(node, str):
+                out.append(node)
+            elif isinstance(node, tuple):
+                kind, name = node
+                value = self.lookup(name, frames)
+                out.append(_text(value) if kind == "raw" else html.escape(_text(value)))
+            else:
+                out.append(self.section(node, frames))
+        return "".join(out)
+
+    def lookup(self, name: str, frames: list[_Frame]) -> Any:
+        value = _lookup(name, frames, self.handlebars)
+        if value is _MISSING:
+            self.missing.append(name)
+        return value
+
+    def section(self, node: _Section, frames: list[_Frame]) -> str:
+        value = self.lookup(node.name, frames)
+        value = None if value is _MISSING else value
+        # JavaScript's idea of false, as in the providers' renderers: {} is true.
+        truthy = value is not None and value is not False and value not in (0, "") and value != []
+        if node.helper == "unless" or node.kind == "^":
+            truthy = not truthy
+        if not truthy:
+            return self.nodes(node.inverse, frames) if node.kind == "#" else ""
+        if node.kind == "^" or node.helper in ("if", "unless"):
+            return self.nodes(node.children, frames)
+        if node.helper == "with":
+            return self.nodes(node.children, [*frames, _Frame(value)])
+        if node.helper == "each" or isinstance(value, list):
+            return self.each(node, value, frames)
+        return self.nodes(node.children, [*frames, _Frame(value)])
+
+    def each(self, node: _Section, value: Any, frames: list[_Frame]) -> str:
+        items = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
+        out = []
+        for position, (key, item) in enumerate(items):
+            data = {
+                "@index": position,
+                "@first": position == 0,
+                "@last": position == len(items) - 1,
+            }
+            if isinstance(value, dict):
+                data["@key"] = key
+            out.append(self.nodes(node.children, [*frames, _Frame(item, data)]))
+        return "".join(out)
 
 
-def _section(node: _Section, contexts: list[Any], missing: list[str]) -> str:
-    value = _lookup(node.name, contexts)
-    if value is _MISSING:
-        missing.append(node.name)
-        value = None
-    # JavaScript's idea of false, as in the providers' renderers: {} is true.
-    truthy = value is not None and value is not False and value not in (0, "") and value != []
-    if node.helper == "unless" or node.kind == "^":
-        truthy = not truthy
-    if not truthy:
-        return _render(node.inverse, contexts, missing) if node.kind == "#" else ""
-    if node.kind == "^" or node.helper in ("if", "unless"):
-        return _render(node.children, contexts, missing)
-    if isinstance(value, list):
-        return "".join(_render(node.children, [*contexts, item], missing) for item in value)
-    if isinstance(value, dict) or node.helper in ("each", "with"):
-        return _render(node.children, [*contexts, value], missing)
-    return _render(node.children, contexts, missing)
+def render(
+    source: str, variables: dict[str, Any], *, strict: bool = False, engine: str = "mustache"
+) -> str:
+    """``source`` rendered with ``variables`` by ``engine`` (mustache or handlebars).
 
-
-def render(source: str, variables: dict[str, Any], *, strict: bool = False) -> str:
-    """``source`` rendered with ``variables``; MissingVariables if strict and some lack one."""
-    missing: list[str] = []
-    result = _render(_parse(source), [variables], missing)
-    if strict and missing:
-        raise MissingVariables(sorted(set(missing)))
+    Raises TemplateSyntax, or MissingVariables when strict and a name has no value.
+    """
+    handlebars = engine == "handlebars"
+    renderer = _Renderer(handlebars)
+    result = renderer.nodes(_parse(source, handlebars), [_Frame(variables)])
+    if strict and renderer.missing:
+        raise MissingVariables(sorted(set(renderer.missing)))
     return result

@@ -115,7 +115,10 @@ class NylasTemplates:
             return error_response(400, problem)
         try:
             rendered = render_parts(
-                {"body": body["body"]}, _variables(body), strict=body.get("strict", True)
+                {"body": body["body"]},
+                _variables(body),
+                strict=body.get("strict", True) is not False,
+                engine=body["engine"],
             )
         except (RenderFailed, TypeError) as exc:
             return error_response(400, f"Template render failed: {exc}")
@@ -152,6 +155,7 @@ def render_template(state: SandboxState, reference: dict[str, Any]) -> dict[str,
             {"subject": template["subject"], "body": template["body"]},
             _variables(reference),
             strict=reference.get("strict", True) is not False,
+            engine=template["engine"],
         )
     except RenderFailed as exc:
         return error_response(400, f"Template render failed: {exc}")
@@ -191,5 +195,5 @@ def _fields(
             f"engine {engine!r}: the sandbox renders {' and '.join(ENGINES)} templates only."
         )
     merged = (current or {}) | body
-    syntax = check_syntax(merged.get("subject") or "", merged.get("body") or "")
+    syntax = check_syntax(merged.get("subject") or "", merged.get("body") or "", engine=engine)
     return body, f"Template does not parse: {syntax}" if syntax else ""

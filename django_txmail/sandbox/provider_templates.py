@@ -59,25 +59,25 @@ class TemplateStore:
             self._templates.clear()
 
 
-def check_syntax(*sources: str) -> str:
-    """Why one of ``sources`` does not parse, or "" when they all do."""
+def check_syntax(*sources: str, engine: str) -> str:
+    """Why one of ``sources`` does not parse with ``engine``, or "" when they all do."""
     for source in sources:
         try:
-            mustache.render(source or "", {})
+            mustache.render(source or "", {}, engine=engine)
         except mustache.TemplateSyntax as exc:
             return str(exc)
     return ""
 
 
 def render_parts(
-    parts: dict[str, str], variables: dict[str, Any], *, strict: bool
+    parts: dict[str, str], variables: dict[str, Any], *, strict: bool, engine: str
 ) -> dict[str, str]:
     """Each part rendered; RenderFailed naming every missing variable when strict."""
     rendered: dict[str, str] = {}
     missing: set[str] = set()
     for name, source in parts.items():
         try:
-            rendered[name] = mustache.render(source or "", variables, strict=strict)
+            rendered[name] = mustache.render(source or "", variables, strict=strict, engine=engine)
         except mustache.MissingVariables as exc:
             missing.update(exc.names)
         except mustache.TemplateSyntax as exc:
