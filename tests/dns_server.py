@@ -65,10 +65,18 @@ def txt_option(name: str, value: str) -> str:
     return f"--txt-record={name},{','.join(chunks)}"
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def _free_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 (dnsmasq listens on both)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+        return port
 
 
 class DnsServer:
@@ -107,24 +115,20 @@ class DnsServer:
         self._blackhole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._blackhole.bind(("127.0.0.1", 0))
         silent = self._blackhole.getsockname()[1]
-        upstream = _free_udp_port()
         # Unsigned answers: the resolver's DNSSEC validation rejects them.
         unsigned_zone_data = [txt_option(zone, "v=spf1 -all") for zone in self.servfail_zones]
-        self._spawn(
+        upstream = self._serve(
             binary,
             "upstream",
-            upstream,
             [
                 "--cache-size=0",
                 *(f"--local=/{zone}/" for zone in self.servfail_zones),
                 *unsigned_zone_data,
             ],
         )
-        self.port = _free_udp_port()
-        self._spawn(
+        self.port = self._serve(
             binary,
             "resolver",
-            self.port,
             [
                 *self.records,
                 *(f"--local=/{zone}/" for zone in self.local_zones),
@@ -135,8 +139,6 @@ class DnsServer:
                 "--dnssec-check-unsigned",
             ],
         )
-        for port in (upstream, self.port):
-            self._wait_until_answering(port)
         return self
 
     def stop(self) -> None:
@@ -159,7 +161,26 @@ class DnsServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _spawn(self, binary: str, role: str, port: int, options: list[str]) -> None:
+    def _serve(self, binary: str, role: str, options: list[str]) -> int:
+        """Start one dnsmasq on a free port and wait for its answers; returns the port.
+
+        Another process may take the port between choosing and binding it (other
+        test runs share the machine): then it tries another.
+        """
+        for _attempt in range(5):
+            port = _free_port()
+            process = self._spawn(binary, role, port, options)
+            if self._answering(process, port):
+                return port
+            self._processes.remove(process)
+            log = (self.workdir / f"{role}.log").read_text()
+            if "Address already in use" not in log:
+                self.stop()
+                raise RuntimeError(f"dnsmasq ({role}) did not start:\n{log}")
+        self.stop()
+        raise RuntimeError(f"dnsmasq ({role}) found no free port in 5 attempts")
+
+    def _spawn(self, binary: str, role: str, port: int, options: list[str]) -> subprocess.Popen:
         command = [
             binary,
             "--keep-in-foreground",
@@ -175,26 +196,23 @@ class DnsServer:
             *(["--user=root"] if os.geteuid() == 0 else []),
             *options,
         ]
-        log = open(self.workdir / f"{role}.log", "wb")  # noqa: SIM115 (kept for the process)
-        try:
+        with open(self.workdir / f"{role}.log", "wb") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        finally:
-            log.close()
         self._processes.append(process)
+        return process
 
-    def _wait_until_answering(self, port: int, timeout: float = 10.0) -> None:
+    def _answering(self, process: subprocess.Popen, port: int, timeout: float = 10.0) -> bool:
+        """Wait until dnsmasq answers on ``port``; False if it exited instead."""
         deadline = time.monotonic() + timeout
         query = dns.message.make_query("ready.invalid", "TXT")
         while time.monotonic() < deadline:
-            dead = [p for p in self._processes if p.poll() is not None]
-            if dead:
-                self.stop()
-                logs = "\n".join(p.read_text() for p in sorted(self.workdir.glob("*.log")))
-                raise RuntimeError(f"dnsmasq exited at start:\n{logs}")
+            if process.poll() is not None:
+                return False
             try:
                 dns.query.udp(query, "127.0.0.1", port=port, timeout=0.2)
-                return
+                return True
             except (dns.exception.Timeout, OSError):
                 time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"dnsmasq did not answer on 127.0.0.1:{port} within {timeout} s")
+        process.kill()
+        process.wait()
+        return False

@@ -6,7 +6,7 @@ a name there without records is NXDOMAIN); the providers' own names
 can be followed. ``servfail.test`` fails DNSSEC validation (SERVFAIL),
 ``timeout.test`` and ``rwmt2._domainkey.slow-dkim.zone.test`` never answer.
 
-Import the ``dns_server`` fixture into a test module to use them.
+The ``dns_server`` fixture (a plugin of tests/conftest.py) serves them.
 """
 
 from __future__ import annotations

@@ -24,12 +24,10 @@ def check_record(record: RequiredRecord, lookup: Lookup) -> RecordCheck:
     try:
         return checker(record, lookup)
     except NameMissing:
-        return RecordCheck(
-            record,
-            FAILED,
-            problem=f"{record.host} does not exist in DNS (NXDOMAIN).",
-            fix=f"Add a {record.type} record named {record.host} with the expected value.",
-        )
+        # Judged as "no such record", which is what it means for this record.
+        check = checker(record, _Nothing())
+        check.problem = f"{check.problem} ({record.host} does not exist at all: NXDOMAIN.)"
+        return check
     except LookupFailed as exc:
         return RecordCheck(
             record,
@@ -258,6 +256,19 @@ def _check_dmarc(record: RequiredRecord, lookup: Lookup) -> RecordCheck:
             "p=quarantine, then p=reject.",
         )
     return RecordCheck(record, OK, found, detail=f"Policy p={policy}.")
+
+
+class _Nothing:
+    """The answers for a name that does not exist."""
+
+    def txt(self, name: str) -> list[str]:
+        return []
+
+    def cname(self, name: str) -> None:
+        return None
+
+    def mx(self, name: str) -> list[tuple[int, str]]:
+        return []
 
 
 def _ends(key: str) -> str:

@@ -17,7 +17,7 @@ from .verify import DomainReport
 
 MARKS = {OK: "✓", FAILED: "✗", WARNING: "!", ERROR: "?", PENDING: "…"}
 LEGEND = "✓ ok   ✗ fix it   ! advice   ? could not check   … waiting for the provider"
-_WIDTHS = (4, 14, 34, 36, 36)
+_WIDTHS = (1, 20, 34, 36, 36)
 
 
 def render_text(reports: Iterable[DomainReport]) -> str:
