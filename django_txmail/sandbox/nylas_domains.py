@@ -87,6 +87,8 @@ class NylasDomainsAPI:
     path_prefix = "/v3/admin/"
     #: Domains per page of the list.
     page_size = 10
+    #: Seconds ``verify`` waits for DNS.
+    dns_timeout = 3.0
 
     def __init__(self, wall_clock: Callable[[], float] = time.time) -> None:
         self._wall_clock = wall_clock
@@ -142,7 +144,7 @@ class NylasDomainsAPI:
         if refusal is not None:
             return refusal
         with self._lock:
-            domains = sorted(self._domains.values(), key=lambda d: (d.created_at, d.id))
+            domains = list(self._domains.values())  # in the order they were added
         token = request.query.get("page_token", "0")
         start = int(token) if token.isdigit() else 0
         page = domains[start : start + self.page_size]
@@ -243,7 +245,7 @@ class NylasDomainsAPI:
             resolver.nameservers = [
                 dns.nameserver.Do53Nameserver(a, p) for a, p in self._nameservers
             ]
-        resolver.lifetime = 3.0
+        resolver.lifetime = self.dns_timeout
         try:
             answer = resolver.resolve(host, rtype, raise_on_no_answer=False)
         except dns.exception.DNSException as exc:
