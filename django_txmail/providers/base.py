@@ -294,8 +294,6 @@ class Adapter:
     #: The record types the provider's domains API describes and verifies, in
     #: the order it checks them; empty when it has no such API.
     domain_verification_types: ClassVar[tuple[str, ...]] = ()
-    #: Those of them sending cannot do without (the others only warn).
-    required_verification_types: ClassVar[tuple[str, ...]] = ()
 
     def build_find_domain(self, domain: str, page_token: str = "") -> ProviderRequest:
         """The request listing the provider's domains (one page), to find ``domain``'s id.

@@ -116,7 +116,6 @@ class NylasDomainsMixin(Adapter):
     """The domains-API half of :class:`~django_txmail.providers.nylas.NylasAdapter`."""
 
     domain_verification_types = VERIFICATION_TYPES
-    required_verification_types = REQUIRED_TYPES
 
     def build_find_domain(self, domain: str, page_token: str = "") -> ProviderRequest:
         query = f"?{urlencode({'page_token': page_token})}" if page_token else ""
