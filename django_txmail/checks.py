@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from importlib import import_module
 from types import ModuleType
 from typing import Any
 
 import django
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError, router
+from django.utils import timezone
 
 from .conf import TxMailSettings, get_settings
 from .providers.base import adapter_class
@@ -132,3 +135,61 @@ def _task_delivery_errors(config: TxMailSettings) -> list[Error]:
             )
         ]
     return []
+
+
+@register(Tags.database)
+def check_sending_domains(
+    app_configs: Any = None, databases: list[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Warn about domains that send unverified (W002) or were last checked long ago (W003).
+
+    A database check: it runs with ``migrate`` and ``check --database default``,
+    not on every ``runserver``, and says nothing while the tables do not exist yet.
+    Domains of sandbox accounts are left out: they may send unverified.
+    """
+    from .models import SendingDomain
+
+    alias = router.db_for_read(SendingDomain)
+    if not databases or alias not in databases:
+        return []
+    try:
+        config = get_settings()
+        domains = list(SendingDomain.objects.using(alias).order_by("name", "provider"))
+    except (ImproperlyConfigured, DatabaseError):
+        return []  # E001 reports the setting; no table yet before the first migrate
+    stale_before = timezone.now() - timedelta(seconds=config.domain_check_max_age)
+    warnings: list[CheckMessage] = []
+    for domain in domains:
+        account = config.providers.get(domain.provider)
+        if account is None or account.sandbox:
+            continue
+        command = f"manage.py txmail_verify_domains {domain.name}"
+        if domain.status != SendingDomain.Status.VERIFIED:
+            effect = (
+                "it sends anyway (allow unverified), and unauthenticated mail goes to spam"
+                if domain.allow_unverified
+                else "mail from it is refused until it is verified"
+            )
+            warnings.append(
+                Warning(
+                    f"Sending domain {domain.name} ({domain.provider}) is {domain.status}: "
+                    f"{effect}.",
+                    hint=f"Run `{command}` and publish the records it reports.",
+                    obj=domain,
+                    id="txmail.W002",
+                )
+            )
+        elif domain.last_checked is None or domain.last_checked < stale_before:
+            when = f"{domain.last_checked:%Y-%m-%d}" if domain.last_checked else "never"
+            warnings.append(
+                Warning(
+                    f"Sending domain {domain.name} ({domain.provider}) was last checked: "
+                    f"{when}. DNS changes since then (an expired DKIM key, an SPF edit) go "
+                    "unnoticed until mail bounces.",
+                    hint=f"Run `{command}` from cron, daily, so a broken record is seen first "
+                    "by you (TXMAIL['DOMAIN_CHECK_MAX_AGE'] sets how old is too old).",
+                    obj=domain,
+                    id="txmail.W003",
+                )
+            )
+    return warnings

@@ -54,6 +54,12 @@ class TxMailSettings:
     lease: float = 300.0
     #: Largest webhook body accepted, in bytes.
     webhook_max_bytes: int = 10 * 1024 * 1024
+    #: DNS servers domain checks ask ("host" or "host:port"); empty: the system's resolvers.
+    dns_nameservers: tuple[str, ...] = ()
+    #: Seconds one DNS question may take, retries included.
+    dns_timeout: float = 5.0
+    #: Seconds after which a domain's last DNS check counts as stale (system check W003).
+    domain_check_max_age: float = 7 * 24 * 3600.0
 
     def account(self, name: str) -> ProviderAccount:
         try:
@@ -65,7 +71,9 @@ class TxMailSettings:
             ) from None
 
 
-_CREDENTIAL_KEYS = ("API_KEY", "API_TOKEN", "WEBHOOK_SECRET")
+#: Nylas's service account (Manage Domains API): the key id and the RSA private key in PEM.
+SERVICE_ACCOUNT_KEYS = ("SERVICE_ACCOUNT_KEY_ID", "SERVICE_ACCOUNT_PRIVATE_KEY")
+_CREDENTIAL_KEYS = ("API_KEY", "API_TOKEN", "WEBHOOK_SECRET", *SERVICE_ACCOUNT_KEYS)
 _KNOWN_ACCOUNT_KEYS = {"ADAPTER", "API_URI", "SANDBOX", "WEBHOOK_SECRETS", *_CREDENTIAL_KEYS}
 
 
@@ -138,6 +146,12 @@ def _parse(raw: dict[str, Any]) -> TxMailSettings:
             "TXMAIL['LEASE'] must be longer than TXMAIL['TIMEOUT'], or a message still being "
             "sent could be taken by another worker."
         )
+    nameservers = raw.get("DNS_NAMESERVERS", ())
+    if isinstance(nameservers, str) or not all(isinstance(v, str) and v for v in nameservers):
+        raise ImproperlyConfigured(
+            "TXMAIL['DNS_NAMESERVERS'] must be a list of DNS servers, e.g. ['1.1.1.1', "
+            "'192.0.2.53:5353']."
+        )
     return TxMailSettings(
         providers=providers,
         default_provider=default,
@@ -149,6 +163,9 @@ def _parse(raw: dict[str, Any]) -> TxMailSettings:
         task_backend=raw.get("TASK_BACKEND", "default"),
         lease=lease,
         webhook_max_bytes=int(_seconds(raw, "WEBHOOK_MAX_BYTES", 10 * 1024 * 1024)),
+        dns_nameservers=tuple(nameservers),
+        dns_timeout=_seconds(raw, "DNS_TIMEOUT", 5),
+        domain_check_max_age=_seconds(raw, "DOMAIN_CHECK_MAX_AGE", 7 * 24 * 3600),
     )
 
 

@@ -39,9 +39,31 @@ class SendingDomain(models.Model):
         help_text=_("Send from this domain before its DNS is verified (for staging)."),
     )
     records = models.JSONField(
-        default=dict, blank=True, help_text=_("Status of each DNS record at the last check.")
+        default=dict,
+        blank=True,
+        help_text=_("Status of each DNS record at the last check (txmail_verify_domains)."),
     )
     last_checked = models.DateTimeField(null=True, blank=True)
+    provider_domain_id = models.CharField(
+        max_length=255,
+        blank=True,
+        verbose_name=_("provider's domain id"),
+        help_text=_(
+            "The provider's id for this domain (Nylas: the id in its Manage Domains API). "
+            "Left empty, it is looked up by name at the next check."
+        ),
+    )
+    dns_records = models.JSONField(
+        default=list,
+        blank=True,
+        verbose_name=_("DNS records to check"),
+        help_text=_(
+            "The records the provider's dashboard lists for this domain, as a JSON list of "
+            '{"purpose": "dkim", "type": "CNAME", "host": "...", "value": "..."}. '
+            "When set, they are checked instead of the provider's own (its documented set, "
+            "or Nylas's domains API)."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -50,6 +72,7 @@ class SendingDomain(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["name", "provider"], name="txmail_domain_per_provider")
         ]
+        permissions = [("verify_sendingdomain", "Can check a sending domain's DNS records")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.provider})"

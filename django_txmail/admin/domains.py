@@ -1,18 +1,132 @@
-"""Sending domains and grants in the admin."""
+"""Sending domains and grants in the admin.
+
+A domain's list row carries its DNS status as a badge; the "Check DNS now"
+action (a POST with CSRF, for users with the ``verify_sendingdomain``
+permission) runs the same check as ``manage.py txmail_verify_domains``, and
+the change page shows the last check's table: each record, what was
+expected, what was found, and the fix. The same check is offered on the
+change page as a button, posting to ``<id>/verify/``.
+"""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
+from ..dns.records import ERROR, FAILED, OK, PENDING, WARNING
+from ..dns.verify import make_lookup, verify_domains
 from ..models import Grant, SendingDomain
+
+_BADGE_COLOURS = {
+    SendingDomain.Status.VERIFIED: "#2e7d32",
+    SendingDomain.Status.PENDING: "#8a6d00",
+    SendingDomain.Status.FAILED: "#c62828",
+}
+_MARKS = {OK: "✓", FAILED: "✗", WARNING: "!", ERROR: "?", PENDING: "…"}
 
 
 @admin.register(SendingDomain)
 class SendingDomainAdmin(admin.ModelAdmin):
-    list_display = ["name", "provider", "status", "allow_unverified", "last_checked"]
+    list_display = ["name", "provider", "status_badge", "allow_unverified", "last_checked"]
     list_filter = ["status", "provider", "allow_unverified"]
     search_fields = ["name"]
-    readonly_fields = ["records", "last_checked", "created_at", "updated_at"]
+    actions = ["verify_now"]
+    readonly_fields = ["status", "dns_report", "last_checked", "created_at", "updated_at"]
+    fields = [
+        "name",
+        "provider",
+        "allow_unverified",
+        "status",
+        "last_checked",
+        "dns_report",
+        "provider_domain_id",
+        "dns_records",
+        "created_at",
+        "updated_at",
+    ]
+    change_form_template = "admin/django_txmail/sendingdomain/change_form.html"
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, obj: SendingDomain) -> str:
+        return format_html(
+            '<span class="txmail-badge" style="background:{};color:#fff;padding:1px 8px;'
+            'border-radius:9px;font-size:11px">{}</span>',
+            _BADGE_COLOURS.get(obj.status, "#555"),
+            obj.get_status_display(),
+        )
+
+    @admin.display(description=_("DNS records at the last check"))
+    def dns_report(self, obj: SendingDomain) -> str:
+        report = obj.records or {}
+        rows = [
+            {**row, "mark": _MARKS.get(row.get("status"), "?")} for row in report.get("records", [])
+        ]
+        return render_to_string(
+            "admin/django_txmail/sendingdomain/records.html",
+            {"report": report, "rows": rows, "problems": report.get("problems", [])},
+        )
+
+    def has_verify_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("django_txmail.verify_sendingdomain")
+
+    @admin.action(description=_("Check DNS now"), permissions=["verify"])
+    def verify_now(self, request: HttpRequest, queryset) -> None:
+        self._verify(request, list(queryset))
+
+    def get_urls(self):
+        verify = self.admin_site.admin_view(self.verify_view)
+        return [
+            path("<int:pk>/verify/", verify, name="django_txmail_sendingdomain_verify"),
+            *super().get_urls(),
+        ]
+
+    def verify_view(self, request: HttpRequest, pk: int):
+        """The change page's "Check DNS now" button: POST only (CSRF-checked by the admin)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_verify_permission(request):
+            raise PermissionDenied
+        domain = get_object_or_404(SendingDomain, pk=pk)
+        self._verify(request, [domain])
+        return HttpResponseRedirect(
+            reverse("admin:django_txmail_sendingdomain_change", args=[domain.pk])
+        )
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        context["can_verify"] = self.has_verify_permission(request)
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    def _verify(self, request: HttpRequest, domains: list[SendingDomain]) -> None:
+        try:
+            lookup = make_lookup()
+        except ValueError as exc:
+            self.message_user(request, f"TXMAIL['DNS_NAMESERVERS']: {exc}", messages.ERROR)
+            return
+        reports = verify_domains(domains, lookup)
+        passed = [r.domain for r in reports if r.passed]
+        if passed:
+            self.message_user(
+                request,
+                f"DNS of {', '.join(passed)}: every required record passes.",
+                messages.SUCCESS,
+            )
+        for report in reports:
+            if report.passed:
+                continue
+            blocking = [c for c in report.checks if c.blocking]
+            first = report.problems[:1] or [c.problem for c in blocking[:1]]
+            self.message_user(
+                request,
+                f"DNS of {report.domain}: {len(blocking)} record(s) to fix or recheck. {first[0]} "
+                "See the domain's page for every record and its fix.",
+                messages.WARNING,
+            )
 
 
 @admin.register(Grant)

@@ -27,6 +27,7 @@ from django.utils.module_loading import import_string
 
 from .. import __version__
 from ..conf import ProviderAccount
+from ..dns.records import ProviderVerdict, RequiredRecord
 from ..exceptions import ProviderAPIError, UnsupportedFeature
 from ..outbound import Feature, OutboundEmail
 
@@ -279,6 +280,50 @@ class Adapter:
     def parse_register_webhook(self, response: ProviderResponse) -> RegisteredWebhook:
         """The webhook the provider created, or ProviderAPIError."""
         raise UnsupportedFeature(self.account.name, "webhook registration through its API")
+
+    # Sending-domain DNS (``manage.py txmail_verify_domains``, ``django_txmail.dns``).
+
+    def required_records(self, domain: str) -> list[RequiredRecord]:
+        """The DNS records the provider documents for sending from ``domain``.
+
+        Empty when only the provider's domains API knows them (Nylas) or it
+        documents none; records entered on the ``SendingDomain`` replace these.
+        """
+        return []
+
+    #: The record types the provider's domains API describes and verifies, in
+    #: the order it checks them; empty when it has no such API.
+    domain_verification_types: ClassVar[tuple[str, ...]] = ()
+
+    def build_find_domain(self, domain: str, page_token: str = "") -> ProviderRequest:
+        """The request listing the provider's domains (one page), to find ``domain``'s id.
+
+        Raise ``ImproperlyConfigured`` when the account lacks what the API needs.
+        """
+        raise UnsupportedFeature(self.account.name, "a domains API")
+
+    def parse_find_domain(self, response: ProviderResponse, domain: str) -> tuple[str, str]:
+        """``(domain id, "")`` when the page lists ``domain``, else ``("", next page
+        token)``; ``("", "")`` when it is on no page. ProviderAPIError on failure."""
+        raise UnsupportedFeature(self.account.name, "a domains API")
+
+    def build_domain_info(self, domain_id: str, kind: str) -> ProviderRequest:
+        """The request for the record of type ``kind`` (one of ``domain_verification_types``)."""
+        raise UnsupportedFeature(self.account.name, "a domains API")
+
+    def parse_domain_info(
+        self, response: ProviderResponse, domain: str, kind: str
+    ) -> RequiredRecord:
+        """The record the provider wants for ``kind``, or ProviderAPIError."""
+        raise UnsupportedFeature(self.account.name, "a domains API")
+
+    def build_verify_domain(self, domain_id: str, kind: str) -> ProviderRequest:
+        """The request asking the provider to check the record of type ``kind`` now."""
+        raise UnsupportedFeature(self.account.name, "a domains API")
+
+    def parse_verify_domain(self, response: ProviderResponse, kind: str) -> ProviderVerdict:
+        """The provider's verdict (``done``, ``pending``, ``failed``), or ProviderAPIError."""
+        raise UnsupportedFeature(self.account.name, "a domains API")
 
     def redact(self, text: str) -> str:
         """Remove this account's credentials from text bound for logs or errors."""

@@ -66,6 +66,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..compose import MAX_IDEMPOTENCY_KEY
 from ..conf import ProviderAccount
+from ..dns.records import RequiredRecord
 from ..exceptions import (
     InvalidMessage,
     MessageTooLarge,
@@ -85,6 +86,7 @@ from .base import (
     WebhookEvent,
     deep_merge,
 )
+from .domain_records import mailerlogic_records
 
 ATTACHMENT_LIMIT = 10_000_000
 ATTACHMENTS_LIMIT = 25_000_000
@@ -285,6 +287,9 @@ class MailerLogicAdapter(Adapter):
         return self.api_error(response, message or "no error message", str(body.get("error") or ""))
 
     # -- webhooks --------------------------------------------------------------
+
+    def required_records(self, domain: str) -> list[RequiredRecord]:
+        return mailerlogic_records(domain)
 
     def parse_webhook(self, body: bytes, content_type: str) -> list[WebhookEvent]:
         """Events from one event object or ``{"events": [...]}`` (see the module doc)."""

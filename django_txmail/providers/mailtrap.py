@@ -53,6 +53,7 @@ from urllib.parse import quote, urlsplit
 from django.core.exceptions import ImproperlyConfigured
 
 from ..conf import ProviderAccount
+from ..dns.records import RequiredRecord
 from ..exceptions import (
     InvalidMessage,
     MessageTooLarge,
@@ -72,6 +73,7 @@ from .base import (
     WebhookEvent,
     deep_merge,
 )
+from .domain_records import mailtrap_records
 
 JSON_LIMIT = 9_500_000
 #: /api/batch: at most 500 messages and 50 MB a request (kept under, for the framing).
@@ -379,6 +381,9 @@ class MailtrapAdapter(Adapter):
         return self.api_error(response, message)
 
     # -- webhooks --------------------------------------------------------------
+
+    def required_records(self, domain: str) -> list[RequiredRecord]:
+        return mailtrap_records(domain)
 
     def parse_webhook(self, body: bytes, content_type: str) -> list[WebhookEvent]:
         return mailtrap_webhooks.parse(body)

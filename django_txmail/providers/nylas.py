@@ -20,6 +20,8 @@ Wire format: ``PROVIDERS.md`` → Nylas. In short:
 * the provider schedules ``send_at`` itself on the grant route, where
   schedules can be listed and cancelled; other scheduled mail waits in the
   outbox until it is due.
+* the sending domain's DNS records come from the Manage Domains API, signed
+  as a service account: ``nylas_domains.py``.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from .base import (
     deep_merge,
 )
 from .multipart import MultipartBody
+from .nylas_domains import NylasDomainsMixin
 
 JSON_LIMIT = 3_000_000
 MULTIPART_LIMIT = 25_000_000
@@ -58,7 +61,7 @@ METADATA_MAX_VALUE = 500
 SCHEDULE_WINDOW = (timedelta(minutes=1, seconds=30), timedelta(days=30))
 
 
-class NylasAdapter(Adapter):
+class NylasAdapter(NylasDomainsMixin, Adapter):
     name = "nylas"
     required_credentials = ("API_KEY",)
     routes = frozenset({"domain", "grant"})

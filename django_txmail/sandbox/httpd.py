@@ -40,7 +40,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedIOBase
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 logger = logging.getLogger("django_txmail.sandbox")
 
@@ -83,7 +83,10 @@ class Request:
         rfile: BufferedIOBase,
     ) -> None:
         self.method = method
-        self.path = urlsplit(target).path
+        parts = urlsplit(target)
+        self.path = parts.path
+        #: Query parameters (the last value of a repeated one).
+        self.query = dict(parse_qsl(parts.query))
         self.headers = headers
         #: "json" or "multipart" once an emulator has classified the body;
         #: shown in the request log.

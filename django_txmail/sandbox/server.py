@@ -34,6 +34,7 @@ from .mailerlogic import MailerLogicEmulator
 from .mailtrap import MailtrapEmulator
 from .mailtrap_templates import new_template as mailtrap_template
 from .nylas import NylasEmulator
+from .nylas_domains import NylasDomainsAPI
 from .nylas_notifications import NylasNotifications
 from .nylas_templates import new_template as nylas_template
 from .nylas_webhooks_api import NylasWebhooksAPI
@@ -112,7 +113,9 @@ class SandboxServer:
             self.set_webhook(provider, url, secret)
         self._state.on_message(self._webhooks.accept)
         nylas = NylasEmulator(self._state, nylas_api_keys)
+        self._nylas_domains = NylasDomainsAPI(wall_clock)
         emulators: list[_Emulator] = [
+            self._nylas_domains,
             nylas,
             NylasWebhooksAPI(self._webhooks, nylas.authorized, wall_clock),
             # MailerLogic's /api/v1/ before Mailtrap's /api/: unknown paths go to the longer.
@@ -223,11 +226,29 @@ class SandboxServer:
     def reset(self) -> None:
         """Forget messages, the request log, idempotency keys and injected
         faults, the webhook log, unposted notifications and registered
-        webhooks. The fault plan stays, started from scratch (see
+        webhooks, and the Nylas domains, service accounts and DNS servers.
+        The fault plan stays, started from scratch (see
         :meth:`set_fault_plan`), and so do configured webhook targets and
         options (see :meth:`clear_webhooks`)."""
         self._state.reset()
         self._webhooks.reset()
+        self._nylas_domains.reset()
+
+    def add_nylas_service_account(self, key_id: str, public_key_pem: str) -> None:
+        """Accept Manage Domains requests signed by this key (``X-Nylas-Kid: key_id``)."""
+        self._nylas_domains.add_service_account(key_id, public_key_pem)
+
+    def add_nylas_domain(self, address: str, records: Mapping[str, Mapping[str, str]]) -> str:
+        """Register a Nylas domain; returns its id. ``records`` maps each
+        verification type (``ownership``, ``spf``, ``dkim``, ``feedback``,
+        ``mx``) to the ``{host, type, value}`` its ``info`` answers with."""
+        return self._nylas_domains.add_domain(
+            address, {kind: dict(options) for kind, options in records.items()}
+        )
+
+    def set_dns_nameservers(self, servers: Iterable[tuple[str, int]]) -> None:
+        """The DNS servers (address, port) Nylas ``verify`` asks; none: the system's."""
+        self._nylas_domains.set_nameservers(list(servers))
 
     def add_template(
         self,
