@@ -54,6 +54,9 @@ class TxMailSettings:
     lease: float = 300.0
     #: Largest webhook body accepted, in bytes.
     webhook_max_bytes: int = 10 * 1024 * 1024
+    #: The admin dashboard warns about a sending domain past these rates (percent).
+    bounce_warning_percent: float = 4.0
+    complaint_warning_percent: float = 0.1
 
     def account(self, name: str) -> ProviderAccount:
         try:
@@ -149,6 +152,8 @@ def _parse(raw: dict[str, Any]) -> TxMailSettings:
         task_backend=raw.get("TASK_BACKEND", "default"),
         lease=lease,
         webhook_max_bytes=int(_seconds(raw, "WEBHOOK_MAX_BYTES", 10 * 1024 * 1024)),
+        bounce_warning_percent=_percent(raw, "BOUNCE_WARNING_PERCENT", 4.0),
+        complaint_warning_percent=_percent(raw, "COMPLAINT_WARNING_PERCENT", 0.1),
     )
 
 
@@ -157,6 +162,15 @@ def _seconds(raw: dict[str, Any], key: str, default: float) -> float:
     value = raw.get(key, default)
     if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
         raise ImproperlyConfigured(f"TXMAIL[{key!r}] must be a positive number.")
+    return float(value)
+
+
+def _percent(raw: dict[str, Any], key: str, default: float) -> float:
+    value = raw.get(key, default)
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= 100:
+        raise ImproperlyConfigured(
+            f"TXMAIL[{key!r}] must be a percentage above 0 and at most 100, such as {default}."
+        )
     return float(value)
 
 
