@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import nh3
 from django.utils.html import format_html
 
-_TAGS = nh3.ALLOWED_TAGS | {"style", "font", "body", "html", "head", "title"}
+_TAGS = nh3.ALLOWED_TAGS | {"style", "font", "body", "html", "head"}
 _ATTRIBUTES = {
     "*": {"style", "class", "id", "align", "valign", "dir", "lang", "title", "width", "height"},
     "a": {"href", "name"},
