@@ -41,7 +41,9 @@ def support_client(*codenames: str) -> Client:
 def csrf_post(client: Client, path: str, data: dict | None = None, *, page: str):
     """POST like the browser does: with the CSRF token of the page the form is on."""
     client.get(page)
-    return client.post(path, {**(data or {}), "csrfmiddlewaretoken": client.cookies["csrftoken"].value})
+    return client.post(
+        path, {**(data or {}), "csrfmiddlewaretoken": client.cookies["csrftoken"].value}
+    )
 
 
 def test_resend_asks_first_then_opens_the_new_message(sent, sandbox):

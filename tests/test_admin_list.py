@@ -99,7 +99,8 @@ def _sql(queries) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "params", [{}, {"status__exact": "sent"}, {"q": "ann@x.example"}, {"route_domain": "example.com"}]
+    "params",
+    [{}, {"status__exact": "sent"}, {"q": "ann@x.example"}, {"route_domain": "example.com"}],
 )
 def test_the_list_never_counts_the_table(admin_client, params):
     for _ in range(3):

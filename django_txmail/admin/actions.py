@@ -120,7 +120,9 @@ class MessageActions:
             self.message_user(request, str(exc), messages.WARNING)
         else:
             self.message_user(
-                request, f"{done} message {message.pk}; it is {message.status} now.", messages.SUCCESS
+                request,
+                f"{done} message {message.pk}; it is {message.status} now.",
+                messages.SUCCESS,
             )
         return HttpResponseRedirect(
             reverse(f"{self.admin_site.name}:django_txmail_message_change", args=[message.pk])

@@ -71,7 +71,8 @@ def _start(days: int) -> datetime:
 def daily(days: int = DAYS) -> list[Day]:
     """Sent messages and delivered/bounced/complained events per day, oldest first."""
     start = _start(days)
-    table = {start.date() + timedelta(days=n): Day(start.date() + timedelta(days=n)) for n in range(days)}
+    dates = [start.date() + timedelta(days=n) for n in range(days)]
+    table = {day: Day(day) for day in dates}
     sent = (
         Message.objects.filter(sent_at__gte=start)
         .annotate(day=TruncDate("sent_at"))
@@ -162,8 +163,9 @@ def chart(days: list[Day], width: int = 760, height: int = 260) -> Chart:
     series = []
     for name, colour in SERIES:
         dots = [
-            (round(left + i * step, 1), y(getattr(d, name)), f"{d.day:%b %d}: {getattr(d, name)} {name}")
+            (round(left + i * step, 1), y(value), f"{d.day:%b %d}: {value} {name}")
             for i, d in enumerate(days)
+            for value in [getattr(d, name)]
         ]
         series.append(
             {
@@ -174,7 +176,7 @@ def chart(days: list[Day], width: int = 760, height: int = 260) -> Chart:
                 "total": sum(getattr(d, name) for d in days),
             }
         )
-    ticks = [(y(highest * n // 4), highest * n // 4) for n in range(5)]
+    ticks = [(y(value), value) for value in range(0, highest + 1, max(1, highest // 5))]
     labels = [
         (round(left + i * step, 1), f"{d.day:%b %d}")
         for i, d in enumerate(days)

@@ -277,7 +277,9 @@ class MessageAdmin(MessageActions, admin.ModelAdmin):
         resends = obj.resends.order_by("created_at").values_list("pk", "status")
         return (
             format_html_join(
-                ", ", '<a href="{}">{}</a> ({})', ((reverse(change, args=[pk]), pk, s) for pk, s in resends)
+                ", ",
+                '<a href="{}">{}</a> ({})',
+                ((reverse(change, args=[pk]), pk, s) for pk, s in resends),
             )
             or "-"
         )
