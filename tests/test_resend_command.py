@@ -91,7 +91,7 @@ def test_refuses_to_resend_everything_without_a_selector(sandbox, domain):
     ("args", "error"),
     [
         (["--id", "not-a-uuid"], "is not a message id"),
-        (["--id", str(uuid.UUID(int=7))], "No message with id 00000000-0000-0000-0000-000000000007"),
+        (["--id", str(uuid.UUID(int=7))], "No message with id 00000000-0000-0000-0000-0000000"),
         (["--since", "yesterday"], "--since 'yesterday' is not a date"),
         (["--until", "2026-02-30"], "--until '2026-02-30' is not a date"),
         (["--since", "2026-05-02", "--until", "2026-05-01"], "--since must come before --until"),
