@@ -21,9 +21,7 @@ pytestmark = pytest.mark.django_db
 
 
 def age(message: Message, days: int) -> Message:
-    Message.objects.filter(pk=message.pk).update(
-        created_at=timezone.now() - timedelta(days=days)
-    )
+    Message.objects.filter(pk=message.pk).update(created_at=timezone.now() - timedelta(days=days))
     return message
 
 

@@ -153,7 +153,7 @@ def _ceiling(value: int) -> int:
 
 
 def chart(days: list[Day], width: int = 760, height: int = 260) -> Chart:
-    left, right, top, bottom = 48, 12, 12, height - 28
+    left, right, top, bottom = 48, 36, 12, height - 28
     highest = _ceiling(max([1, *(getattr(d, name) for d in days for name, _ in SERIES)]))
     step = (width - left - right) / max(1, len(days) - 1)
 
