@@ -127,3 +127,17 @@ def test_only_failed_or_waiting_messages_can_be_retried(sandbox, domain, status)
     with pytest.raises(CannotRetry, match=f"is {status}"):
         retry(message)
     assert len(sandbox.messages) == 1
+
+
+def test_retry_goes_through_a_task_when_delivery_is_by_task(
+    sandbox, domain, settings, django_capture_on_commit_callbacks
+):
+    sandbox.inject(Fault(status=400))
+    with pytest.raises(Exception, match="400"):
+        send()
+    failed = Message.objects.get()
+    settings.TXMAIL = settings.TXMAIL | {"DELIVERY": "task"}
+    with django_capture_on_commit_callbacks(execute=True):
+        assert retry(failed).status == "queued"
+    failed.refresh_from_db()
+    assert failed.status == "sent" and failed.attempts == 2

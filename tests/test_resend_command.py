@@ -153,3 +153,15 @@ def test_a_failed_resend_is_counted_and_pointed_at(sandbox, domain):
     sandbox.inject(Fault(status=400, message="Recipient rejected"))
     out, _ = run("--id", str(message.pk), "--yes")
     assert "Resent 1 message(s) (1 failed)." in out and "keep their error in the admin" in out
+
+
+def test_on_a_terminal_progress_is_a_bar_redrawn_in_place(sandbox, domain):
+    for n in range(3):
+        send(to=f"user{n}@x.example")
+    out, err = io.StringIO(), Terminal()
+    call_command("txmail_resend", "--status", "sent", "--yes", stdout=out, stderr=err)
+    assert err.getvalue() == (
+        "\r[##########....................] 1/3"
+        "\r[####################..........] 2/3"
+        "\r[##############################] 3/3\n"
+    )
