@@ -78,7 +78,7 @@ def resend(message: Message, *, force: bool = False, sender: Sender | None = Non
     with transaction.atomic(using=using):
         # Locked, so two people resending at once make one copy, not two.
         original = (
-            Message.objects.select_for_update()
+            Message.objects.select_for_update(of=("self",))
             .select_related("sending_domain", "grant")
             .get(pk=message.pk)
         )
