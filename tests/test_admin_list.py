@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from django_txmail.models import Message, SendingDomain, Template
 
-from .message_rows import message_row
+from .message_rows import event_row, message_row
 
 pytestmark = pytest.mark.django_db
 URL = reverse("admin:django_txmail_message_changelist")
@@ -174,3 +174,17 @@ def test_every_filter_and_the_list_order_have_an_index():
         assert column in leaders, column
     for lookup in ("provider_message_id", "sent_at"):
         assert lookup in leaders, lookup
+
+
+def test_the_event_list_never_counts_either_and_shows_the_newest_first(admin_client):
+    message = message_row()
+    older = event_row(message, "delivered", occurred_at=timezone.now() - timedelta(hours=1))
+    newer = event_row(message, "opened")
+    url = reverse("admin:django_txmail_deliveryevent_changelist")
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(url, {"type__exact": "delivered"})
+    assert [e.pk for e in response.context["cl"].result_list] == [older.pk]
+    assert not [sql for sql in _sql(queries) if "COUNT(" in sql]
+    everything = admin_client.get(url)
+    assert [e.pk for e in everything.context["cl"].result_list] == [newer.pk, older.pk]
+    assert "2 delivery events" in everything.text

@@ -29,7 +29,7 @@ from . import dashboard
 from .actions import MessageActions
 from .base import ReadOnlyInline
 from .filters import DomainFilter, ProviderFilter, TemplateFilter
-from .paginators import OutboxChangeList, OutboxPaginator, requested_page
+from .paginators import CountlessList
 from .preview import preview_frame
 
 #: Badge colour per status: good, on its way, bad, neutral.
@@ -100,7 +100,7 @@ class EventInline(ReadOnlyInline):
 
 
 @admin.register(Message)
-class MessageAdmin(MessageActions, admin.ModelAdmin):
+class MessageAdmin(MessageActions, CountlessList, admin.ModelAdmin):
     list_display = [
         "subject",
         "recipients",
@@ -132,9 +132,7 @@ class MessageAdmin(MessageActions, admin.ModelAdmin):
         "subject, our message id or the provider's."
     )
     list_select_related = False
-    show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
-    list_max_show_all = 0  # "show all" would load the whole outbox
     inlines = [AttachmentInline, AttemptInline, EventInline]
     fieldsets = [
         (
@@ -211,12 +209,6 @@ class MessageAdmin(MessageActions, admin.ModelAdmin):
         return False
 
     # --- the list -----------------------------------------------------------
-
-    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
-        return OutboxPaginator(queryset, per_page, page_number=requested_page(request))
-
-    def get_changelist(self, request, **kwargs):
-        return OutboxChangeList
 
     def changelist_view(self, request, extra_context=None):
         extra = {"dashboard_url": reverse(f"{self.admin_site.name}:django_txmail_dashboard")}

@@ -68,6 +68,24 @@ def requested_page(request) -> int:
         return 1
 
 
+class CountlessList:
+    """Mixed into a ModelAdmin of a big table: pages without COUNT(*), no "show all".
+
+    The model needs ``pagination.html`` and ``search_form.html`` under
+    ``admin/django_txmail/<model>/`` that use ``cl.count_text`` and the
+    previous/next links (see the message list's).
+    """
+
+    show_full_result_count = False
+    list_max_show_all = 0  # "show all" would load the whole table
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        return OutboxPaginator(queryset, per_page, page_number=requested_page(request))
+
+    def get_changelist(self, request, **kwargs):
+        return OutboxChangeList
+
+
 class OutboxChangeList(ChangeList):
     """The change list with previous/next links and an honest count for OutboxPaginator."""
 
