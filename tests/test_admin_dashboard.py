@@ -113,3 +113,14 @@ def test_the_dashboard_needs_permission_to_view_messages(client):
     assert client.get(URL).status_code == 302
     client.force_login(User.objects.create_user("nobody", password="pw", is_staff=True))
     assert client.get(URL).status_code == 403
+
+
+@pytest.mark.parametrize("value", [0, -1, 101, "4", True])
+def test_a_threshold_that_is_not_a_percentage_is_a_clear_error(settings, value):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from django_txmail.conf import get_settings
+
+    settings.TXMAIL = settings.TXMAIL | {"COMPLAINT_WARNING_PERCENT": value}
+    with pytest.raises(ImproperlyConfigured, match="COMPLAINT_WARNING_PERCENT.*percentage"):
+        get_settings()
