@@ -22,15 +22,15 @@ import argparse
 import hashlib
 import hmac
 import json
-import os
 import random
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import benchdb  # noqa: E402  (next to this script, so on sys.path)
 
 SECRET = "bench-secret"
 TARGET = 2000
@@ -40,23 +40,7 @@ def configure(db: str, tmp: str) -> str:
     import django
     from django.conf import settings
 
-    if db == "postgres":
-        name = f"txmail_bench_{uuid.uuid4().hex[:8]}"
-        database = {
-            "ENGINE": "django.db.backends.postgresql",
-            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
-            "PORT": os.environ.get("PGPORT", "5432"),
-            "USER": os.environ.get("PGUSER", "postgres"),
-            "PASSWORD": os.environ.get("PGPASSWORD", ""),
-            "NAME": name,
-        }
-    else:
-        name = os.path.join(tmp, "bench.sqlite3")
-        database = {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": name,
-            "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL;"},
-        }
+    name, database = benchdb.create(db, tmp)
     settings.configure(
         DEBUG=False,
         SECRET_KEY="bench",
@@ -82,42 +66,11 @@ def configure(db: str, tmp: str) -> str:
             }
         },
     )
-    if db == "postgres":
-        import psycopg
-
-        with psycopg.connect(
-            dbname="postgres",
-            autocommit=True,
-            host=database["HOST"],
-            port=database["PORT"],
-            user=database["USER"],
-            password=database["PASSWORD"],
-        ) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
     django.setup()
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
     return name
-
-
-def drop(db: str, name: str) -> None:
-    if db != "postgres":
-        return
-    from django.db import connections
-
-    connections.close_all()
-    import psycopg
-
-    with psycopg.connect(
-        dbname="postgres",
-        autocommit=True,
-        host=os.environ.get("PGHOST"),
-        port=os.environ.get("PGPORT"),
-        user=os.environ.get("PGUSER"),
-        password=os.environ.get("PGPASSWORD", ""),
-    ) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -210,7 +163,7 @@ def main() -> int:
         try:
             return run(args)
         finally:
-            drop(args.db, name)
+            benchdb.drop(args.db, name)
 
 
 if __name__ == "__main__":

@@ -60,6 +60,9 @@ class TxMailSettings:
     dns_timeout: float = 5.0
     #: Seconds after which a domain's last DNS check counts as stale (system check W003).
     domain_check_max_age: float = 7 * 24 * 3600.0
+    #: The admin dashboard warns about a sending domain past these rates (percent).
+    bounce_warning_percent: float = 4.0
+    complaint_warning_percent: float = 0.1
 
     def account(self, name: str) -> ProviderAccount:
         try:
@@ -166,6 +169,8 @@ def _parse(raw: dict[str, Any]) -> TxMailSettings:
         dns_nameservers=tuple(nameservers),
         dns_timeout=_seconds(raw, "DNS_TIMEOUT", 5),
         domain_check_max_age=_seconds(raw, "DOMAIN_CHECK_MAX_AGE", 7 * 24 * 3600),
+        bounce_warning_percent=_percent(raw, "BOUNCE_WARNING_PERCENT", 4.0),
+        complaint_warning_percent=_percent(raw, "COMPLAINT_WARNING_PERCENT", 0.1),
     )
 
 
@@ -174,6 +179,15 @@ def _seconds(raw: dict[str, Any], key: str, default: float) -> float:
     value = raw.get(key, default)
     if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
         raise ImproperlyConfigured(f"TXMAIL[{key!r}] must be a positive number.")
+    return float(value)
+
+
+def _percent(raw: dict[str, Any], key: str, default: float) -> float:
+    value = raw.get(key, default)
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= 100:
+        raise ImproperlyConfigured(
+            f"TXMAIL[{key!r}] must be a percentage above 0 and at most 100, such as {default}."
+        )
     return float(value)
 
 

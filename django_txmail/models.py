@@ -379,17 +379,39 @@ class Message(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # To, Cc and Bcc addresses, lowercased, one per line: what the admin's
+    # recipient search looks in (the JSON columns cannot be searched
+    # alike on every database). Kept in step by save().
+    recipient_emails = models.TextField(blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "next_attempt_at"], name="txmail_msg_due")]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="txmail_msg_due"),
+            # Every admin filter, newest first (the list's order).
+            models.Index(fields=["status", "-created_at"], name="txmail_msg_status_new"),
+            models.Index(fields=["provider", "-created_at"], name="txmail_msg_provider_new"),
+            models.Index(fields=["route", "-created_at"], name="txmail_msg_route_new"),
+            models.Index(fields=["route_domain", "-created_at"], name="txmail_msg_domain_new"),
+            models.Index(fields=["template", "-created_at"], name="txmail_msg_template_new"),
+            # The dashboard's messages sent per day and per domain.
+            models.Index(fields=["sent_at"], name="txmail_msg_sent"),
+        ]
         permissions = [
             ("resend_message", "Can resend a message"),
             ("cancel_message", "Can cancel a message that has not been sent"),
+            ("retry_message", "Can retry a failed message now"),
         ]
 
     def __str__(self) -> str:
         return f"{self.subject or '(no subject)'} → {self.recipient_summary}"
+
+    def save(self, *args, **kwargs):
+        self.recipient_emails = "\n".join(email.lower() for email in self.recipients)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and {"to", "cc", "bcc"} & set(update_fields):
+            kwargs["update_fields"] = {*update_fields, "recipient_emails"}
+        super().save(*args, **kwargs)
 
     @property
     def recipients(self) -> list[str]:
@@ -501,6 +523,8 @@ class DeliveryEvent(models.Model):
         indexes = [
             models.Index(fields=["message", "occurred_at"], name="txmail_event_timeline"),
             models.Index(fields=["ingest_batch"], name="txmail_event_batch"),
+            # The dashboard's events per day; cleanup of old unattached events.
+            models.Index(fields=["occurred_at", "type"], name="txmail_event_day"),
         ]
 
     def __str__(self) -> str:

@@ -27,6 +27,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # The admin's CSS and JavaScript for the browser tests (tests/test_admin_browser.py).
+    "django.contrib.staticfiles",
     "rest_framework",
     "django_txmail",
     # Task delivery (tests/test_tasks.py): the database and RQ task backends.

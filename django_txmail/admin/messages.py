@@ -1,22 +1,72 @@
-"""The outbox in the admin: every message, read-only, with its attempts and events."""
+"""The outbox in the admin: every message, read-only, with its attempts and events.
+
+Built for a support team on a big table: the list never counts the table
+(``OutboxPaginator``), every filter runs on an index and takes its choices
+from small tables (``filters.py``), and no column follows a foreign key,
+so a page is two short queries whatever its size. A message shows its HTML
+in a sandboxed frame (``preview.py``), its text, attachments to download,
+every attempt and the delivery-event timeline; resend, retry and cancel are
+in ``actions.py``; the dashboard in ``dashboard.py``.
+"""
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
-from django.utils.html import format_html_join
-from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
+import re
+import unicodedata
 
-from ..delivery import Sender
-from ..exceptions import TxMailError
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from ..conf import get_settings
 from ..models import Attempt, DeliveryEvent, Message, MessageAttachment
-from ..scheduling import cancel
+from ..outbox import attachment_storage
+from . import dashboard
+from .actions import MessageActions
 from .base import ReadOnlyInline
+from .filters import DomainFilter, ProviderFilter, TemplateFilter
+from .paginators import CountlessList
+from .preview import preview_frame
+
+#: Badge colour per status: good, on its way, bad, neutral.
+BADGE = {
+    Message.Status.DELIVERED: "good",
+    Message.Status.SENT: "good",
+    Message.Status.QUEUED: "waiting",
+    Message.Status.SCHEDULED: "waiting",
+    Message.Status.SENDING: "waiting",
+    Message.Status.DEFERRED: "waiting",
+    Message.Status.BOUNCED: "bad",
+    Message.Status.COMPLAINED: "bad",
+    Message.Status.REJECTED: "bad",
+    Message.Status.FAILED: "bad",
+    Message.Status.CANCELLED: "neutral",
+}
+
+
+def download_name(attachment: MessageAttachment) -> str:
+    """A filename safe to offer for download: no folders, no control characters."""
+    name = attachment.filename.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip(" .")
+    return re.sub(r"\s+", " ", name)[:200] or f"attachment-{attachment.position}"
 
 
 class AttachmentInline(ReadOnlyInline):
     model = MessageAttachment
-    fields = ["position", "filename", "mimetype", "size", "inline", "content_id", "sha256"]
+    fields = ["position", "download", "mimetype", "size", "inline", "content_id", "sha256"]
+    readonly_fields = fields
+
+    @admin.display(description=_("file"))
+    def download(self, obj: MessageAttachment):
+        url = reverse(
+            f"{self.admin_site.name}:django_txmail_message_attachment",
+            args=[obj.message_id, obj.position],
+        )
+        return format_html('<a href="{}" download>{}</a>', url, download_name(obj))
 
 
 class AttemptInline(ReadOnlyInline):
@@ -50,36 +100,53 @@ class EventInline(ReadOnlyInline):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(MessageActions, CountlessList, admin.ModelAdmin):
     list_display = [
         "subject",
         "recipients",
         "from_address",
-        "status",
+        "status_badge",
         "route",
         "provider",
+        "template",
         "attempts",
         "created_at",
     ]
-    list_filter = ["status", "route", "provider"]
-    search_fields = ["=id", "subject", "from_address", "=provider_message_id", "=idempotency_key"]
-    date_hierarchy = "created_at"
+    list_filter = [
+        "status",
+        ProviderFilter,
+        "route",
+        DomainFilter,
+        TemplateFilter,
+        ("created_at", admin.DateFieldListFilter),
+    ]
+    search_fields = [
+        "=id",
+        "=provider_message_id",
+        "=idempotency_key",
+        "recipient_emails",
+        "subject",
+    ]
+    search_help_text = _(
+        "A recipient address or part of one with its @ (ann@, @example.com), words of the "
+        "subject, our message id or the provider's."
+    )
     list_select_related = False
-    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     inlines = [AttachmentInline, AttemptInline, EventInline]
-    actions = ["cancel_messages"]
     fieldsets = [
         (
             None,
             {
                 "fields": [
                     "id",
-                    "status",
+                    "status_badge",
                     "recipient_status",
                     "route",
                     "provider",
                     "sending_domain",
                     "grant",
+                    "template_display",
                 ]
             },
         ),
@@ -100,8 +167,8 @@ class MessageAdmin(admin.ModelAdmin):
             {
                 "fields": [
                     "subject",
-                    "text_body",
-                    "html_body",
+                    "html_preview",
+                    "text_display",
                     "headers",
                     "metadata",
                     "tags",
@@ -123,6 +190,7 @@ class MessageAdmin(admin.ModelAdmin):
                     "last_error",
                     "last_error_type",
                     "resent_from",
+                    "resends_display",
                     "created_at",
                     "sent_at",
                     "updated_at",
@@ -140,30 +208,85 @@ class MessageAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
-    def has_cancel_permission(self, request) -> bool:
-        return request.user.has_perm("django_txmail.cancel_message")
+    # --- the list -----------------------------------------------------------
 
-    @admin.action(description=_("Cancel selected messages not sent yet"), permissions=["cancel"])
-    def cancel_messages(self, request, queryset):
-        cancelled, refused = 0, []
-        sender = Sender(pool_size=1)
-        try:
-            for message in queryset:
-                try:
-                    cancel(message, sender=sender)
-                    cancelled += 1
-                except TxMailError as exc:
-                    refused.append(str(exc))
-        finally:
-            sender.close()
-        if cancelled:
-            self.message_user(
-                request,
-                ngettext("Cancelled %d message.", "Cancelled %d messages.", cancelled) % cancelled,
-                messages.SUCCESS,
+    def changelist_view(self, request, extra_context=None):
+        extra = {"dashboard_url": reverse(f"{self.admin_site.name}:django_txmail_dashboard")}
+        return super().changelist_view(request, {**extra, **(extra_context or {})})
+
+    def get_search_results(self, request, queryset, search_term):
+        """A term with an @ is (part of) an address: look only at the recipients.
+
+        Skipping the subject and the ids there halves the work on a big
+        table; the column holds lowercased addresses, so a plain LIKE does
+        (no UPPER() on every row).
+        """
+        term = search_term.strip()
+        if "@" in term and not any(c.isspace() for c in term):
+            return queryset.filter(recipient_emails__contains=term.lower()), False
+        return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, obj: Message):
+        return format_html(
+            '<span class="txmail-badge txmail-{}">{}</span>',
+            BADGE.get(obj.status, "neutral"),
+            obj.get_status_display(),
+        )
+
+    @admin.display(description=_("recipients"))
+    def recipients(self, obj: Message) -> str:
+        return obj.recipient_summary
+
+    # --- one message --------------------------------------------------------
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        message = self.get_object(request, object_id)
+        extra = {
+            "can_resend": message is not None and self.has_resend_permission(request),
+            "can_retry": message is not None
+            and self.has_retry_permission(request)
+            and (
+                message.status == Message.Status.FAILED
+                or (message.status == Message.Status.QUEUED and message.next_attempt_at)
+            ),
+            "can_cancel": message is not None
+            and self.has_cancel_permission(request)
+            and message.status in (Message.Status.QUEUED, Message.Status.SCHEDULED),
+        }
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
+    @admin.display(description=_("HTML part"))
+    def html_preview(self, obj: Message):
+        if not obj.html_body:
+            return "-"
+        return preview_frame(obj.html_body)
+
+    @admin.display(description=_("text part"))
+    def text_display(self, obj: Message):
+        if obj.text_body is None:
+            return "-"
+        return format_html('<pre class="txmail-text">{}</pre>', obj.text_body)
+
+    @admin.display(description=_("template"))
+    def template_display(self, obj: Message) -> str:
+        if not obj.template:
+            return "-"
+        language = f" [{obj.template_language}]" if obj.template_language else ""
+        return f"{obj.template} v{obj.template_version or '?'}{language}"
+
+    @admin.display(description=_("resent as"))
+    def resends_display(self, obj: Message):
+        change = f"{self.admin_site.name}:django_txmail_message_change"
+        resends = obj.resends.order_by("created_at").values_list("pk", "status")
+        return (
+            format_html_join(
+                ", ",
+                '<a href="{}">{}</a> ({})',
+                ((reverse(change, args=[pk]), pk, s) for pk, s in resends),
             )
-        for reason in refused:
-            self.message_user(request, reason, messages.WARNING)
+            or "-"
+        )
 
     @staticmethod
     def _addresses(values):
@@ -173,10 +296,6 @@ class MessageAdmin(admin.ModelAdmin):
             )
             or "-"
         )
-
-    @admin.display(description=_("recipients"))
-    def recipients(self, obj: Message) -> str:
-        return obj.recipient_summary
 
     @admin.display(description=_("from"))
     def from_display(self, obj: Message):
@@ -197,3 +316,64 @@ class MessageAdmin(admin.ModelAdmin):
     @admin.display(description=_("reply to"))
     def reply_to_display(self, obj: Message):
         return self._addresses(obj.reply_to)
+
+    # --- extra pages --------------------------------------------------------
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        extra = [
+            path("dashboard/", view(self.dashboard_view), name="django_txmail_dashboard"),
+            path(
+                "<path:object_id>/attachments/<int:position>/",
+                view(self.attachment_view),
+                name="django_txmail_message_attachment",
+            ),
+        ]
+        extra += [
+            path(f"<path:object_id>/{name}/", view(function), name=f"django_txmail_message_{name}")
+            for name, function in self.action_views().items()
+        ]
+        return extra + super().get_urls()
+
+    def attachment_view(self, request: HttpRequest, object_id: str, position: int) -> HttpResponse:
+        """Download one attachment from storage, for users who may view the message."""
+        message = self.get_object(request, object_id)
+        if message is None:
+            raise Http404(f"No message {object_id}.")
+        if not self.has_view_permission(request, message):
+            raise PermissionDenied
+        attachment = message.attachments.filter(position=position).first()
+        if attachment is None:
+            raise Http404(f"Message {object_id} has no attachment {position}.")
+        try:
+            stored = attachment_storage().open(attachment.storage_name, "rb")
+        except OSError:
+            raise Http404(
+                f"The file of attachment {position} is no longer in storage "
+                "(deleted by a clean-up?)."
+            ) from None
+        # Never rendered by the browser in the admin's origin, whatever it claims to be.
+        response = FileResponse(
+            stored,
+            as_attachment=True,
+            filename=download_name(attachment),
+            content_type="application/octet-stream",
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        days = dashboard.daily()
+        config = get_settings()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Transactional mail: the last %(days)d days") % {"days": dashboard.DAYS},
+            "opts": self.model._meta,
+            "chart": dashboard.chart(days),
+            "domains": dashboard.domain_health(),
+            "bounce_warning": config.bounce_warning_percent,
+            "complaint_warning": config.complaint_warning_percent,
+        }
+        return TemplateResponse(request, "admin/django_txmail/dashboard.html", context)

@@ -1,0 +1,237 @@
+"""Admin message list benchmark: server time of the change list on a big outbox.
+
+Run by hand from the repository root (never from the test suite)::
+
+    scripts/postgres.sh run -- python bench/admin_list.py              # PostgreSQL, 100,000
+    python bench/admin_list.py --db sqlite --messages 20000             # SQLite
+
+It configures Django itself (a fresh database on the PostgreSQL server the
+``PG*`` variables point at, dropped at the end; or a SQLite file in a
+temporary directory), bulk-inserts ``--messages`` messages spread over 90
+days (statuses, providers, sending domains, templates and recipients
+varied), runs ANALYZE, logs in a superuser and requests the real admin
+change list through Django's request handling (the test client: the full
+middleware and admin stack, no sockets). Each page is requested
+``--repeat`` times after two warm-up requests; the median and the slowest
+are reported with the number of queries, and any ``COUNT(`` query is
+flagged. Target: median under 300 ms for the first page and for a
+filtered page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import benchdb  # noqa: E402  (next to this script, so on sys.path)
+
+TARGET_MS = 300
+URL = "/admin/django_txmail/message/"
+PAGES = [
+    ("first page", {}, True),
+    ("status = bounced", {"status__exact": "bounced"}, True),
+    ("domain = d7.example", {"route_domain": "d7.example"}, False),
+    ("template = welcome", {"template": "welcome"}, False),
+    ("search a recipient", {"q": "user4242@customers.example"}, False),
+    ("search a subject word", {"q": "invoice"}, False),
+    ("a page deep in the list", {"p": "50"}, False),
+]
+
+urlpatterns: list = []  # filled by configure(): this module is the URLconf
+
+
+def configure(db: str, tmp: str) -> str:
+    import django
+    from django.conf import settings
+
+    name, database = benchdb.create(db, tmp)
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="bench",
+        USE_TZ=True,
+        ALLOWED_HOSTS=["testserver"],
+        INSTALLED_APPS=[
+            "django.contrib.admin",
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "django.contrib.sessions",
+            "django.contrib.messages",
+            "rest_framework",
+            "django_txmail",
+        ],
+        MIDDLEWARE=[
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.middleware.common.CommonMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "django.contrib.messages.middleware.MessageMiddleware",
+        ],
+        TEMPLATES=[
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "APP_DIRS": True,
+                "OPTIONS": {
+                    "context_processors": [
+                        "django.template.context_processors.request",
+                        "django.contrib.auth.context_processors.auth",
+                        "django.contrib.messages.context_processors.messages",
+                    ]
+                },
+            }
+        ],
+        ROOT_URLCONF=__name__,
+        STATIC_URL="/static/",
+        DATABASES={"default": database},
+        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+        TXMAIL={
+            "PROVIDERS": {
+                name: {"ADAPTER": name, "API_KEY": "k", "API_URI": "http://127.0.0.1:9"}
+                for name in ("nylas", "mailtrap", "mailerlogic")
+            },
+            "DEFAULT_PROVIDER": "nylas",
+        },
+    )
+    django.setup()
+    from django.contrib import admin
+    from django.urls import path
+
+    urlpatterns.append(path("admin/", admin.site.urls))
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return name
+
+
+def fill(count: int) -> float:
+    """Bulk-insert ``count`` messages; return the seconds it took."""
+    import random
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from django_txmail.models import Message, SendingDomain, Template
+
+    rng = random.Random(42)
+    started = time.perf_counter()
+    domains = [f"d{n}.example" for n in range(20)]
+    SendingDomain.objects.bulk_create(
+        [SendingDomain(name=d, provider="nylas", status="verified") for d in domains]
+    )
+    slugs = ["welcome", "receipt", "password-reset", "invoice", "alert"]
+    Template.objects.bulk_create(
+        [Template(slug=s, name=s.title(), subject=s, html=f"<p>{s}</p>") for s in slugs]
+    )
+    statuses = ["delivered"] * 80 + ["sent"] * 10 + ["bounced"] * 4 + ["failed"] * 2
+    statuses += ["complained", "deferred", "queued", "cancelled"]
+    now = timezone.now()
+    batch = []
+    for n in range(count):
+        to = f"user{rng.randrange(count // 2 or 1)}@customers.example"
+        slug = rng.choice(slugs)
+        created = now - timedelta(seconds=rng.randrange(90 * 86400))
+        batch.append(
+            Message(
+                route="domain",
+                provider=rng.choice(["nylas", "nylas", "mailtrap", "mailerlogic"]),
+                route_domain=rng.choice(domains),
+                from_email={"email": "noreply@d1.example", "name": "Shop"},
+                from_address="noreply@d1.example",
+                to=[{"email": to, "name": ""}],
+                recipient_emails=to,
+                subject=f"Your {slug} #{n}",
+                text_body="Thanks for your order. " * 20,
+                html_body="<p>Thanks for your order.</p>" * 20,
+                status=rng.choice(statuses),
+                idempotency_key=f"bench-{n}",
+                content_hash="0" * 64,
+                provider_message_id=f"pm-{n}",
+                template=slug,
+                template_version=1,
+                created_at=created,
+                sent_at=created,
+            )
+        )
+        if len(batch) == 5000:
+            Message.objects.bulk_create(batch)
+            batch = []
+    Message.objects.bulk_create(batch)
+    # bulk_create cannot skip auto_now_add: spread created_at as generated.
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE django_txmail_message SET created_at = sent_at")
+        cursor.execute("ANALYZE")
+    return time.perf_counter() - started
+
+
+def measure(client, params: dict, repeat: int) -> tuple[list[float], int, int]:
+    """Milliseconds per request, queries per request and COUNT queries per request."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for _ in range(2):
+        assert client.get(URL, params).status_code == 200
+    times = []
+    for _ in range(repeat):
+        with CaptureQueriesContext(connection) as queries:
+            started = time.perf_counter()
+            response = client.get(URL, params)
+            times.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, response.status_code
+    counts = sum("COUNT(" in q["sql"].upper() for q in queries.captured_queries)
+    return times, len(queries.captured_queries), counts
+
+
+def run(args: argparse.Namespace) -> int:
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.test import Client
+
+    seconds = fill(args.messages)
+    print(
+        f"{connection.vendor}: {args.messages:,} messages inserted in {seconds:.1f} s; "
+        f"{args.repeat} requests per page after 2 warm-ups"
+    )
+    client = Client()
+    client.force_login(User.objects.create_superuser("bench", "b@example.com", "pw"))
+    failed = False
+    print(f"{'page':28} {'median ms':>10} {'max ms':>8} {'queries':>8}  result")
+    for label, params, held in PAGES:
+        if "p" in params:  # page 50, or half-way through a smaller outbox
+            params = {"p": str(max(1, min(50, args.messages // 200)))}
+            label = f"page {params['p']}"
+        times, queries, counts = measure(client, params, args.repeat)
+        median = statistics.median(times)
+        verdict = ""
+        if held:
+            verdict = "PASS" if median < TARGET_MS else "MISS"
+            failed |= median >= TARGET_MS
+        if counts:
+            verdict += f" {counts} COUNT query(ies)!"
+            failed = True
+        print(f"{label:28} {median:10.1f} {max(times):8.1f} {queries:8d}  {verdict}")
+    print(f"target: median under {TARGET_MS} ms for the first page and a filtered page")
+    return 1 if failed else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="txmail-bench-") as tmp:
+        name = configure(args.db, tmp)
+        try:
+            return run(args)
+        finally:
+            benchdb.drop(args.db, name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Paging through a big outbox without counting it.
+
+Django's change list asks its paginator for ``count``, which is a
+``SELECT COUNT(*)`` over the filtered rows — even with
+``show_full_result_count = False``. On a table of millions of messages that
+one query costs more than the rest of the page. ``OutboxPaginator`` instead
+asks only whether there is a next page (the rows of this page plus one,
+primary keys only, through the same index the page uses). It knows the
+exact total once it reaches the last page; before that it reports "more",
+or, for the unfiltered list on PostgreSQL, the planner's row estimate
+(``pg_class.reltuples``), shown as "about N".
+"""
+
+from __future__ import annotations
+
+from django.contrib.admin.views.main import PAGE_VAR, ChangeList
+from django.core.paginator import Paginator
+from django.db import connections
+from django.db.models import QuerySet
+from django.utils.formats import number_format
+from django.utils.functional import cached_property
+from django.utils.translation import gettext as _
+
+
+def table_estimate(queryset: QuerySet) -> int | None:
+    """The planner's row count for an unfiltered queryset's table (PostgreSQL), else None."""
+    connection = connections[queryset.db]
+    if connection.vendor != "postgresql" or queryset.query.where:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+            [connection.ops.quote_name(queryset.model._meta.db_table)],
+        )
+        row = cursor.fetchone()
+    # -1 (or 0) until the table was first vacuumed or analysed.
+    return row[0] if row and row[0] > 0 else None
+
+
+class OutboxPaginator(Paginator):
+    """Pages of a queryset that never run ``COUNT(*)``; see the module docstring."""
+
+    def __init__(self, object_list: QuerySet, per_page: int, *, page_number: int = 1) -> None:
+        super().__init__(object_list, per_page)
+        self.page_number = max(1, page_number)
+        self.estimated = False
+        self.has_more = False
+
+    @cached_property
+    def count(self) -> int:
+        offset = (self.page_number - 1) * self.per_page
+        probe = self.object_list.values_list("pk", flat=True)[offset : offset + self.per_page + 1]
+        seen = len(probe)
+        self.has_more = seen > self.per_page
+        known = offset + seen
+        if self.has_more:
+            estimate = table_estimate(self.object_list)
+            if estimate is not None and estimate > known:
+                self.estimated = True
+                return estimate
+        return known
+
+
+def requested_page(request) -> int:
+    try:
+        return max(1, int(request.GET.get(PAGE_VAR, 1)))
+    except ValueError:
+        return 1
+
+
+class CountlessList:
+    """Mixed into a ModelAdmin of a big table: pages without COUNT(*), no "show all".
+
+    The model needs ``pagination.html`` and ``search_form.html`` under
+    ``admin/django_txmail/<model>/`` that use ``cl.count_text`` and the
+    previous/next links (see the message list's).
+    """
+
+    show_full_result_count = False
+    list_max_show_all = 0  # "show all" would load the whole table
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        return OutboxPaginator(queryset, per_page, page_number=requested_page(request))
+
+    def get_changelist(self, request, **kwargs):
+        return OutboxChangeList
+
+
+class OutboxChangeList(ChangeList):
+    """The change list with previous/next links and an honest count for OutboxPaginator."""
+
+    @property
+    def count_text(self) -> str:
+        paginator = self.paginator
+        noun = self.opts.verbose_name if self.result_count == 1 else self.opts.verbose_name_plural
+        if paginator.estimated:
+            return _("about %(count)s %(noun)s") % {
+                "count": number_format(self.result_count, force_grouping=True),
+                "noun": noun,
+            }
+        if paginator.has_more:
+            return _("more than %(count)s %(noun)s") % {
+                "count": number_format(self.result_count - 1, force_grouping=True),
+                "noun": noun,
+            }
+        return f"{number_format(self.result_count, force_grouping=True)} {noun}"
+
+    @property
+    def previous_url(self) -> str:
+        if self.page_num <= 1:
+            return ""
+        return self.get_query_string({PAGE_VAR: self.page_num - 1})
+
+    @property
+    def next_url(self) -> str:
+        if not self.paginator.has_more:
+            return ""
+        return self.get_query_string({PAGE_VAR: self.page_num + 1})

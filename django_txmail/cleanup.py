@@ -1,0 +1,150 @@
+"""Delete old messages with their attempts, delivery events and attachment files.
+
+The outbox grows by one row per message, plus its attempts, events and
+files. ``cleanup`` removes what is older than a cut-off, in batches (one
+short transaction each, so a big first clean-up never holds locks for
+long), and keeps every message that still has to be sent — queued,
+scheduled or sending — whatever its age: deleting it would silently drop
+mail someone is waiting for. Delivery events that never matched a message
+go by the same cut-off.
+
+Attachment files are deleted from storage after their rows are gone: a
+failure there leaves an orphan file (logged), never a row pointing at a
+missing file. ``manage.py txmail_cleanup`` is the command for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import router, transaction
+from django.db.models import QuerySet
+
+from .models import Attempt, DeliveryEvent, Message, MessageAttachment
+from .outbox import attachment_storage
+
+logger = logging.getLogger("django_txmail.cleanup")
+
+#: Messages still to be sent are never deleted, however old.
+STILL_TO_SEND = (Message.Status.QUEUED, Message.Status.SCHEDULED, Message.Status.SENDING)
+
+_AGE = re.compile(r"(\d+)\s*([dh])")
+_UNITS = {"d": "days", "h": "hours"}
+
+
+def parse_age(text: str) -> timedelta:
+    """``"90d"`` → 90 days, ``"12h"`` → 12 hours; ValueError saying what is expected."""
+    match = _AGE.fullmatch(text.strip().lower())
+    if not match or int(match[1]) == 0:
+        raise ValueError(
+            f"{text!r} is not an age; give a whole number of days or hours above zero, "
+            "such as 90d or 36h."
+        )
+    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+
+
+@dataclass
+class CleanupReport:
+    """What a clean-up deleted (or, in a dry run, would delete)."""
+
+    messages: int = 0
+    attempts: int = 0
+    events: int = 0
+    attachment_files: int = 0
+    unattached_events: int = 0
+    #: Old messages kept because they are still to be sent.
+    kept_unsent: int = 0
+    #: Attachment files that could not be deleted from storage.
+    files_failed: int = 0
+
+
+def old_messages(cutoff: datetime) -> QuerySet[Message]:
+    """Messages created before ``cutoff`` that are done (not still to be sent)."""
+    return Message.objects.filter(created_at__lt=cutoff).exclude(status__in=STILL_TO_SEND)
+
+
+def old_unattached_events(cutoff: datetime) -> QuerySet[DeliveryEvent]:
+    """Delivery events before ``cutoff`` that never matched a message."""
+    return DeliveryEvent.objects.filter(message__isnull=True, occurred_at__lt=cutoff)
+
+
+def preview(cutoff: datetime) -> CleanupReport:
+    """What ``cleanup(cutoff)`` would delete, counted without deleting anything."""
+    messages = old_messages(cutoff)
+    return CleanupReport(
+        messages=messages.count(),
+        attempts=Attempt.objects.filter(message__in=messages).count(),
+        events=DeliveryEvent.objects.filter(message__in=messages).count(),
+        attachment_files=MessageAttachment.objects.filter(message__in=messages).count(),
+        unattached_events=old_unattached_events(cutoff).count(),
+        kept_unsent=Message.objects.filter(created_at__lt=cutoff, status__in=STILL_TO_SEND).count(),
+    )
+
+
+def cleanup(
+    cutoff: datetime,
+    *,
+    batch_size: int = 500,
+    on_batch: Callable[[CleanupReport], None] | None = None,
+) -> CleanupReport:
+    """Delete what ``preview(cutoff)`` counts, ``batch_size`` messages at a time.
+
+    ``on_batch`` is called with the running totals after each batch.
+    """
+    report = CleanupReport(
+        kept_unsent=Message.objects.filter(created_at__lt=cutoff, status__in=STILL_TO_SEND).count()
+    )
+    using = router.db_for_write(Message)
+    while True:
+        with transaction.atomic(using=using):
+            # Rows another process holds (a retry being made) are left for the next run.
+            ids = list(
+                old_messages(cutoff)
+                .order_by("created_at")
+                .select_for_update(skip_locked=True)
+                .values_list("pk", flat=True)[:batch_size]
+            )
+            if not ids:
+                break
+            names = list(
+                MessageAttachment.objects.filter(message__in=ids).values_list(
+                    "storage_name", flat=True
+                )
+            )
+            _, deleted = Message.objects.filter(pk__in=ids).delete()
+        report.messages += deleted.get(Message._meta.label, 0)
+        report.attempts += deleted.get(Attempt._meta.label, 0)
+        report.events += deleted.get(DeliveryEvent._meta.label, 0)
+        _delete_files(names, report)
+        if on_batch:
+            on_batch(report)
+    while ids := list(old_unattached_events(cutoff).values_list("pk", flat=True)[:batch_size]):
+        report.unattached_events += DeliveryEvent.objects.filter(pk__in=ids).delete()[0]
+        if on_batch:
+            on_batch(report)
+    return report
+
+
+def _delete_files(names: list[str], report: CleanupReport) -> None:
+    storage = attachment_storage()
+    folders = set()
+    for name in names:
+        try:
+            storage.delete(name)
+        except OSError as exc:
+            report.files_failed += 1
+            logger.warning("Could not delete attachment file %s: %s", name, exc)
+        else:
+            report.attachment_files += 1
+            folders.add(os.path.dirname(name))
+    for folder in folders:
+        # Each message's files share a folder; on a local disk, drop it once empty.
+        try:
+            os.rmdir(storage.path(folder))
+        except (NotImplementedError, OSError):
+            pass  # not a local storage, or the folder still holds something

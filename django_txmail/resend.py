@@ -1,0 +1,177 @@
+"""Send a recorded message again: *resend* it as a new message, or *retry* it now.
+
+* ``resend`` records a copy of a message as a new ``Message`` — same
+  route, addresses, content and attachments (copied in storage, so cleaning
+  up one never breaks the other), a new idempotency key, linked to the
+  original by ``resent_from`` — and delivers it the way the backend
+  delivers any new message (``TXMAIL["DELIVERY"]``: now, or a task). The
+  provider sees a new message, so the recipient gets it again: that is the
+  point of resending (a lost receipt, a bounce that is fixed).
+* ``retry`` makes one more attempt at the *same* message now: same
+  idempotency key, so a provider that already has it does not send it
+  twice. The attempt counter keeps counting (the attempt log stays true):
+  a message that failed permanently after a few attempts gets the retries
+  it has left; one that used them all up gets this one attempt.
+
+The admin's actions and ``manage.py txmail_resend`` both go through here.
+"""
+
+from __future__ import annotations
+
+from django.db import router, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .backends import in_caller_transaction
+from .conf import get_settings
+from .delivery import Sender, route_of
+from .exceptions import TxMailError
+from .models import Message
+from .outbox import load, record
+from .routing import ResolvedRoute
+
+#: Not handed to the provider yet: resending would make a second copy of a
+#: message still on its way (cancel it first, or wait).
+NOT_SENT_YET = (Message.Status.QUEUED, Message.Status.SCHEDULED, Message.Status.SENDING)
+
+
+class CannotResend(TxMailError):
+    """The message cannot be resent (not sent yet, or already resent)."""
+
+    error_type = "cannot_resend"
+
+
+class CannotRetry(TxMailError):
+    """The message is not waiting for a retry nor failed, so there is nothing to retry."""
+
+    error_type = "cannot_retry"
+
+
+def resend_refusal(message: Message, *, force: bool = False) -> str:
+    """Why ``message`` cannot be resent, or "" when it can."""
+    if message.status in NOT_SENT_YET:
+        return (
+            f"Message {message.pk} is {message.status} and has not been sent yet; "
+            "cancel it first if it should not go, or wait for it."
+        )
+    if not force:
+        earlier = message.resends.order_by("created_at").values_list("pk", flat=True).first()
+        if earlier is not None:
+            return (
+                f"Message {message.pk} was already resent as {earlier}; "
+                "resend that one, or force it to send another copy."
+            )
+    return ""
+
+
+def resend(message: Message, *, force: bool = False, sender: Sender | None = None) -> Message:
+    """Record ``message`` again as a new message and deliver it; return the new message.
+
+    Raises ``CannotResend`` when it has not been sent yet or was already
+    resent (unless ``force``). A delivery that fails does not raise: the
+    new message records it (status "failed" and ``last_error``), like any
+    message sent in the background.
+    """
+    by_task = get_settings().delivery == "task"
+    after_commit = not by_task and in_caller_transaction()
+    using = router.db_for_write(Message)
+    with transaction.atomic(using=using):
+        # Locked, so two people resending at once make one copy, not two.
+        original = (
+            Message.objects.select_for_update(of=("self",))
+            .select_related("sending_domain", "grant")
+            .get(pk=message.pk)
+        )
+        if refusal := resend_refusal(original, force=force):
+            raise CannotResend(refusal)
+        email = load(original)
+        email.message_id, email.idempotency_key, email.send_at = None, "", None
+        resolved = ResolvedRoute(
+            route_of(original),
+            get_settings().account(original.provider),
+            grant=original.grant,
+            sending_domain=original.sending_domain,
+        )
+        try:
+            copy, _ = record(email, resolved, claim=not (by_task or after_commit))
+        except OSError as exc:
+            raise CannotResend(
+                f"The stored attachments of message {original.pk} cannot be read "
+                f"({exc.strerror or exc}); it cannot be resent as recorded."
+            ) from exc
+        copy.resent_from = original
+        copy.template = original.template
+        copy.template_version = original.template_version
+        copy.template_language = original.template_language
+        copy.save(
+            update_fields=["resent_from", "template", "template_version", "template_language"]
+        )
+    _hand_over(copy, by_task=by_task, after_commit=after_commit, sender=sender)
+    return copy
+
+
+def retry(message: Message, *, sender: Sender | None = None) -> Message:
+    """Make one more attempt at a failed (or retry-waiting) ``message`` now.
+
+    Raises ``CannotRetry`` when the message is neither failed nor queued for
+    a retry. Returns the message as it is after the attempt (or once handed
+    to a task).
+    """
+    now = timezone.now()
+    waiting = Q(status=Message.Status.QUEUED, next_attempt_at__isnull=False)
+    # One conditional UPDATE: a worker claiming the message at the same time wins cleanly.
+    moved = Message.objects.filter(Q(status=Message.Status.FAILED) | waiting, pk=message.pk).update(
+        status=Message.Status.QUEUED, next_attempt_at=now, updated_at=now
+    )
+    message.refresh_from_db()
+    if not moved:
+        raise CannotRetry(
+            f"Message {message.pk} is {message.status}; only failed messages and messages "
+            "waiting for a retry can be retried."
+        )
+    by_task = get_settings().delivery == "task"
+    after_commit = not by_task and in_caller_transaction()
+    _hand_over(message, by_task=by_task, after_commit=after_commit, sender=sender, claimed=False)
+    if not (by_task or after_commit):
+        message.refresh_from_db()
+    return message
+
+
+def _hand_over(
+    message: Message,
+    *,
+    by_task: bool,
+    after_commit: bool,
+    sender: Sender | None,
+    claimed: bool = True,
+) -> None:
+    """Deliver ``message`` as the backend delivers a new one.
+
+    ``claimed``: the message was recorded already claimed by this process
+    (a new message sent now), so this makes the attempt; otherwise it is
+    claimed first, as a worker would.
+    """
+    using = router.db_for_write(Message)
+    if by_task:
+        from .tasks import enqueue_delivery  # imports the Tasks framework only when used
+
+        transaction.on_commit(lambda: enqueue_delivery(message), using=using)
+    elif after_commit:
+        transaction.on_commit(lambda: _deliver(message, None, claimed=False), using=using)
+    else:
+        _deliver(message, sender, claimed=claimed)
+
+
+def _deliver(message: Message, sender: Sender | None, *, claimed: bool) -> None:
+    own = sender is None
+    sender = sender or Sender(pool_size=1)
+    try:
+        if claimed:
+            sender.attempt(message)
+        else:
+            sender.deliver(message)
+    except TxMailError:
+        pass  # recorded on the message: status "failed" and last_error
+    finally:
+        if own:
+            sender.close()

@@ -1,0 +1,158 @@
+"""The admin in a real browser: Playwright driving Debian's chromium against the live server.
+
+A support person logs in, filters the outbox, opens a message, sees its
+HTML preview and its delivery timeline, resends it and finds the new
+message; the dashboard draws its chart. Screenshots of each step are kept
+in ``$TXMAIL_TEST_ARTIFACTS`` (default ``.tmp/artifacts/``).
+
+Needs ``apt-get install chromium`` (``.ci/run`` installs it). Without it
+the test fails: a skipped browser test would hide a broken admin.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.core import mail
+from playwright.sync_api import Page, expect, sync_playwright
+
+from django_txmail.models import Message
+
+from .message_rows import event_row
+
+CHROMIUM = os.environ.get("TXMAIL_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(
+    os.environ.get(
+        "TXMAIL_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / ".tmp/artifacts"
+    )
+)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
+
+
+@pytest.fixture
+def outbox(sandbox, domain):
+    """A receipt that was delivered, and a welcome mail, sent through the sandbox."""
+    receipt = mail.EmailMultiAlternatives(
+        "Your receipt", "Thanks, Ann.", "Shop <noreply@example.com>", ["Ann <ann@x.example>"]
+    )
+    receipt.attach_alternative(
+        '<h1 style="color:#417690">Thanks, <b>Ann</b></h1><p>Order 42</p>'
+        '<img src="https://tracker.example/o.gif" alt="tracker"><script>alert(1)</script>',
+        "text/html",
+    )
+    receipt.send()
+    mail.send_mail("Welcome", "Hello.", "noreply@example.com", ["bob@x.example"])
+    message = Message.objects.get(subject="Your receipt")
+    event_row(message, "delivered")
+    Message.objects.filter(pk=message.pk).update(status="delivered")
+    return message
+
+
+@pytest.fixture
+def page(outbox, live_server, monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the
+    # test makes between browser steps are plain synchronous ones.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    User.objects.create_superuser("support", "support@example.com", "correct horse")
+    assert os.path.exists(CHROMIUM), (
+        f"No chromium at {CHROMIUM}: install Debian's with `apt-get install chromium` "
+        "(or point TXMAIL_CHROMIUM at one); the browser tests need it."
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        context = browser.new_context(
+            base_url=live_server.url, viewport={"width": 1280, "height": 900}
+        )
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"admin-{name}.png"), full_page=True)
+
+
+def log_in(page: Page) -> None:
+    page.goto("/admin/login/?next=/admin/django_txmail/message/")
+    page.fill("#id_username", "support")
+    page.fill("#id_password", "correct horse")
+    page.click("input[type=submit]")
+    expect(page.locator("#result_list")).to_be_visible()
+
+
+def test_support_finds_a_message_sees_it_and_resends_it(page: Page, outbox):
+    log_in(page)
+    expect(page.locator("#result_list tbody tr")).to_have_count(2)
+    shot(page, "1-list")
+
+    page.locator("#changelist-filter a", has_text="delivered").click()
+    expect(page.locator("#result_list tbody tr")).to_have_count(1)
+    page.fill("#searchbar", "ann@x.example")
+    page.press("#searchbar", "Enter")
+    rows = page.locator("#result_list tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator(".txmail-badge")).to_have_text("delivered")
+    shot(page, "2-filtered")
+
+    rows.first.locator("a", has_text="Your receipt").click()
+    frame = page.locator("iframe.txmail-preview")
+    expect(frame).to_have_attribute("sandbox", "")
+    preview = page.frame_locator("iframe.txmail-preview")
+    expect(preview.locator("h1")).to_have_text("Thanks, Ann")
+    expect(preview.locator("script")).to_have_count(0)
+    expect(page.get_by_text("1 remote image(s) not loaded")).to_be_visible()
+    timeline = page.locator("#events-group")
+    expect(timeline).to_contain_text("delivery events (timeline)", ignore_case=True)
+    expect(timeline.locator("td.field-type")).to_have_text(["delivered"])
+    shot(page, "3-message")
+    frame.screenshot(path=str(ARTIFACTS / "admin-3-preview.png"))
+
+    page.get_by_role("link", name="Resend…").click()
+    expect(page.get_by_text("This sends 1 message again")).to_be_visible()
+    shot(page, "4-confirm-resend")
+    page.get_by_role("button", name="Yes, resend").click()
+    expect(page.locator(".messagelist .success")).to_contain_text("Resent as")
+    copy = Message.objects.get(resent_from=outbox)
+    assert copy.status == "sent"
+    expect(page).to_have_url(re.compile(f"/admin/django_txmail/message/{copy.pk}/change/"))
+    expect(page.locator(".field-resent_from a")).to_have_attribute(
+        "href", re.compile(str(outbox.pk))
+    )
+    shot(page, "5-resent")
+
+    page.goto("/admin/django_txmail/message/?q=ann%40x.example")
+    expect(page.locator("#result_list tbody tr")).to_have_count(2)
+    expect(page.locator("#result_list tbody tr").first.locator(".txmail-badge")).to_have_text(
+        "sent"
+    )
+
+
+def test_the_dashboard_draws_its_chart(page: Page, outbox):
+    log_in(page)
+    page.get_by_role("link", name="Dashboard").click()
+    chart = page.locator("svg.txmail-chart")
+    expect(chart).to_be_visible()
+    expect(chart.locator("polyline")).to_have_count(4)
+    expect(chart.locator("[data-series=sent] circle title").last).to_have_text(
+        re.compile(r": 2 sent$")
+    )
+    expect(chart.locator("[data-series=delivered] circle title").last).to_have_text(
+        re.compile(r": 1 delivered$")
+    )
+    box = chart.bounding_box()
+    assert box and box["width"] > 500 and box["height"] > 200
+    expect(page.locator("#txmail-domains")).to_contain_text("example.com")
+    shot(page, "6-dashboard")

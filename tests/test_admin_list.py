@@ -1,0 +1,190 @@
+"""The message list: badges, filters, search, paging without COUNT(*), and no N+1 queries."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from django_txmail.models import Message, SendingDomain, Template
+
+from .message_rows import event_row, message_row
+
+pytestmark = pytest.mark.django_db
+URL = reverse("admin:django_txmail_message_changelist")
+
+
+def listed(client, **params) -> set[str]:
+    response = client.get(URL, params)
+    assert response.status_code == 200, response
+    return {m.subject for m in response.context["cl"].result_list}
+
+
+def test_statuses_show_as_coloured_badges(admin_client):
+    message_row(status="delivered")
+    message_row(status="bounced")
+    page = admin_client.get(URL).text
+    assert '<span class="txmail-badge txmail-good">delivered</span>' in page
+    assert '<span class="txmail-badge txmail-bad">bounced</span>' in page
+
+
+def test_each_filter_narrows_the_list(admin_client, settings):
+    settings.TXMAIL = settings.TXMAIL | {
+        "PROVIDERS": settings.TXMAIL["PROVIDERS"]
+        | {"mailtrap": {"ADAPTER": "mailtrap", "API_TOKEN": "t", "API_URI": "http://127.0.0.1:9"}}
+    }
+    SendingDomain.objects.create(name="shop.example", provider="nylas")
+    Template.objects.create(slug="welcome", name="Welcome", subject="Hi", html="<p>Hi</p>")
+    message_row(subject="failed one", status="failed")
+    message_row(subject="by mailtrap", provider="mailtrap")
+    message_row(subject="from a grant", route="grant", route_domain="", route_grant_id="g-1")
+    message_row(subject="from the shop", route_domain="shop.example")
+    message_row(subject="welcome mail", template="welcome", template_version=3)
+    message_row(subject="last year", created_at=timezone.now() - timedelta(days=400))
+    assert listed(admin_client, status__exact="failed") == {"failed one"}
+    assert listed(admin_client, provider="mailtrap") == {"by mailtrap"}
+    assert listed(admin_client, route__exact="grant") == {"from a grant"}
+    assert listed(admin_client, route_domain="shop.example") == {"from the shop"}
+    assert listed(admin_client, template="welcome") == {"welcome mail"}
+    cl = admin_client.get(URL).context["cl"]
+    dates = next(s for s in cl.filter_specs if getattr(s, "field_path", "") == "created_at")
+    week = next(c for c in dates.choices(cl) if c["display"] == "Past 7 days")
+    response = admin_client.get(URL + week["query_string"])
+    recent = {m.subject for m in response.context["cl"].result_list}
+    assert "last year" not in recent and "welcome mail" in recent
+
+
+def test_filter_choices_come_from_settings_domains_and_templates(admin_client):
+    SendingDomain.objects.create(name="shop.example", provider="nylas")
+    Template.objects.create(slug="welcome", name="Welcome", subject="Hi", html="<p>Hi</p>")
+    page = admin_client.get(URL).text
+    for choice in ("?provider=nylas", "?route_domain=shop.example", "?template=welcome"):
+        assert choice in page
+
+
+@pytest.mark.parametrize(
+    "term",
+    ["ann@x.example", "ANN@X.example", "cc@y.example", "hidden@", "@z.example", "x.example"],
+)
+def test_search_finds_a_message_by_any_recipient(admin_client, term):
+    message_row(
+        subject="to ann",
+        cc=[{"email": "Cc@y.example", "name": "C"}],
+        bcc=[{"email": "hidden@z.example", "name": ""}],
+    )
+    message_row(subject="to bob", to="bob@w.example")
+    assert listed(admin_client, q=term) == {"to ann"}
+
+
+def test_search_by_subject_our_id_and_provider_id(admin_client):
+    wanted = message_row(subject="Your receipt for order 42")
+    message_row(subject="Welcome")
+    assert listed(admin_client, q="order 42") == {wanted.subject}
+    assert listed(admin_client, q=str(wanted.pk)) == {wanted.subject}
+    assert listed(admin_client, q=wanted.provider_message_id) == {wanted.subject}
+
+
+def test_recipient_search_column_follows_address_changes():
+    message = message_row(to="old@x.example")
+    message.to = [{"email": "New@X.example", "name": ""}]
+    message.save(update_fields=["to"])
+    assert Message.objects.get(pk=message.pk).recipient_emails == "new@x.example"
+
+
+def _sql(queries) -> list[str]:
+    return [q["sql"].upper() for q in queries]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"status__exact": "sent"}, {"q": "ann@x.example"}, {"route_domain": "example.com"}],
+)
+def test_the_list_never_counts_the_table(admin_client, params):
+    for _ in range(3):
+        message_row()
+    with CaptureQueriesContext(connection) as queries:
+        assert admin_client.get(URL, params).status_code == 200
+    assert not [sql for sql in _sql(queries) if "COUNT(" in sql]
+
+
+def test_a_page_costs_the_same_queries_for_3_or_60_messages(admin_client):
+    for _ in range(3):
+        message_row()
+    with CaptureQueriesContext(connection) as few:
+        admin_client.get(URL)
+    for _ in range(57):
+        message_row()
+    with CaptureQueriesContext(connection) as many:
+        admin_client.get(URL)
+    assert len(many) == len(few)
+    on_messages = [sql for sql in _sql(many) if 'FROM "DJANGO_TXMAIL_MESSAGE"' in sql]
+    assert len(on_messages) == 2, on_messages  # "is there a next page" + the page itself
+
+
+def test_pages_go_newer_to_older_and_the_last_one_knows_the_total(admin_client):
+    start = timezone.now() - timedelta(hours=1)
+    for n in range(120):
+        message_row(subject=f"m{n:03}", created_at=start + timedelta(seconds=n))
+    first = admin_client.get(URL)
+    assert len(first.context["cl"].result_list) == 100
+    assert first.context["cl"].result_list[0].subject == "m119"
+    assert "more than 100 messages" in first.text and "?p=2" in first.text
+    second = admin_client.get(URL, {"p": 2})
+    assert [m.subject for m in second.context["cl"].result_list] == [
+        f"m{n:03}" for n in range(19, -1, -1)
+    ]
+    assert "120 messages" in second.text and "?p=3" not in second.text
+    assert "Newer" in second.text
+
+
+def test_show_all_cannot_load_the_whole_outbox(admin_client):
+    for _ in range(101):
+        message_row()
+    response = admin_client.get(URL, {"all": ""})
+    assert len(response.context["cl"].result_list) == 100
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the planner's estimate is PostgreSQL's"
+)
+def test_the_unfiltered_list_shows_the_planners_estimate_on_postgresql(admin_client):
+    for _ in range(150):
+        message_row()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE django_txmail_message")
+    page = admin_client.get(URL).text
+    assert "about 150 messages" in page
+    filtered = admin_client.get(URL, {"status__exact": "sent"}).text
+    assert "more than 100 messages" in filtered
+
+
+def _index_leaders(table: str) -> set[str]:
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, table)
+    return {c["columns"][0] for c in constraints.values() if c["index"] and c["columns"]}
+
+
+def test_every_filter_and_the_list_order_have_an_index():
+    leaders = _index_leaders(Message._meta.db_table)
+    for column in ("status", "provider", "route", "route_domain", "template", "created_at"):
+        assert column in leaders, column
+    for lookup in ("provider_message_id", "sent_at"):
+        assert lookup in leaders, lookup
+
+
+def test_the_event_list_never_counts_either_and_shows_the_newest_first(admin_client):
+    message = message_row()
+    older = event_row(message, "delivered", occurred_at=timezone.now() - timedelta(hours=1))
+    newer = event_row(message, "opened")
+    url = reverse("admin:django_txmail_deliveryevent_changelist")
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(url, {"type__exact": "delivered"})
+    assert [e.pk for e in response.context["cl"].result_list] == [older.pk]
+    assert not [sql for sql in _sql(queries) if "COUNT(" in sql]
+    everything = admin_client.get(url)
+    assert [e.pk for e in everything.context["cl"].result_list] == [newer.pk, older.pk]
+    assert "2 delivery events" in everything.text
