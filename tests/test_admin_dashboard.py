@@ -102,6 +102,7 @@ def test_the_page_draws_an_inline_svg_chart_and_the_domain_table(admin_client):
     assert "<script" not in page.split("<svg", 1)[1] and "cdn" not in page.lower()
     table = re.search(r'<table id="txmail-domains">.*?</table>', page, re.S)[0]
     assert "shop.example" in table and "0.0 %" in table
+    assert "Warnings past 4 % bounces or 0.1 % complaints." in page
 
 
 def test_the_dashboard_is_linked_from_the_message_list_and_the_app_page(admin_client):

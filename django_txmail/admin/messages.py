@@ -373,7 +373,7 @@ class MessageAdmin(MessageActions, CountlessList, admin.ModelAdmin):
             "opts": self.model._meta,
             "chart": dashboard.chart(days),
             "domains": dashboard.domain_health(),
-            "bounce_warning": config.bounce_warning_percent,
-            "complaint_warning": config.complaint_warning_percent,
+            "bounce_warning": f"{config.bounce_warning_percent:g}",
+            "complaint_warning": f"{config.complaint_warning_percent:g}",
         }
         return TemplateResponse(request, "admin/django_txmail/dashboard.html", context)
