@@ -8,6 +8,7 @@ written to the database.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -177,8 +178,13 @@ def _parse(raw: dict[str, Any]) -> TxMailSettings:
 def _seconds(raw: dict[str, Any], key: str, default: float) -> float:
     """A positive number setting (seconds, or bytes for WEBHOOK_MAX_BYTES)."""
     value = raw.get(key, default)
-    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-        raise ImproperlyConfigured(f"TXMAIL[{key!r}] must be a positive number.")
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ImproperlyConfigured(f"TXMAIL[{key!r}] must be a positive, finite number.")
     return float(value)
 
 

@@ -43,8 +43,8 @@ def nylas_records(domain: str) -> dict[str, dict[str, str]]:
     }
 
 
-def _mailtrap_domain(domain: str, spf: str = MAILTRAP_SPF, dmarc: str = DMARC_REJECT):
-    txt = [(domain, spf), (f"_dmarc.{domain}", dmarc)]
+def _mailtrap_domain(domain: str, spf: str = MAILTRAP_SPF, dmarc: str | None = DMARC_REJECT):
+    txt = [(domain, spf), *([(f"_dmarc.{domain}", dmarc)] if dmarc else [])]
     cname = [(f"rwmt{n}._domainkey.{domain}", f"rwmt{n}.dkim.smtp.mailtrap.live") for n in (1, 2)]
     return txt, cname
 
@@ -72,6 +72,13 @@ def zone_data() -> dict[str, list]:
         ("chain0.zone.test", "v=spf1 include:chain1.zone.test a mx ptr exists:x.zone.test ~all"),
         ("chain1.zone.test", "v=spf1 a mx include:chain2.zone.test ~all"),
         ("chain2.zone.test", "v=spf1 a mx ~all"),
+        # A company's own SPF record that includes the provider's.
+        ("_spf.corp.zone.test", "v=spf1 include:_spf.smtp.mailtrap.live ip4:10.0.0.0/8 ~all"),
+        # Organisational domains' DMARC, for their subdomains that publish none:
+        # org.zone.test's subdomains get sp=reject; org2's get p=quarantine.
+        ("_dmarc.org.zone.test", "v=DMARC1; p=none; sp=reject; rua=mailto:d@zone.test"),
+        ("_dmarc.org2.zone.test", "v=DMARC1; p=quarantine"),
+        ("_dmarc.lax.zone.test", "v=DMARC1; p=reject; sp=none"),
     ]
     cname: list = []
     mx: list = []
@@ -83,6 +90,36 @@ def zone_data() -> dict[str, list]:
             "spf": "v=spf1 include:_spf.smtp.mailtrap.live include:chain0.zone.test ~all"
         },
         "slow-dkim.zone.test": {},
+        "nested-include.zone.test": {"spf": "v=spf1 include:_spf.corp.zone.test ~all"},
+        "redirect-only.zone.test": {"spf": "v=spf1 redirect=_spf.corp.zone.test"},
+        # The redirect is ignored beside ~all: it would add chain0's 12 lookups.
+        "redirect-and-all.zone.test": {
+            "spf": "v=spf1 include:_spf.smtp.mailtrap.live redirect=chain0.zone.test ~all"
+        },
+        "two-voids.zone.test": {
+            "spf": "v=spf1 include:_spf.smtp.mailtrap.live a:nx1.zone.test mx:nx2.zone.test ~all"
+        },
+        "three-voids.zone.test": {
+            "spf": "v=spf1 include:_spf.smtp.mailtrap.live a:nx1.zone.test mx:nx2.zone.test "
+            "exists:nx3.zone.test ~all"
+        },
+        "include-two-spf.zone.test": {
+            "spf": "v=spf1 include:_spf.smtp.mailtrap.live include:two-spf.zone.test ~all"
+        },
+        "include-no-spf.zone.test": {
+            "spf": "v=spf1 include:_spf.smtp.mailtrap.live include:_dmarc.good.zone.test ~all"
+        },
+        "bad-include.zone.test": {
+            "spf": "v=spf1 include:_spf.smtp.mailtrap.live include:foo..bar ~all"
+        },
+        "empty-include.zone.test": {"spf": "v=spf1 include:_spf.smtp.mailtrap.live include: ~all"},
+        "redirect-without-include.zone.test": {
+            "spf": "v=spf1 ip4:192.0.2.1 redirect=other-esp.test"
+        },
+        "ignored-redirect.zone.test": {"spf": "v=spf1 a -all redirect=other-esp.test"},
+        "mail.org.zone.test": {"dmarc": None},
+        "mail.eu.org2.zone.test": {"dmarc": None},
+        "mail.lax.zone.test": {"dmarc": None},
     }.items():
         t, c = _mailtrap_domain(domain, **kwargs)
         txt += t

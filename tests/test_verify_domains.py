@@ -13,6 +13,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from django_txmail.checks import check_settings
 from django_txmail.dns.report import LEGEND
 from django_txmail.models import SendingDomain
 
@@ -205,11 +206,11 @@ def test_servfail_is_reported_as_not_checked_and_leaves_a_verified_domain_verifi
 
 @pytest.mark.django_db
 def test_a_timeout_is_reported_for_the_record_it_hit_and_the_others_are_still_checked(dns_server):
-    domain = add("slow-dkim.zone.test")
+    domain = add("slow-dkim.zone.test", status="verified")
     passed, _, _ = verify(dns_server, timeout="0.4")
     assert not passed
     domain.refresh_from_db()
-    assert domain.status == "pending"  # could not check: the status is left as it was
+    assert domain.status == "verified"  # could not check: the status is left as it was
     results = rows(domain)
     slow = results["dkim rwmt2._domainkey.slow-dkim.zone.test"]
     assert slow["status"] == "error"
@@ -312,11 +313,36 @@ def test_json_report_for_machines(dns_server):
     assert ("dmarc", "warning") in statuses
 
 
-@pytest.mark.parametrize("bad", ["127.0.0.1:99999", "host:port", "no-such-host.invalid"])
+@pytest.mark.parametrize(
+    "bad", ["127.0.0.1:99999", "host:port", "no-such-host.invalid", "127.0.0.1:\u0665\u0663"]
+)
 @pytest.mark.django_db
 def test_a_nameserver_that_cannot_be_used_is_a_clear_error(bad):
     with pytest.raises(CommandError, match="name server"):
         call_command("txmail_verify_domains", "--nameserver", bad, stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_a_nameserver_with_an_unclosed_bracket_is_refused():
+    with pytest.raises(CommandError) as caught:
+        call_command("txmail_verify_domains", "--nameserver", "[::1", stdout=StringIO())
+    assert str(caught.value) == (
+        "'[::1' is not a name server: the '[' is never closed; use [IPv6]:port."
+    )
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "0", "-1", "61"])
+@pytest.mark.django_db
+def test_a_timeout_that_is_not_a_sensible_number_of_seconds_is_refused(dns_server, bad):
+    # Under timeout.test nothing ever answers: an endless timeout would hang here.
+    add("x.timeout.test")
+    passed, out, error = verify(dns_server, timeout=bad)
+    assert not passed
+    assert out == ""
+    assert error == (
+        f"--timeout must be a number of seconds above 0 and at most 60 (for example 5), "
+        f"not {float(bad):g}."
+    )
 
 
 @pytest.mark.django_db
@@ -326,3 +352,11 @@ def test_a_domain_whose_provider_account_is_gone_is_reported(dns_server):
     assert not passed
     domain = SendingDomain.objects.get()
     assert domain.records["problems"][0].startswith("TXMAIL['PROVIDERS'] has no account 'retired'")
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan")])
+def test_a_dns_timeout_setting_that_never_ends_is_a_configuration_error(settings, bad):
+    settings.TXMAIL = MAILTRAP | {"DNS_TIMEOUT": bad}
+    assert [(e.id, e.msg) for e in check_settings()] == [
+        ("txmail.E001", "TXMAIL['DNS_TIMEOUT'] must be a positive, finite number.")
+    ]

@@ -25,6 +25,7 @@ from django_txmail.providers.nylas_domains import (
     service_account_headers,
     signed_text,
 )
+from django_txmail.sandbox import SandboxServer
 
 from .conftest import SANDBOX_KEY
 from .dns_zones import NYLAS_DKIM, nylas_records
@@ -384,3 +385,34 @@ class TestSandboxSignatureCheck:
         status, answer = self.post(txmail_sandbox, domain_id, headers, body=body)
         assert status == 400
         assert answer["error"]["message"].startswith("Unknown verification type 'arc'")
+
+    def test_a_timestamp_of_non_ascii_digits_is_refused(
+        self, txmail_sandbox, domain_id, private_key
+    ):
+        headers = self.signed(private_key, domain_id) | {"X-Nylas-Timestamp": "²"}
+        status, body = self.post(txmail_sandbox, domain_id, headers)
+        assert status == 401
+        assert body["error"]["message"].startswith(
+            "Unauthorized: X-Nylas-Timestamp '²' is not within 300 s of the server's time"
+        )
+
+    def test_a_nonce_is_remembered_as_long_as_its_timestamp_is_accepted(self, private_key):
+        now = [1_700_000_000.0]
+        with SandboxServer(wall_clock=lambda: now[0]) as sandbox:
+            sandbox.add_nylas_service_account(KEY_ID, public_pem(private_key))
+            domain_id = sandbox.add_nylas_domain(
+                "nylas-good.zone.test", nylas_records("nylas-good.zone.test")
+            )
+            # Signed for 299 s ahead, which the allowed clock skew accepts.
+            headers = self.signed(private_key, domain_id, timestamp=int(now[0]) + 299)
+            assert self.post(sandbox, domain_id, headers)[0] == 200
+            now[0] += 301  # more than the skew after it was first seen
+            status, body = self.post(sandbox, domain_id, headers)
+            assert (status, body["error"]["message"]) == (
+                401,
+                f"Unauthorized: X-Nylas-Nonce {headers['X-Nylas-Nonce']!r} was already used.",
+            )
+            now[0] += 299  # the timestamp itself is now too old
+            status, body = self.post(sandbox, domain_id, headers)
+            assert status == 401
+            assert "is not within 300 s of the server's time" in body["error"]["message"]

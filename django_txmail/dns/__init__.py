@@ -4,7 +4,10 @@
   wants), :class:`RecordCheck` (what was found, and the one-line fix);
 * ``resolver.py`` — DNS questions through dnspython, each failure (NXDOMAIN,
   timeout, SERVFAIL, refused) turned into its own clear message;
-* ``spf.py``, ``tags.py`` — reading SPF, DKIM and DMARC records by meaning;
+* ``spf.py``, ``tags.py`` — reading SPF, DKIM and DMARC records by meaning
+  (SPF walked through every include, as a receiver evaluates it);
+* ``dmarc.py`` — the DMARC policy that applies, the organisational domain's
+  when the domain publishes none;
 * ``record_checks.py`` — one required record against DNS;
 * ``verify.py`` — a whole domain: the provider's records (and its verification
   API where it has one), the checks, the stored result;

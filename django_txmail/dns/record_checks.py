@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from . import spf
+from .dmarc import check_dmarc
 from .records import ERROR, FAILED, OK, WARNING, RecordCheck, RequiredRecord
 from .resolver import Lookup, LookupFailed, NameMissing
-from .tags import DMARC_POLICIES, dkim_key, dmarc_policy, is_dmarc
+from .tags import dkim_key
 
 
 def check_record(record: RequiredRecord, lookup: Lookup) -> RecordCheck:
@@ -65,7 +66,7 @@ def _checker(record: RequiredRecord) -> Callable[[RequiredRecord, Lookup], Recor
     if record.purpose == "spf" and record.type == "TXT":
         return _check_spf
     if record.purpose == "dmarc" and record.type == "TXT":
-        return _check_dmarc
+        return check_dmarc
     if record.purpose == "dkim" and record.type == "TXT":
         return _check_dkim
     return {"TXT": _check_txt, "CNAME": _check_cname, "MX": _check_mx}[record.type]
@@ -154,7 +155,8 @@ def _check_spf(record: RequiredRecord, lookup: Lookup) -> RecordCheck:
             f"{spf.merged([*found, record.value])}",
         )
     current = found[0]
-    missing = [domain for domain in wanted if domain not in spf.includes(current)]
+    walked = spf.walk(current, lookup, record.host)
+    missing = [domain for domain in wanted if domain not in walked.reached]
     if missing:
         return RecordCheck(
             record,
@@ -162,26 +164,46 @@ def _check_spf(record: RequiredRecord, lookup: Lookup) -> RecordCheck:
             found,
             problem=f"The SPF record at {record.host} does not include {', '.join(missing)}, "
             "so mail the provider sends fails SPF.",
-            fix=f"Add {' '.join('include:' + d for d in missing)} before the 'all' term: "
+            fix=f"Add {' '.join('include:' + d for d in missing)} {_where(current)}: "
             f"{spf.merged([current, record.value])}",
         )
-    count = spf.count_lookups(current, lookup, record.host)
-    if count.count > spf.MAX_LOOKUPS:
+    if walked.count > spf.MAX_LOOKUPS:
         return RecordCheck(
             record,
             FAILED,
             found,
-            problem=f"The SPF record at {record.host} needs {count.count} DNS lookups "
+            problem=f"The SPF record at {record.host} needs {walked.count} DNS lookups "
             f"(include, a, mx, ptr, exists, redirect, counted through every include); "
             f"receivers stop at {spf.MAX_LOOKUPS} and treat SPF as broken (permerror).",
             fix="Remove includes of services you no longer send through, or replace a/mx "
             "terms with ip4:/ip6: ranges, until it needs 10 or fewer.",
         )
-    if count.problems:
+    if len(walked.voids) > spf.MAX_VOID_LOOKUPS:
         return RecordCheck(
-            record, FAILED, found, problem=" ".join(count.problems), fix=count.problems[0]
+            record,
+            FAILED,
+            found,
+            problem=f"The SPF record at {record.host} makes {len(walked.voids)} DNS lookups "
+            f"that find nothing ({', '.join(walked.voids)}); receivers allow "
+            f"{spf.MAX_VOID_LOOKUPS} and treat SPF as broken (permerror).",
+            fix="Remove the terms naming hosts that do not exist or have no such record "
+            "(or publish the records they expect).",
         )
-    return RecordCheck(record, OK, found, detail=f"{count.count} of 10 DNS lookups used.")
+    if walked.problems:
+        return RecordCheck(
+            record,
+            FAILED,
+            found,
+            problem=" ".join(problem for problem, _ in walked.problems),
+            fix=walked.problems[0][1],
+        )
+    through = [
+        f"Includes {domain} through {' → '.join(walked.reached[domain])}."
+        for domain in wanted
+        if walked.reached[domain]
+    ]
+    detail = f"{walked.count} of {spf.MAX_LOOKUPS} DNS lookups used."
+    return RecordCheck(record, OK, found, detail=" ".join([*through, detail]))
 
 
 def _check_dkim(record: RequiredRecord, lookup: Lookup) -> RecordCheck:
@@ -216,46 +238,9 @@ def _check_dkim(record: RequiredRecord, lookup: Lookup) -> RecordCheck:
     )
 
 
-def _check_dmarc(record: RequiredRecord, lookup: Lookup) -> RecordCheck:
-    found = [text for text in lookup.txt(record.host) if is_dmarc(text)]
-    failing = FAILED if record.required else WARNING
-    if not found:
-        return RecordCheck(
-            record,
-            failing,
-            problem=f"No DMARC record at {record.host}: Gmail and Yahoo require one from "
-            "bulk senders, and nothing stops others from spoofing the domain.",
-            fix=f"Add a TXT record named {record.host}: v=DMARC1; p=none; "
-            f"rua=mailto:dmarc-reports@{record.host.removeprefix('_dmarc.')} — then tighten it.",
-        )
-    if len(found) > 1:
-        return RecordCheck(
-            record,
-            failing,
-            found,
-            problem=f"{len(found)} DMARC records at {record.host}; receivers ignore all of them.",
-            fix="Keep one DMARC record and delete the others.",
-        )
-    policy = dmarc_policy(found[0])
-    if policy not in DMARC_POLICIES:
-        return RecordCheck(
-            record,
-            failing,
-            found,
-            problem=f"The DMARC record at {record.host} has no valid p= policy ({policy!r}).",
-            fix="Set p=none, p=quarantine or p=reject.",
-        )
-    if policy == "none":
-        return RecordCheck(
-            record,
-            WARNING,
-            found,
-            problem="DMARC policy is p=none: receivers report mail that fails SPF and DKIM "
-            "but still deliver it, so the domain can be spoofed.",
-            fix="Read the rua= reports; once only your own services send, raise it to "
-            "p=quarantine, then p=reject.",
-        )
-    return RecordCheck(record, OK, found, detail=f"Policy p={policy}.")
+def _where(record: str) -> str:
+    """Where an include goes: before the ``all`` term, else anywhere before a redirect."""
+    return "before the 'all' term" if any(t.name == "all" for t in spf.terms(record)) else "to it"
 
 
 class _Nothing:

@@ -108,11 +108,15 @@ class ProviderVerdict:
 
 def absolute_host(host: str, domain: str) -> str:
     """``host`` as a full name under ``domain``: "@" and "" are the domain itself,
-    a relative label (``_dmarc``) gets the domain appended, a full name stays."""
-    host = host.strip().rstrip(".").lower()
+    a relative label (``_dmarc``) gets the domain appended, a full name stays —
+    and so does any name ending in a dot, which DNS hosts read as absolute
+    (``_dmarc.example.com.`` entered on ``mail.example.com``)."""
+    host = host.strip().lower()
     domain = domain.rstrip(".").lower()
     if host in ("", "@"):
         return domain
+    if host.endswith("."):
+        return host.rstrip(".") or domain
     if host == domain or host.endswith("." + domain):
         return host
     return f"{host}.{domain}"

@@ -50,14 +50,18 @@ def parse_nameserver(text: str) -> Nameserver:
     text = text.strip()
     host, port = text, "53"
     if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
+        host, closed, rest = text[1:].partition("]")
+        if not closed:
+            raise ValueError(
+                f"{text!r} is not a name server: the '[' is never closed; use [IPv6]:port."
+            )
         if rest.startswith(":"):
             port = rest[1:]
         elif rest:
             raise ValueError(f"{text!r} is not a name server: use [IPv6]:port.")
     elif text.count(":") == 1:
         host, port = text.split(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise ValueError(f"{text!r} is not a name server: use host or host:port.")
     try:
         infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_DGRAM)
@@ -100,12 +104,20 @@ class Lookup:
         return sorted(found)
 
     def exists(self, name: str) -> bool:
-        """Whether ``name`` exists in DNS (any type); for SPF's void-lookup counting."""
+        """Whether ``name`` exists in DNS (any type): a domain that does not is told first."""
         try:
             self._ask(name, "A")
         except NameMissing:
             return False
         return True
+
+    def answers(self, name: str, *rdtypes: str) -> bool:
+        """Whether ``name`` has a record of one of ``rdtypes``: False for NXDOMAIN and for
+        an empty answer, which is what SPF calls a void lookup (RFC 7208 4.6.4)."""
+        try:
+            return any(self._ask(name, rdtype) for rdtype in rdtypes)
+        except NameMissing:
+            return False
 
     def _ask(self, name: str, rdtype: str) -> list:
         try:

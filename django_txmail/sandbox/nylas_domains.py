@@ -20,7 +20,8 @@
 Every request must be signed as a service account whose public key was given
 to :meth:`SandboxServer.add_nylas_service_account`: ``X-Nylas-Kid`` names
 the key, ``X-Nylas-Timestamp`` must be within 5 minutes of the sandbox's
-clock, ``X-Nylas-Nonce`` must not have been used in that window, and
+clock, ``X-Nylas-Nonce`` must not have been used while that timestamp is
+accepted (a nonce is remembered until its timestamp + 5 minutes), and
 ``X-Nylas-Signature`` must be the base64 RSA PKCS#1 v1.5 SHA-256 signature of
 the canonical JSON of ``{method (lower case), nonce, path (no query),
 timestamp (integer), payload (the raw body, for a POST with one)}``, keys
@@ -207,7 +208,8 @@ class NylasDomainsAPI:
         if key is None:
             return _unauthorized(f"Unknown service account key id {key_id!r} (X-Nylas-Kid).")
         now = self._wall_clock()
-        if not stamp.isdigit() or abs(now - int(stamp)) > CLOCK_SKEW:
+        # isdigit() alone takes "²" and "٣", which int() refuses or reads otherwise.
+        if not (stamp.isascii() and stamp.isdigit()) or abs(now - int(stamp)) > CLOCK_SKEW:
             return _unauthorized(
                 f"X-Nylas-Timestamp {stamp!r} is not within {CLOCK_SKEW} s of the server's "
                 f"time ({int(now)})."
@@ -231,10 +233,13 @@ class NylasDomainsAPI:
         except (InvalidSignature, binascii.Error, ValueError):
             return _unauthorized("X-Nylas-Signature does not match the request.")
         with self._lock:
-            self._nonces = {n: t for n, t in self._nonces.items() if now - t <= CLOCK_SKEW}
+            # A nonce is kept as long as its timestamp is accepted (up to CLOCK_SKEW
+            # after it, which for a timestamp in the future is later than that after
+            # now): forgetting it sooner would let the same request be replayed.
+            self._nonces = {n: until for n, until in self._nonces.items() if now <= until}
             if nonce in self._nonces:
                 return _unauthorized(f"X-Nylas-Nonce {nonce!r} was already used.")
-            self._nonces[nonce] = now
+            self._nonces[nonce] = int(stamp) + CLOCK_SKEW
         return None
 
     def _resolve(self, record: dict[str, str]) -> str | None:

@@ -17,6 +17,7 @@ of a broken record before receivers do.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -25,6 +26,9 @@ from django.utils.encoding import punycode
 from django_txmail.dns.report import render_json, render_text
 from django_txmail.dns.verify import make_lookup, verify_domains
 from django_txmail.models import SendingDomain
+
+#: Seconds: one DNS answer taking longer than this is as good as none.
+MAX_TIMEOUT = 60
 
 
 class Command(BaseCommand):
@@ -49,12 +53,16 @@ class Command(BaseCommand):
             "--timeout",
             type=float,
             metavar="SECONDS",
-            help="longest wait for one DNS answer (default: TXMAIL['DNS_TIMEOUT'], 5)",
+            help="longest wait for one DNS answer, at most 60 (default: TXMAIL['DNS_TIMEOUT'], 5)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["timeout"] is not None and options["timeout"] <= 0:
-            raise CommandError("--timeout must be a positive number of seconds.")
+        timeout = options["timeout"]
+        if timeout is not None and not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
+            raise CommandError(
+                f"--timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT} "
+                f"(for example 5), not {timeout:g}."
+            )
         try:
             lookup = make_lookup(options["nameserver"], options["timeout"])
         except ValueError as exc:
