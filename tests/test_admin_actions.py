@@ -193,10 +193,8 @@ def test_select_all_is_not_offered_and_a_select_across_is_refused(admin_client):
     page = admin_client.get(LIST).text
     assert "Select all 1" not in page and 'class="question' not in page
     ticked = Message.objects.order_by("-created_at").first()
-    data = {"action": "cancel_messages", "select_across": "1", "index": "0"}
-    response = admin_client.post(
-        LIST, {**data, ACTION_CHECKBOX_NAME: [str(ticked.pk)]}, follow=True
-    )
+    data = {"action": "cancel_messages", "index": "0", ACTION_CHECKBOX_NAME: [str(ticked.pk)]}
+    response = admin_client.post(LIST, {**data, "select_across": "1"}, follow=True)
     assert "Selecting across all pages is not available here" in response.text
     assert not Message.objects.filter(status="cancelled").exists()
     admin_client.post(LIST, {**data, "select_across": "0"})
