@@ -89,7 +89,9 @@ class CountlessList:
     show_full_result_count = False
     list_max_show_all = 0  # "show all" would load the whole table
 
-    def response_action(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet, **kwargs
+    ) -> HttpResponse | None:
         """Refuse "select all": its count is made up, and it would act on every filtered row."""
         select_across = self.action_form.base_fields["select_across"]
         if select_across.to_python(request.POST.get("select_across")):
@@ -103,7 +105,7 @@ class CountlessList:
                 messages.ERROR,
             )
             return HttpResponseRedirect(request.get_full_path())
-        return super().response_action(request, queryset)
+        return super().response_action(request, queryset, **kwargs)  # Django 6.1 adds one
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
         return OutboxPaginator(queryset, per_page, page_number=requested_page(request))
