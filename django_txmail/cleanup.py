@@ -8,9 +8,11 @@ scheduled or sending — whatever its age: deleting it would silently drop
 mail someone is waiting for. Delivery events that never matched a message
 go by the same cut-off.
 
-Attachment files are deleted from storage after their rows are gone: a
-failure there leaves an orphan file (logged), never a row pointing at a
-missing file. ``manage.py txmail_cleanup`` is the command for it.
+Attachment files are deleted from storage once the deletion of their rows
+is committed (``on_commit``: inside a caller's transaction, only when that
+commits, and never if it rolls back): a failure there leaves an orphan
+file (logged), never a row pointing at a missing file.
+``manage.py txmail_cleanup`` is the command for it.
 """
 
 from __future__ import annotations
@@ -33,19 +35,26 @@ logger = logging.getLogger("django_txmail.cleanup")
 #: Messages still to be sent are never deleted, however old.
 STILL_TO_SEND = (Message.Status.QUEUED, Message.Status.SCHEDULED, Message.Status.SENDING)
 
-_AGE = re.compile(r"(\d+)\s*([dh])")
-_UNITS = {"d": "days", "h": "hours"}
+_AGE = re.compile(r"([0-9]+)\s*([dh])")
+_HOURS = {"d": 24, "h": 1}
+#: Longer ago than anything in an outbox (and far from the datetime limits).
+MAX_AGE = timedelta(days=36500)
 
 
 def parse_age(text: str) -> timedelta:
     """``"90d"`` → 90 days, ``"12h"`` → 12 hours; ValueError saying what is expected."""
     match = _AGE.fullmatch(text.strip().lower())
-    if not match or int(match[1]) == 0:
+    digits = match[1].lstrip("0") if match else ""
+    if not digits:
         raise ValueError(
             f"{text!r} is not an age; give a whole number of days or hours above zero, "
             "such as 90d or 36h."
         )
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+    # Digits counted first: a huge number would overflow timedelta (or int() itself).
+    hours = int(digits) * _HOURS[match[2]] if len(digits) <= 9 else None
+    if hours is None or hours > MAX_AGE.days * 24:
+        raise ValueError(f"{text!r} is too long ago; give at most {MAX_AGE.days}d (100 years).")
+    return timedelta(hours=hours)
 
 
 @dataclass
@@ -94,7 +103,9 @@ def cleanup(
 ) -> CleanupReport:
     """Delete what ``preview(cutoff)`` counts, ``batch_size`` messages at a time.
 
-    ``on_batch`` is called with the running totals after each batch.
+    ``on_batch`` is called with the running totals after each batch. Called
+    inside a transaction, the files are deleted (and counted in the report)
+    when it commits.
     """
     report = CleanupReport(
         kept_unsent=Message.objects.filter(created_at__lt=cutoff, status__in=STILL_TO_SEND).count()
@@ -117,10 +128,10 @@ def cleanup(
                 )
             )
             _, deleted = Message.objects.filter(pk__in=ids).delete()
+            transaction.on_commit(lambda names=names: _delete_files(names, report), using=using)
         report.messages += deleted.get(Message._meta.label, 0)
         report.attempts += deleted.get(Attempt._meta.label, 0)
         report.events += deleted.get(DeliveryEvent._meta.label, 0)
-        _delete_files(names, report)
         if on_batch:
             on_batch(report)
     while ids := list(old_unattached_events(cutoff).values_list("pk", flat=True)[:batch_size]):

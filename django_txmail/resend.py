@@ -19,7 +19,7 @@ The admin's actions and ``manage.py txmail_resend`` both go through here.
 from __future__ import annotations
 
 from django.db import router, transaction
-from django.db.models import Q
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from .backends import in_caller_transaction
@@ -36,7 +36,7 @@ NOT_SENT_YET = (Message.Status.QUEUED, Message.Status.SCHEDULED, Message.Status.
 
 
 class CannotResend(TxMailError):
-    """The message cannot be resent (not sent yet, or already resent)."""
+    """The message cannot be resent (not sent yet, cancelled, or already resent)."""
 
     error_type = "cannot_resend"
 
@@ -47,28 +47,50 @@ class CannotRetry(TxMailError):
     error_type = "cannot_retry"
 
 
+def with_first_resend(queryset: QuerySet[Message]) -> QuerySet[Message]:
+    """``queryset`` annotated with ``first_resend`` (the id of each message's first copy, or None).
+
+    ``resend_refusal`` uses it instead of one query per message, so a list
+    of messages to confirm costs one query however long it is.
+    """
+    first = Message.objects.filter(resent_from=OuterRef("pk")).order_by("created_at", "pk")
+    return queryset.annotate(first_resend=Subquery(first.values("pk")[:1]))
+
+
 def resend_refusal(message: Message, *, force: bool = False) -> str:
-    """Why ``message`` cannot be resent, or "" when it can."""
+    """Why ``message`` cannot be resent, or "" when it can.
+
+    A cancelled message was stopped on purpose: it is only sent with ``force``.
+    """
     if message.status in NOT_SENT_YET:
         return (
             f"Message {message.pk} is {message.status} and has not been sent yet; "
             "cancel it first if it should not go, or wait for it."
         )
-    if not force:
-        earlier = message.resends.order_by("created_at").values_list("pk", flat=True).first()
-        if earlier is not None:
-            return (
-                f"Message {message.pk} was already resent as {earlier}; "
-                "resend that one, or force it to send another copy."
-            )
+    if force:
+        return ""
+    if message.status == Message.Status.CANCELLED:
+        return (
+            f"Message {message.pk} was cancelled, so it was never sent; if it should go after "
+            f"all, resend it with force (manage.py txmail_resend --id {message.pk} --force)."
+        )
+    if hasattr(message, "first_resend"):
+        earlier = message.first_resend
+    else:
+        earlier = message.resends.order_by("created_at", "pk").values_list("pk", flat=True).first()
+    if earlier is not None:
+        return (
+            f"Message {message.pk} was already resent as {earlier}; "
+            "resend that one, or force it to send another copy."
+        )
     return ""
 
 
 def resend(message: Message, *, force: bool = False, sender: Sender | None = None) -> Message:
     """Record ``message`` again as a new message and deliver it; return the new message.
 
-    Raises ``CannotResend`` when it has not been sent yet or was already
-    resent (unless ``force``). A delivery that fails does not raise: the
+    Raises ``CannotResend`` when it has not been sent yet, or was cancelled
+    or already resent (unless ``force``). A delivery that fails does not raise: the
     new message records it (status "failed" and ``last_error``), like any
     message sent in the background.
     """

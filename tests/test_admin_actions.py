@@ -8,12 +8,16 @@ import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission, User
 from django.core import mail
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from django_txmail.models import Message
+from django_txmail.models import DeliveryEvent, Message
 from django_txmail.sandbox.faults import Fault
+
+from .message_rows import event_row, message_row
 
 pytestmark = pytest.mark.django_db
 LIST = reverse("admin:django_txmail_message_changelist")
@@ -29,9 +33,9 @@ def sent(sandbox, domain) -> Message:
     return Message.objects.get()
 
 
-def support_client(*codenames: str) -> Client:
+def support_client(*codenames: str, view: bool = True) -> Client:
     user = User.objects.create_user("support", password="pw", is_staff=True)
-    for codename in ("view_message", *codenames):
+    for codename in ("view_message",) * view + codenames:
         user.user_permissions.add(Permission.objects.get(codename=codename))
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)
@@ -72,6 +76,26 @@ def test_resend_retry_and_cancel_need_their_permission(sent):
         assert response.status_code == 403, name
     assert client.get(url("resend", sent)).status_code == 403
     assert Message.objects.count() == 1
+
+
+def test_acting_on_a_message_needs_the_permission_to_view_it(sent):
+    client = support_client("resend_message", "retry_message", "cancel_message", view=False)
+    confirm = client.get(url("resend", sent))
+    assert confirm.status_code == 403 and "Receipt" not in confirm.text
+    for name in ("resend", "retry", "cancel"):
+        response = csrf_post(client, url(name, sent), {"post": "yes"}, page="/admin/")
+        assert response.status_code == 403, name
+    assert Message.objects.count() == 1
+    sent.refresh_from_db()
+    assert sent.status == "sent"
+
+
+def test_messages_cannot_be_deleted_in_the_admin(admin_client, sent):
+    assert "delete_selected" not in admin_client.get(LIST).text
+    assert admin_client.get(url("delete", sent)).status_code == 403
+    admin_client.post(LIST, {"action": "delete_selected", ACTION_CHECKBOX_NAME: [str(sent.pk)]})
+    assert admin_client.post(url("delete", sent), {"post": "yes"}).status_code == 403
+    assert Message.objects.filter(pk=sent.pk).exists()
 
 
 def test_retry_and_cancel_are_post_only(sent):
@@ -156,3 +180,57 @@ def test_bulk_retry_and_cancel_report_each_refusal(sent):
     assert "only failed messages" in client.get(LIST).text
     bulk(client, "cancel_messages", [sent])
     assert "only queued or scheduled messages" in client.get(LIST).text
+
+
+def later(**fields) -> Message:
+    soon = timezone.now() + timedelta(days=1)
+    return message_row(status="scheduled", send_at=soon, next_attempt_at=soon, **fields)
+
+
+def test_select_all_is_not_offered_and_a_select_across_is_refused(admin_client):
+    for n in range(150):
+        later(subject=f"s{n}")
+    page = admin_client.get(LIST).text
+    assert "Select all 1" not in page and 'class="question' not in page
+    ticked = Message.objects.order_by("-created_at").first()
+    data = {"action": "cancel_messages", "index": "0", ACTION_CHECKBOX_NAME: [str(ticked.pk)]}
+    response = admin_client.post(LIST, {**data, "select_across": "1"}, follow=True)
+    assert "Selecting across all pages is not available here" in response.text
+    assert not Message.objects.filter(status="cancelled").exists()
+    admin_client.post(LIST, {**data, "select_across": "0"})
+    assert list(Message.objects.filter(status="cancelled")) == [ticked]
+
+
+def test_the_event_list_refuses_select_across_too(admin_client):
+    events = reverse("admin:django_txmail_deliveryevent_changelist")
+    ticked = event_row(message_row(), "delivered")
+    event_row(None, "bounced")
+    assert 'class="question' not in admin_client.get(events).text
+    data = {"action": "delete_selected", "select_across": "1", "index": "0"}
+    response = admin_client.post(events, {**data, ACTION_CHECKBOX_NAME: [ticked.pk]}, follow=True)
+    assert "Selecting across all pages is not available here" in response.text
+    assert DeliveryEvent.objects.count() == 2
+
+
+@pytest.mark.parametrize("action", ["retry_messages", "cancel_messages", "resend_messages"])
+def test_bulk_actions_take_at_most_500_messages(admin_client, action):
+    chosen = [later() for _ in range(501)]
+    response = bulk(admin_client, action, chosen)
+    verb = action.removesuffix("_messages")
+    assert f"Choose at most 500 messages to {verb} here" in admin_client.get(LIST).text
+    assert response.status_code == 302
+    assert not Message.objects.exclude(status="scheduled").exists()
+    assert Message.objects.count() == 501
+
+
+def test_bulk_resend_confirmation_costs_the_same_queries_for_2_or_20_messages(admin_client):
+    def confirm(messages) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            page = bulk(admin_client, "resend_messages", messages)
+        assert page.status_code == 200 and "will be resent" in page.text
+        return len(queries)
+
+    few = [message_row() for _ in range(2)]
+    many = [message_row() for _ in range(20)]
+    message_row(resent_from=many[0])
+    assert confirm(many) == confirm(few)

@@ -88,6 +88,19 @@ def test_search_by_subject_our_id_and_provider_id(admin_client):
     assert listed(admin_client, q=wanted.provider_message_id) == {wanted.subject}
 
 
+def test_search_with_an_at_also_finds_idempotency_keys_and_provider_ids(admin_client):
+    wanted = message_row(
+        subject="keyed",
+        to="someone@else.example",
+        idempotency_key="welcome:ann@x.example",
+        provider_message_id="<abc@mta.example>",
+    )
+    message_row(subject="to ann", to="ann@x.example")
+    assert listed(admin_client, q=wanted.idempotency_key) == {"keyed"}
+    assert listed(admin_client, q="<abc@mta.example>") == {"keyed"}
+    assert listed(admin_client, q="ann@x.example") == {"to ann"}  # keys match whole, not in part
+
+
 def test_recipient_search_column_follows_address_changes():
     message = message_row(to="old@x.example")
     message.to = [{"email": "New@X.example", "name": ""}]
@@ -141,6 +154,15 @@ def test_pages_go_newer_to_older_and_the_last_one_knows_the_total(admin_client):
     assert "Newer" in second.text
 
 
+def test_a_page_past_the_end_is_out_of_range_like_any_change_list(admin_client):
+    for n in range(30):
+        message_row(subject=f"m{n}")
+    response = admin_client.get(URL, {"p": 2})
+    assert response.status_code == 302 and response["Location"] == f"{URL}?e=1"
+    first = admin_client.get(URL)
+    assert len(first.context["cl"].result_list) == 30 and "30 messages" in first.text
+
+
 def test_show_all_cannot_load_the_whole_outbox(admin_client):
     for _ in range(101):
         message_row()
@@ -188,3 +210,19 @@ def test_the_event_list_never_counts_either_and_shows_the_newest_first(admin_cli
     everything = admin_client.get(url)
     assert [e.pk for e in everything.context["cl"].result_list] == [newer.pk, older.pk]
     assert "2 delivery events" in everything.text
+
+
+def test_a_page_of_events_costs_the_same_queries_for_1_or_31_events(admin_client):
+    url = reverse("admin:django_txmail_deliveryevent_changelist")
+    event_row(message_row(), "delivered")
+    with CaptureQueriesContext(connection) as few:
+        admin_client.get(url)
+    for _ in range(30):
+        event_row(message_row(), "delivered")
+    event_row(None, "bounced")
+    with CaptureQueriesContext(connection) as many:
+        page = admin_client.get(url)
+    assert len(many) == len(few)
+    assert not [sql for sql in _sql(many) if 'FROM "DJANGO_TXMAIL_MESSAGE"' in sql]
+    message = page.context["cl"].result_list[1].message_id
+    assert reverse("admin:django_txmail_message_change", args=[message]) in page.text

@@ -10,6 +10,8 @@ import pytest
 from django.core import mail
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
+from django.db import transaction
+from django.test import TestCase
 from django.utils import timezone
 
 from django_txmail.cleanup import cleanup, parse_age
@@ -48,12 +50,36 @@ def test_ages_are_days_or_hours(text, expected):
     assert parse_age(text) == expected
 
 
-@pytest.mark.parametrize("text", ["90", "0d", "-5d", "3w", "1.5d", "ninety days", ""])
+@pytest.mark.parametrize(
+    "text", ["90", "0d", "000h", "-5d", "3w", "1.5d", "ninety days", "", "١٢d"]
+)
 def test_nonsense_ages_are_refused_with_an_example(text):
     with pytest.raises(CommandError, match="such as 90d or 36h"):
         run(f"--older-than={text}")
 
 
+@pytest.mark.parametrize("text", ["36501d", "876001h", "800000d", "99999999999d", "9" * 5000 + "d"])
+def test_ages_beyond_a_century_are_refused_not_crashing(text):
+    with pytest.raises(CommandError, match="too long ago; give at most 36500d"):
+        run(f"--older-than={text}", "--dry-run")
+    assert parse_age("36500d") == timedelta(days=36500)
+
+
+def test_a_clean_up_its_caller_rolls_back_keeps_the_files(sandbox, domain):
+    old = age(send_with_attachment("old"), 100)
+    name = old.attachments.get().storage_name
+    with pytest.raises(RuntimeError), transaction.atomic():
+        cleanup(timezone.now() - timedelta(days=90))
+        assert default_storage.exists(name)  # not before the caller commits
+        raise RuntimeError("the caller gives up")
+    assert Message.objects.filter(pk=old.pk).exists()
+    assert default_storage.exists(name)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        report = cleanup(timezone.now() - timedelta(days=90))
+    assert report.attachment_files == 1 and not default_storage.exists(name)
+
+
+@pytest.mark.django_db(transaction=True)  # commits as from cron: files go on commit
 def test_old_messages_go_with_their_attempts_events_and_files(sandbox, domain):
     old = age(send_with_attachment("old"), 100)
     recent = send_with_attachment("recent")

@@ -79,6 +79,14 @@ def test_a_message_not_sent_yet_is_not_resent(sandbox, domain, status):
     assert Message.objects.count() == 1
 
 
+def test_a_cancelled_message_is_only_resent_when_forced(sandbox, domain):
+    original = send()
+    Message.objects.filter(pk=original.pk).update(status="cancelled")
+    with pytest.raises(CannotResend, match="was cancelled, so it was never sent.*--force"):
+        resend(original)
+    assert resend(original, force=True).resent_from_id == original.pk
+
+
 def test_a_resend_that_fails_is_recorded_on_the_new_message(sandbox, domain):
     original = send()
     sandbox.inject(Fault(status=400, message="Recipient rejected"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.core import mail
@@ -135,6 +135,33 @@ def test_skips_messages_not_sent_yet(sandbox, domain):
     Message.objects.filter(pk=message.pk).update(status="scheduled")
     out, _ = run("--id", str(message.pk), "--yes")
     assert "skipped 1 not sent yet" in out and copies() == []
+
+
+def at(message: Message, moment: datetime) -> Message:
+    Message.objects.filter(pk=message.pk).update(created_at=moment)
+    return message
+
+
+def test_until_a_date_includes_that_whole_day(sandbox, domain):
+    day = datetime(2026, 5, 1)
+    first = at(send(), timezone.make_aware(day))
+    last = at(send(), timezone.make_aware(day + timedelta(days=1, seconds=-1)))
+    next_day = at(send(), timezone.make_aware(day + timedelta(days=1)))
+    out, _ = run("--until", "2026-05-01", "--dry-run")
+    assert str(first.pk) in out and str(last.pk) in out and str(next_day.pk) not in out
+    out, _ = run("--since", "2026-05-01", "--until", "2026-05-01", "--dry-run")
+    assert "would resend 2 of 2" in out and str(next_day.pk) not in out
+    out, _ = run("--until", "2026-05-01T23:59:59", "--dry-run")
+    assert str(last.pk) not in out and str(first.pk) in out  # a time is taken as it is
+
+
+def test_skips_cancelled_messages_unless_forced(sandbox, domain):
+    message = send()
+    Message.objects.filter(pk=message.pk).update(status="cancelled")
+    out, _ = run("--id", str(message.pk), "--yes")
+    assert "skipped 1 cancelled (use --force" in out and copies() == []
+    out, _ = run("--id", str(message.pk), "--yes", "--force")
+    assert "Resent 1 message(s)" in out and copies()[0].resent_from_id == message.pk
 
 
 def test_long_runs_show_progress_on_stderr(sandbox, domain):

@@ -21,11 +21,11 @@ from django.views.decorators.http import require_POST
 from ..delivery import Sender
 from ..exceptions import TxMailError
 from ..models import Message
-from ..resend import resend, resend_refusal, retry
+from ..resend import resend, resend_refusal, retry, with_first_resend
 from ..scheduling import cancel
 
-#: More than this at once is a job for ``manage.py txmail_resend``.
-BULK_RESEND_LIMIT = 500
+#: More than this at once is a job for ``manage.py txmail_resend`` (resend, retry or cancel).
+BULK_LIMIT = 500
 
 
 class MessageActions:
@@ -46,14 +46,8 @@ class MessageActions:
 
     @admin.action(description=_("Resend selected messages…"), permissions=["resend"])
     def resend_messages(self, request, queryset):
-        chosen = list(queryset.order_by("created_at")[: BULK_RESEND_LIMIT + 1])
-        if len(chosen) > BULK_RESEND_LIMIT:
-            self.message_user(
-                request,
-                f"Choose at most {BULK_RESEND_LIMIT} messages to resend here; for more, use "
-                "`manage.py txmail_resend` (it selects by status, dates, recipient, domain).",
-                messages.ERROR,
-            )
+        chosen = self._chosen(request, with_first_resend(queryset), "resend")
+        if chosen is None:
             return None
         if request.POST.get("post") != "yes":
             return self._confirm_resend(request, chosen, bulk=True)
@@ -62,17 +56,37 @@ class MessageActions:
 
     @admin.action(description=_("Retry selected failed messages now"), permissions=["retry"])
     def retry_messages(self, request, queryset):
-        self._run(request, queryset, retry, "Retried %d message.", "Retried %d messages.")
+        self._run(request, queryset, "retry", "Retried %d message.", "Retried %d messages.")
 
     @admin.action(description=_("Cancel selected messages not sent yet"), permissions=["cancel"])
     def cancel_messages(self, request, queryset):
-        self._run(request, queryset, cancel, "Cancelled %d message.", "Cancelled %d messages.")
+        self._run(request, queryset, "cancel", "Cancelled %d message.", "Cancelled %d messages.")
 
-    def _run(self, request, queryset, operation, singular: str, plural: str) -> None:
+    def _chosen(self, request, queryset, verb: str) -> list[Message] | None:
+        """The selected messages, oldest first; None (and says why) past ``BULK_LIMIT``."""
+        chosen = list(queryset.order_by("created_at")[: BULK_LIMIT + 1])
+        if len(chosen) <= BULK_LIMIT:
+            return chosen
+        more = (
+            "for more, use `manage.py txmail_resend` (it selects by status, dates, recipient, "
+            "domain)"
+            if verb == "resend"
+            else "act on more a page at a time"
+        )
+        self.message_user(
+            request, f"Choose at most {BULK_LIMIT} messages to {verb} here; {more}.", messages.ERROR
+        )
+        return None
+
+    def _run(self, request, queryset, verb: str, singular: str, plural: str) -> None:
+        chosen = self._chosen(request, queryset, verb)
+        if chosen is None:
+            return
+        operation = {"retry": retry, "cancel": cancel}[verb]
         done, refused = 0, []
         sender = Sender(pool_size=1)
         try:
-            for message in queryset:
+            for message in chosen:
                 try:
                     operation(message, sender=sender)
                     done += 1
@@ -93,6 +107,8 @@ class MessageActions:
         message = self.get_object(request, object_id)
         if message is None:
             raise Http404(f"No message {object_id}.")
+        if not self.has_view_permission(request, message):
+            raise PermissionDenied  # acting on a message means seeing it first
         return message
 
     def resend_view(self, request: HttpRequest, object_id: str) -> HttpResponse:

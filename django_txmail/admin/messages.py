@@ -16,6 +16,7 @@ import unicodedata
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -208,6 +209,11 @@ class MessageAdmin(MessageActions, CountlessList, admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting here would leave the attachment files behind and drop mail still
+        # on its way; ``manage.py txmail_cleanup`` deletes old messages properly.
+        return False
+
     # --- the list -----------------------------------------------------------
 
     def changelist_view(self, request, extra_context=None):
@@ -215,15 +221,22 @@ class MessageAdmin(MessageActions, CountlessList, admin.ModelAdmin):
         return super().changelist_view(request, {**extra, **(extra_context or {})})
 
     def get_search_results(self, request, queryset, search_term):
-        """A term with an @ is (part of) an address: look only at the recipients.
+        """A term with an @ is (part of) an address, or a key or provider id holding one.
 
-        Skipping the subject and the ids there halves the work on a big
-        table; the column holds lowercased addresses, so a plain LIKE does
-        (no UPPER() on every row).
+        It looks at the recipients, and at the idempotency key and the
+        provider's message id as a whole (``welcome:ann@example.net``,
+        ``<abc@mta.example>``), skipping the subject: that halves the work on
+        a big table. The recipients column holds lowercased addresses, so a
+        plain LIKE does (no UPPER() on every row); the ids match exactly, on
+        their indexes.
         """
         term = search_term.strip()
         if "@" in term and not any(c.isspace() for c in term):
-            return queryset.filter(recipient_emails__contains=term.lower()), False
+            return queryset.filter(
+                Q(recipient_emails__contains=term.lower())
+                | Q(idempotency_key=term)
+                | Q(provider_message_id=term)
+            ), False
         return super().get_search_results(request, queryset, search_term)
 
     @admin.display(description=_("status"), ordering="status")

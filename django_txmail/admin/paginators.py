@@ -9,14 +9,22 @@ primary keys only, through the same index the page uses). It knows the
 exact total once it reaches the last page; before that it reports "more",
 or, for the unfiltered list on PostgreSQL, the planner's row estimate
 (``pg_class.reltuples``), shown as "about N".
+
+Because no total is known, nothing may act on "all N": the lists refuse
+Django's select-across (``select_across``) and do not offer its link, so a
+list action only ever touches the rows ticked on the page. A page past the
+end is out of range, as in any change list (a redirect to the first page).
 """
 
 from __future__ import annotations
 
+from django.contrib import messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import PAGE_VAR, ChangeList
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.formats import number_format
 from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
@@ -45,6 +53,7 @@ class OutboxPaginator(Paginator):
         self.page_number = max(1, page_number)
         self.estimated = False
         self.has_more = False
+        self.past_the_end = False
 
     @cached_property
     def count(self) -> int:
@@ -52,6 +61,7 @@ class OutboxPaginator(Paginator):
         probe = self.object_list.values_list("pk", flat=True)[offset : offset + self.per_page + 1]
         seen = len(probe)
         self.has_more = seen > self.per_page
+        self.past_the_end = seen == 0 and self.page_number > 1
         known = offset + seen
         if self.has_more:
             estimate = table_estimate(self.object_list)
@@ -79,6 +89,24 @@ class CountlessList:
     show_full_result_count = False
     list_max_show_all = 0  # "show all" would load the whole table
 
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet, **kwargs
+    ) -> HttpResponse | None:
+        """Refuse "select all": its count is made up, and it would act on every filtered row."""
+        select_across = self.action_form.base_fields["select_across"]
+        if select_across.to_python(request.POST.get("select_across")):
+            self.message_user(
+                request,
+                _(
+                    "Selecting across all pages is not available here (the list does not "
+                    "count its rows); tick the rows on this page, or narrow the list with "
+                    "the filters and act page by page."
+                ),
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_action(request, queryset, **kwargs)  # Django 6.1 adds one
+
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
         return OutboxPaginator(queryset, per_page, page_number=requested_page(request))
 
@@ -88,6 +116,12 @@ class CountlessList:
 
 class OutboxChangeList(ChangeList):
     """The change list with previous/next links and an honest count for OutboxPaginator."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        if self.paginator.past_the_end:
+            # Django's answer to a page out of range: back to the first page (?e=1).
+            raise IncorrectLookupParameters(f"There is no page {self.page_num}.")
 
     @property
     def count_text(self) -> str:

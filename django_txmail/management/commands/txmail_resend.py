@@ -5,8 +5,9 @@ Choose messages with ``--id`` (repeatable), ``--status``, ``--since`` /
 match). Without any of them nothing is chosen: the command refuses rather
 than resend the whole outbox. ``--dry-run`` lists the selection; otherwise
 the command asks first (``--yes`` skips the question; without a terminal it
-refuses unless ``--yes``). A message already resent is skipped unless
-``--force``; one not sent yet (queued, scheduled, sending) always is.
+refuses unless ``--yes``). A message already resent, or cancelled, is
+skipped unless ``--force``; one not sent yet (queued, scheduled, sending)
+always is.
 """
 
 from __future__ import annotations
@@ -18,20 +19,24 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from django_txmail.delivery import Sender
 from django_txmail.models import Message
-from django_txmail.resend import NOT_SENT_YET, CannotResend, resend
+from django_txmail.resend import NOT_SENT_YET, CannotResend, resend, with_first_resend
 
 
 def _moment(value: str, option: str, *, end_of_day: bool) -> datetime:
-    """A date (whole day) or date-time from the command line, in the current time zone."""
+    """A date (whole day) or date-time from the command line, in the current time zone.
+
+    A bare date is read as a date first: ``parse_datetime`` accepts one too
+    (as its midnight), which would make ``--until`` stop at the start of the day.
+    """
     try:
-        moment = parse_datetime(value)
-        day = None if moment else parse_date(value)
+        day = parse_date(value)
+        moment = None if day else parse_datetime(value)
     except ValueError:
         moment = day = None
     if day is not None:
@@ -77,15 +82,17 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="list what would be resent")
         parser.add_argument("--yes", action="store_true", help="do not ask before resending")
         parser.add_argument(
-            "--force", action="store_true", help="also resend messages already resent"
+            "--force",
+            action="store_true",
+            help="also resend messages already resent, and cancelled ones",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         selection = self._select(options)
         rows = list(
-            selection.only("pk", "created_at", "status", "subject", "to", "cc", "bcc")
-            .annotate(resent=Exists(Message.objects.filter(resent_from=OuterRef("pk"))))
-            .order_by("created_at")
+            with_first_resend(
+                selection.only("pk", "created_at", "status", "subject", "to", "cc", "bcc")
+            ).order_by("created_at")
         )
         if not rows:
             self.stdout.write("No message matches; nothing to resend.")
@@ -94,7 +101,9 @@ class Command(BaseCommand):
         for row in rows:
             if row.status in NOT_SENT_YET:
                 skipped["not sent yet"] += 1
-            elif row.resent and not options["force"]:
+            elif row.status == Message.Status.CANCELLED and not options["force"]:
+                skipped["cancelled (use --force to send them after all)"] += 1
+            elif row.first_resend and not options["force"]:
                 skipped["already resent (use --force to send another copy)"] += 1
             else:
                 todo.append(row)
