@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 from django.core import mail
+from django.db import connections
 from playwright.sync_api import Page, expect, sync_playwright
 
 from django_txmail.models import Message
@@ -79,6 +80,10 @@ def page(outbox, live_server, monkeypatch):
             yield page
         finally:
             browser.close()
+            # ORM calls made while Playwright's sync API runs leave a connection that
+            # pytest-django's teardown does not close; close it here, or PostgreSQL
+            # cannot drop the test database at the end of the session.
+            connections.close_all()
 
 
 def shot(page: Page, name: str) -> None:
