@@ -242,25 +242,49 @@ class EmailBackend(BaseEmailBackend):
         Messages recorded claimed ("sending") are sent by ``_deliver_claimed``;
         held ones wait in the outbox until due (``txmail_worker`` sends them).
         """
-        using = router.db_for_write(Message)
-        if by_task:
-            from .tasks import enqueue_delivery  # imports the Tasks framework only when used
-
-            transaction.on_commit(lambda: enqueue_delivery(message), using=using)
-        elif after_commit and message.status == Message.Status.QUEUED:
-            transaction.on_commit(lambda: _deliver_after_commit(message, self.timeout), using=using)
+        hand_over(message, by_task=by_task, after_commit=after_commit, timeout=self.timeout)
 
 
-def _deliver_after_commit(message: Message, timeout: float | None) -> None:
-    """Send a message recorded in a transaction that has now committed.
+def hand_over(
+    message: Message, *, by_task: bool, after_commit: bool, timeout: float | None = None
+) -> bool:
+    """Have a recorded message delivered later: by a task, or once the caller's transaction
+    commits (if it is queued). Returns whether it was handed over; if not, the caller
+    sends it now (``deliver_quietly``) or it waits in the outbox."""
+    using = router.db_for_write(Message)
+    if by_task:
+        from .tasks import enqueue_delivery  # imports the Tasks framework only when used
 
-    The caller has returned long ago, so a permanent failure is recorded on
-    the message and logged rather than raised.
+        transaction.on_commit(lambda: enqueue_delivery(message), using=using)
+        return True
+    if after_commit and message.status == Message.Status.QUEUED:
+        transaction.on_commit(lambda: deliver_quietly(message, timeout=timeout), using=using)
+        return True
+    return False
+
+
+def deliver_quietly(
+    message: Message,
+    sender: Sender | None = None,
+    *,
+    claimed: bool = False,
+    timeout: float | None = None,
+) -> None:
+    """Send ``message`` for a caller that has no one to raise to (after a commit, an admin
+    action): a permanent failure is recorded on the message and logged, not raised.
+
+    ``claimed``: the message was recorded already claimed by this process, so
+    this makes the attempt; otherwise it is claimed first, as a worker would.
     """
-    sender = Sender(pool_size=1, timeout=timeout)
+    own = sender is None
+    sender = sender or Sender(pool_size=1, timeout=timeout)
     try:
-        sender.deliver(message)
+        if claimed:
+            sender.attempt(message)
+        else:
+            sender.deliver(message)
     except TxMailError:
-        logger.warning("Message %s was not sent after commit", message.pk, exc_info=True)
+        logger.warning("Message %s was not sent", message.pk, exc_info=True)
     finally:
-        sender.close()
+        if own:
+            sender.close()

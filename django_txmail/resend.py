@@ -22,7 +22,7 @@ from django.db import router, transaction
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from .backends import in_caller_transaction
+from .backends import deliver_quietly, hand_over, in_caller_transaction
 from .conf import get_settings
 from .delivery import Sender, route_of
 from .exceptions import TxMailError
@@ -128,7 +128,8 @@ def resend(message: Message, *, force: bool = False, sender: Sender | None = Non
         copy.save(
             update_fields=["resent_from", "template", "template_version", "template_language"]
         )
-    _hand_over(copy, by_task=by_task, after_commit=after_commit, sender=sender)
+    if not hand_over(copy, by_task=by_task, after_commit=after_commit):
+        deliver_quietly(copy, sender, claimed=True)
     return copy
 
 
@@ -153,47 +154,7 @@ def retry(message: Message, *, sender: Sender | None = None) -> Message:
         )
     by_task = get_settings().delivery == "task"
     after_commit = not by_task and in_caller_transaction()
-    _hand_over(message, by_task=by_task, after_commit=after_commit, sender=sender, claimed=False)
-    if not (by_task or after_commit):
+    if not hand_over(message, by_task=by_task, after_commit=after_commit):
+        deliver_quietly(message, sender)
         message.refresh_from_db()
     return message
-
-
-def _hand_over(
-    message: Message,
-    *,
-    by_task: bool,
-    after_commit: bool,
-    sender: Sender | None,
-    claimed: bool = True,
-) -> None:
-    """Deliver ``message`` as the backend delivers a new one.
-
-    ``claimed``: the message was recorded already claimed by this process
-    (a new message sent now), so this makes the attempt; otherwise it is
-    claimed first, as a worker would.
-    """
-    using = router.db_for_write(Message)
-    if by_task:
-        from .tasks import enqueue_delivery  # imports the Tasks framework only when used
-
-        transaction.on_commit(lambda: enqueue_delivery(message), using=using)
-    elif after_commit:
-        transaction.on_commit(lambda: _deliver(message, None, claimed=False), using=using)
-    else:
-        _deliver(message, sender, claimed=claimed)
-
-
-def _deliver(message: Message, sender: Sender | None, *, claimed: bool) -> None:
-    own = sender is None
-    sender = sender or Sender(pool_size=1)
-    try:
-        if claimed:
-            sender.attempt(message)
-        else:
-            sender.deliver(message)
-    except TxMailError:
-        pass  # recorded on the message: status "failed" and last_error
-    finally:
-        if own:
-            sender.close()

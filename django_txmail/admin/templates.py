@@ -10,6 +10,8 @@ outbox and visible there.
 
 from __future__ import annotations
 
+from email.utils import parseaddr
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -52,11 +54,6 @@ class SendTestForm(forms.Form):
     def __init__(self, *args, languages: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["language"].choices = [(code, code) for code in languages]
-
-
-def _from_address(address: str) -> str:
-    """The bare address of DEFAULT_FROM_EMAIL ("Shop <shop@x>" → "shop@x")."""
-    return address.rsplit("<", 1)[-1].rstrip(">").strip()
 
 
 @admin.register(Template)
@@ -148,7 +145,7 @@ class TemplateAdmin(admin.ModelAdmin):
         languages = template.languages()
         initial = {
             "to": request.user.email,
-            "from_email": _from_address(settings.DEFAULT_FROM_EMAIL),
+            "from_email": parseaddr(settings.DEFAULT_FROM_EMAIL)[1],
             "language": languages[0],
         }
         form = SendTestForm(request.POST or None, initial=initial, languages=languages)
