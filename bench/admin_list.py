@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -48,15 +47,9 @@ urlpatterns: list = []  # filled by configure(): this module is the URLconf
 
 
 def configure(db: str, tmp: str) -> str:
-    import django
-    from django.conf import settings
-
-    name, database = benchdb.create(db, tmp)
-    settings.configure(
-        DEBUG=False,
-        SECRET_KEY="bench",
-        USE_TZ=True,
-        ALLOWED_HOSTS=["testserver"],
+    name = benchdb.setup(
+        db,
+        tmp,
         INSTALLED_APPS=[
             "django.contrib.admin",
             "django.contrib.auth",
@@ -88,24 +81,18 @@ def configure(db: str, tmp: str) -> str:
         ],
         ROOT_URLCONF=__name__,
         STATIC_URL="/static/",
-        DATABASES={"default": database},
-        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
         TXMAIL={
             "PROVIDERS": {
-                name: {"ADAPTER": name, "API_KEY": "k", "API_URI": "http://127.0.0.1:9"}
-                for name in ("nylas", "mailtrap", "mailerlogic")
+                provider: {"ADAPTER": provider, "API_KEY": "k", "API_URI": "http://127.0.0.1:9"}
+                for provider in ("nylas", "mailtrap", "mailerlogic")
             },
             "DEFAULT_PROVIDER": "nylas",
         },
     )
-    django.setup()
     from django.contrib import admin
     from django.urls import path
 
     urlpatterns.append(path("admin/", admin.site.urls))
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
     return name
 
 
@@ -224,13 +211,7 @@ def main() -> int:
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=15)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="txmail-bench-") as tmp:
-        name = configure(args.db, tmp)
-        try:
-            return run(args)
-        finally:
-            benchdb.drop(args.db, name)
+    return benchdb.run_in_database(parser.parse_args(), configure, run)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import benchdb  # noqa: E402
 import django  # noqa: E402
 from delivery import (  # noqa: E402
     DOMAIN,
@@ -80,10 +81,7 @@ OURS = "django-txmail"
 
 def configure(args: argparse.Namespace, tmp: Path, sandbox_url: str) -> None:
     settings.configure(
-        SECRET_KEY="bench-only-not-secret",
-        DEBUG=False,
-        USE_TZ=True,
-        TIME_ZONE="UTC",
+        **benchdb.BASE_SETTINGS,
         INSTALLED_APPS=[
             "django.contrib.auth",
             "django.contrib.contenttypes",
@@ -92,7 +90,6 @@ def configure(args: argparse.Namespace, tmp: Path, sandbox_url: str) -> None:
             "django_txmail",
         ],
         DATABASES={"default": database_setting(args, tmp)},
-        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
         MEDIA_ROOT=str(tmp / "media"),
         EMAIL_BACKEND="django_txmail.backends.EmailBackend",
         TXMAIL={

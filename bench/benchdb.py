@@ -1,4 +1,5 @@
-"""The throwaway database a benchmark runs on: a new PostgreSQL database or a SQLite file.
+"""The throwaway Django a benchmark runs in: its settings and a new PostgreSQL database or
+SQLite file.
 
 PostgreSQL is reached through the ``PG*`` variables (``scripts/postgres.sh
 run`` sets them for a throwaway server); the database is created with a
@@ -7,21 +8,47 @@ random name before Django starts and dropped at the end.
 
 from __future__ import annotations
 
+import argparse
 import os
+import tempfile
 import uuid
+from collections.abc import Callable
 from typing import Any
+
+#: Settings every benchmark shares; each adds its own apps, URLs and TXMAIL.
+BASE_SETTINGS: dict[str, Any] = {
+    "DEBUG": False,
+    "SECRET_KEY": "bench-only-not-secret",
+    "USE_TZ": True,
+    "TIME_ZONE": "UTC",
+    "ALLOWED_HOSTS": ["testserver"],
+    "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
+}
+
+
+def postgres_entry(name: str) -> dict[str, Any]:
+    """A ``DATABASES`` entry for the database ``name`` on the server the PG* variables name."""
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+        "PORT": os.environ.get("PGPORT", "5432"),
+        "USER": os.environ.get("PGUSER", "postgres"),
+        "PASSWORD": os.environ.get("PGPASSWORD", ""),
+        "NAME": name,
+    }
 
 
 def _admin_connection():
     import psycopg
 
+    entry = postgres_entry("postgres")
     return psycopg.connect(
-        dbname="postgres",
+        dbname=entry["NAME"],
         autocommit=True,
-        host=os.environ.get("PGHOST", "127.0.0.1"),
-        port=os.environ.get("PGPORT", "5432"),
-        user=os.environ.get("PGUSER", "postgres"),
-        password=os.environ.get("PGPASSWORD", ""),
+        host=entry["HOST"],
+        port=entry["PORT"],
+        user=entry["USER"],
+        password=entry["PASSWORD"],
     )
 
 
@@ -37,14 +64,20 @@ def create(db: str, tmp: str) -> tuple[str, dict[str, Any]]:
     name = f"txmail_bench_{uuid.uuid4().hex[:8]}"
     with _admin_connection() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    return name, {
-        "ENGINE": "django.db.backends.postgresql",
-        "HOST": os.environ.get("PGHOST", "127.0.0.1"),
-        "PORT": os.environ.get("PGPORT", "5432"),
-        "USER": os.environ.get("PGUSER", "postgres"),
-        "PASSWORD": os.environ.get("PGPASSWORD", ""),
-        "NAME": name,
-    }
+    return name, postgres_entry(name)
+
+
+def setup(db: str, tmp: str, **settings: Any) -> str:
+    """Create the database, configure Django with it and ``settings``, migrate; return its name."""
+    import django
+    from django.conf import settings as django_settings
+    from django.core.management import call_command
+
+    name, database = create(db, tmp)
+    django_settings.configure(**BASE_SETTINGS, DATABASES={"default": database}, **settings)
+    django.setup()
+    call_command("migrate", verbosity=0)
+    return name
 
 
 def drop(db: str, name: str) -> None:
@@ -56,3 +89,17 @@ def drop(db: str, name: str) -> None:
     connections.close_all()
     with _admin_connection() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def run_in_database(
+    args: argparse.Namespace,
+    configure: Callable[[str, str], str],
+    run: Callable[[argparse.Namespace], int],
+) -> int:
+    """``configure(args.db, tmp)`` a fresh database, ``run(args)`` in it, then drop it."""
+    with tempfile.TemporaryDirectory(prefix="txmail-bench-") as tmp:
+        name = configure(args.db, tmp)
+        try:
+            return run(args)
+        finally:
+            drop(args.db, name)

@@ -64,6 +64,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import benchdb  # next to this script, so on sys.path
 import django
 import requests
 from django.conf import settings
@@ -104,15 +105,8 @@ def txmail_setting(api_uri: str) -> dict[str, Any]:
 def database_setting(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """The DATABASES entry; its TEST name is the fresh database the run creates."""
     if args.db == "postgres":
-        return {
-            "ENGINE": "django.db.backends.postgresql",
-            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
-            "PORT": os.environ.get("PGPORT", "5432"),
-            "USER": os.environ.get("PGUSER", "postgres"),
-            "PASSWORD": os.environ.get("PGPASSWORD", ""),
-            "NAME": os.environ.get("PGDATABASE", "postgres"),
-            "TEST": {"NAME": f"txmail_bench_{os.getpid()}"},
-        }
+        entry = benchdb.postgres_entry(os.environ.get("PGDATABASE", "postgres"))
+        return entry | {"TEST": {"NAME": f"txmail_bench_{os.getpid()}"}}
     pragmas = "PRAGMA journal_mode=WAL;"
     if args.sqlite_synchronous:
         pragmas += f" PRAGMA synchronous={args.sqlite_synchronous};"
@@ -127,10 +121,7 @@ def database_setting(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 def configure(args: argparse.Namespace, tmp: Path, api_uri: str) -> None:
     settings.configure(
-        SECRET_KEY="bench-only-not-secret",
-        DEBUG=False,
-        USE_TZ=True,
-        TIME_ZONE="UTC",
+        **benchdb.BASE_SETTINGS,
         INSTALLED_APPS=[
             "django.contrib.auth",
             "django.contrib.contenttypes",
@@ -138,7 +129,6 @@ def configure(args: argparse.Namespace, tmp: Path, api_uri: str) -> None:
             "django_txmail",
         ],
         DATABASES={"default": database_setting(args, tmp)},
-        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
         MEDIA_ROOT=str(tmp / "media"),
         EMAIL_BACKEND="django_txmail.backends.EmailBackend",
         TXMAIL=txmail_setting(api_uri),

@@ -24,7 +24,6 @@ import hmac
 import json
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,15 +36,9 @@ TARGET = 2000
 
 
 def configure(db: str, tmp: str) -> str:
-    import django
-    from django.conf import settings
-
-    name, database = benchdb.create(db, tmp)
-    settings.configure(
-        DEBUG=False,
-        SECRET_KEY="bench",
-        USE_TZ=True,
-        ALLOWED_HOSTS=["testserver"],
+    return benchdb.setup(
+        db,
+        tmp,
         INSTALLED_APPS=[
             "django.contrib.contenttypes",
             "django.contrib.auth",
@@ -53,8 +46,6 @@ def configure(db: str, tmp: str) -> str:
             "django_txmail",
         ],
         ROOT_URLCONF="django_txmail.urls",
-        DATABASES={"default": database},
-        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
         TXMAIL={
             "PROVIDERS": {
                 "mailtrap": {
@@ -66,11 +57,6 @@ def configure(db: str, tmp: str) -> str:
             }
         },
     )
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    return name
 
 
 def run(args: argparse.Namespace) -> int:
@@ -157,13 +143,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=4_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--duplicates", type=float, default=0.2)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="txmail-bench-") as tmp:
-        name = configure(args.db, tmp)
-        try:
-            return run(args)
-        finally:
-            benchdb.drop(args.db, name)
+    return benchdb.run_in_database(parser.parse_args(), configure, run)
 
 
 if __name__ == "__main__":
