@@ -28,7 +28,7 @@ from django.utils.module_loading import import_string
 from .. import __version__
 from ..conf import ProviderAccount
 from ..dns.records import ProviderVerdict, RequiredRecord
-from ..exceptions import ProviderAPIError, UnsupportedFeature
+from ..exceptions import ProviderAPIError, UnsupportedFeature, WebhookPayloadError
 from ..outbound import Feature, OutboundEmail
 
 USER_AGENT = f"django-txmail/{__version__}"
@@ -374,6 +374,20 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+def event_text(
+    event: dict[str, Any], key: str, index: int, *, required: bool = False, where: str = ""
+) -> str:
+    """A webhook event's string field ("" when absent), or WebhookPayloadError naming it."""
+    value = event.get(key)
+    if value is None or value == "":
+        if required:
+            raise WebhookPayloadError(f"Event {index} has no {where}{key!r}.")
+        return ""
+    if not isinstance(value, str):
+        raise WebhookPayloadError(f"Event {index}: {where}{key!r} must be a string.")
+    return value
 
 
 @cache

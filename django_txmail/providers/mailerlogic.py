@@ -85,6 +85,7 @@ from .base import (
     SendResult,
     WebhookEvent,
     deep_merge,
+    event_text,
 )
 from .domain_records import mailerlogic_records
 
@@ -325,13 +326,13 @@ def _event(item: Any, index: int) -> WebhookEvent:
     metadata = data.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise WebhookPayloadError(f"Event {index}: 'data.metadata' must be an object.")
-    provider_type = _text(item, "type", index, required=True)
+    provider_type = event_text(item, "type", index, required=True)
 
     def field(key: str) -> str:
-        return _text(data, key, index, where="data.")
+        return event_text(data, key, index, where="data.")
 
     return WebhookEvent(
-        provider_event_id=_text(item, "id", index, required=True),
+        provider_event_id=event_text(item, "id", index, required=True),
         type=EVENT_TYPES.get(provider_type, "unknown"),
         provider_type=provider_type,
         occurred_at=_time(item.get("created_at"), index),
@@ -346,19 +347,6 @@ def _event(item: Any, index: int) -> WebhookEvent:
         user_agent=field("user_agent"),
         ip=field("ip"),
     )
-
-
-def _text(
-    obj: dict[str, Any], key: str, index: int, *, required: bool = False, where: str = ""
-) -> str:
-    value = obj.get(key)
-    if value is None or value == "":
-        if required:
-            raise WebhookPayloadError(f"Event {index} has no {where}{key!r}.")
-        return ""
-    if not isinstance(value, str):
-        raise WebhookPayloadError(f"Event {index}: {where}{key!r} must be a string.")
-    return value
 
 
 def _time(value: Any, index: int) -> datetime:

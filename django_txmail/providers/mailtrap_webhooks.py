@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..exceptions import WebhookPayloadError
-from .base import MESSAGE_ID_KEY, WebhookEvent
+from .base import MESSAGE_ID_KEY, WebhookEvent, event_text
 
 MAX_WEBHOOK_EVENTS = 500
 
@@ -72,21 +72,10 @@ def _json(text: str, where: str) -> Any:
         raise WebhookPayloadError(f"Invalid JSON in {where}: {exc}") from None
 
 
-def _text(event: dict[str, Any], key: str, index: int, *, required: bool = False) -> str:
-    value = event.get(key)
-    if value is None or value == "":
-        if required:
-            raise WebhookPayloadError(f"Event {index} has no {key!r}.")
-        return ""
-    if not isinstance(value, str):
-        raise WebhookPayloadError(f"Event {index}: {key!r} must be a string.")
-    return value
-
-
 def _event(item: Any, index: int) -> WebhookEvent:
     if not isinstance(item, dict):
         raise WebhookPayloadError(f"Event {index} is not a JSON object.")
-    provider_type = _text(item, "event", index, required=True)
+    provider_type = event_text(item, "event", index, required=True)
     known = provider_type in EVENT_TYPES
     timestamp = item.get("timestamp")
     if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
@@ -101,8 +90,8 @@ def _event(item: Any, index: int) -> WebhookEvent:
     code = item.get("response_code")
     if code is not None and (isinstance(code, bool) or not isinstance(code, int)):
         raise WebhookPayloadError(f"Event {index}: 'response_code' must be a number.")
-    response = _text(item, "response", index)
-    event_id = _text(item, "event_id", index, required=known) or "sha256:" + (
+    response = event_text(item, "response", index)
+    event_id = event_text(item, "event_id", index, required=known) or "sha256:" + (
         hashlib.sha256(json.dumps(item, sort_keys=True).encode()).hexdigest()
     )
     return WebhookEvent(
@@ -111,13 +100,13 @@ def _event(item: Any, index: int) -> WebhookEvent:
         provider_type=provider_type,
         occurred_at=occurred_at,
         raw=item,
-        provider_message_id=_text(item, "message_id", index, required=known),
+        provider_message_id=event_text(item, "message_id", index, required=known),
         message_id=str(variables.get(MESSAGE_ID_KEY) or ""),
-        recipient=_text(item, "email", index, required=known),
-        bounce_type=_text(item, "bounce_category", index),
-        reason=_text(item, "reason", index),
+        recipient=event_text(item, "email", index, required=known),
+        bounce_type=event_text(item, "bounce_category", index),
+        reason=event_text(item, "reason", index),
         mta_response=" ".join(p for p in (str(code) if code is not None else "", response) if p),
-        click_url=_text(item, "url", index),
-        user_agent=_text(item, "user_agent", index),
-        ip=_text(item, "ip", index),
+        click_url=event_text(item, "url", index),
+        user_agent=event_text(item, "user_agent", index),
+        ip=event_text(item, "ip", index),
     )
