@@ -88,12 +88,15 @@ def test_a_message_abandoned_too_often_ends_failed(sandbox, domain, settings):
 
 
 def test_transient_failures_are_retried_by_the_worker(sandbox, domain, settings):
-    settings.TXMAIL = settings.TXMAIL | {"RETRY_BACKOFF": (0.05, 0.1)}
+    # Retries at least 30 s away, however slow the machine: not due within the first run.
+    settings.TXMAIL = settings.TXMAIL | {"RETRY_BACKOFF": (60, 120)}
     outbox(4)
     sandbox.inject(Fault(status=503), times=3)
     first = Worker(concurrency=2).run(once=True)
     assert (first.sent, first.retrying) == (1, 3), "retries are not due yet"
-    time.sleep(0.15)
+    waiting = Message.objects.filter(status="queued")
+    assert all(m.next_attempt_at > timezone.now() for m in waiting)
+    waiting.update(next_attempt_at=timezone.now())  # the backoff has passed
     assert Worker(concurrency=2).run(once=True).sent == 3
     assert Message.objects.filter(status="sent").count() == 4
     assert Attempt.objects.filter(outcome="transient").count() == 3
