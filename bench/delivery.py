@@ -266,7 +266,7 @@ def record_outbox(messages: list[EmailMultiAlternatives]) -> float:
     sending nothing; return the seconds it took."""
     from django_txmail.compose import compose
     from django_txmail.conf import get_settings
-    from django_txmail.outbox import record
+    from django_txmail.outbox.store import record
     from django_txmail.providers import load_adapter
     from django_txmail.routing import resolve
 
@@ -424,7 +424,7 @@ def immediate(
 
 
 def worker(n: int, concurrency: int, batch: int, sandbox: Sandbox) -> Result:
-    from django_txmail.worker import Worker
+    from django_txmail.sending.worker import Worker
 
     record_outbox(email_messages(n))
     make_due()

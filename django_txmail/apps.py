@@ -9,4 +9,4 @@ class TxMailConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from django_txmail import checks  # noqa: F401  (registers the system checks)

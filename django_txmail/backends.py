@@ -36,14 +36,14 @@ from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import router, transaction
 
-from .compose import compose
-from .conf import get_settings
-from .delivery import Sender
-from .exceptions import TxMailError
-from .message import TxMailResult
-from .models import Message
-from .outbox import record
-from .routing import ResolvedRoute, resolve
+from django_txmail.compose import compose
+from django_txmail.conf import get_settings
+from django_txmail.exceptions import TxMailError
+from django_txmail.message import TxMailResult
+from django_txmail.models import Message
+from django_txmail.outbox.store import record
+from django_txmail.routing import ResolvedRoute, resolve
+from django_txmail.sending.attempt import Sender
 
 logger = logging.getLogger("django_txmail.backends")
 
@@ -253,7 +253,9 @@ def hand_over(
     sends it now (``deliver_quietly``) or it waits in the outbox."""
     using = router.db_for_write(Message)
     if by_task:
-        from .tasks import enqueue_delivery  # imports the Tasks framework only when used
+        from django_txmail.sending.tasks import (
+            enqueue_delivery,  # imports the Tasks framework only when used
+        )
 
         transaction.on_commit(lambda: enqueue_delivery(message), using=using)
         return True

@@ -14,8 +14,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, router
 from django.utils import timezone
 
-from .conf import TxMailSettings, get_settings
-from .providers.base import adapter_class
+from django_txmail.conf import TxMailSettings, get_settings
+from django_txmail.providers.base import adapter_class
 
 
 @register(Tags.compatibility)
@@ -147,7 +147,7 @@ def check_sending_domains(
     not on every ``runserver``, and says nothing while the tables do not exist yet.
     Domains of sandbox accounts are left out: they may send unverified.
     """
-    from .models import SendingDomain
+    from django_txmail.models import SendingDomain
 
     alias = router.db_for_read(SendingDomain)
     if not databases or alias not in databases:

@@ -29,9 +29,9 @@ from django.utils import timezone
 from django.utils.encoding import force_str, punycode
 from django.utils.functional import Promise
 
-from .exceptions import HeaderInjection, InvalidMessage
-from .outbound import Address, Attachment, OutboundEmail
-from .templates import RenderedTemplate, json_variables, render_template
+from django_txmail.exceptions import HeaderInjection, InvalidMessage
+from django_txmail.outbound_email import MAX_IDEMPOTENCY_KEY, Address, Attachment, OutboundEmail
+from django_txmail.stored_templates.render import RenderedTemplate, json_variables, render_template
 
 _header_registry = HeaderRegistry()
 # RFC 5322 field names: printable US-ASCII except colon.
@@ -45,7 +45,6 @@ _RESERVED_HEADERS = {
     "mime-version",
     "resent-bcc",
 }
-MAX_IDEMPOTENCY_KEY = 256
 _MIMETYPE = re.compile(r"^[\w.+-]+/[\w.+-]+(\s*;.*)?$")
 
 

@@ -118,3 +118,15 @@ class ProviderAPIError(TxMailError):
         head = " ".join(parts)
         tail = f" (request id {request_id})" if request_id else ""
         super().__init__(f"{head}: {message}{tail}")
+
+
+class CannotResend(TxMailError):
+    """The message cannot be resent (not sent yet, cancelled, or already resent)."""
+
+    error_type = "cannot_resend"
+
+
+class CannotRetry(TxMailError):
+    """The message is not waiting for a retry nor failed, so there is nothing to retry."""
+
+    error_type = "cannot_retry"

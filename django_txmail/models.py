@@ -18,6 +18,8 @@ from django.db import models
 from django.utils.encoding import punycode
 from django.utils.translation import gettext_lazy as _
 
+from django_txmail.stored_templates.syntax import syntax_error
+
 
 class SendingDomain(models.Model):
     """A domain mail is sent from on the *domain route* of a provider account."""
@@ -285,8 +287,6 @@ _VARIANT_CONTENT = ("language", "subject", "html", "text")
 
 def _check_syntax(obj: Template | TemplateVariant) -> None:
     """Refuse template source that does not compile, naming the field and the error."""
-    from .templates import syntax_error
-
     errors = {
         name: error
         for name in ("subject", "html", "text")

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .conf import ProviderAccount, get_settings
-from .exceptions import UnroutableSender
-from .models import Grant, SendingDomain
-from .outbound import OutboundEmail
-from .providers import Route
+from django_txmail.conf import ProviderAccount, get_settings
+from django_txmail.exceptions import UnroutableSender
+from django_txmail.models import Grant, SendingDomain
+from django_txmail.outbound_email import OutboundEmail
+from django_txmail.providers import Route
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 from django.urls import path
 
-from . import api, webhooks
+from django_txmail.api import views as api
+from django_txmail.tracking import views as webhooks
 
 app_name = "txmail"
 

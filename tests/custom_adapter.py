@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from django_txmail.exceptions import InvalidMessage, WebhookPayloadError
-from django_txmail.outbound import Feature, OutboundEmail
+from django_txmail.outbound_email import Feature, OutboundEmail
 from django_txmail.providers import Adapter, ProviderRequest, ProviderResponse, Route, SendResult
 from django_txmail.providers.base import MESSAGE_ID_KEY, USER_AGENT, WebhookEvent
 

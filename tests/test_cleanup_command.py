@@ -14,8 +14,8 @@ from django.db import transaction
 from django.test import TestCase
 from django.utils import timezone
 
-from django_txmail.cleanup import cleanup, parse_age
 from django_txmail.models import Attempt, DeliveryEvent, Message, MessageAttachment
+from django_txmail.outbox.cleanup import cleanup, parse_age
 
 from .message_rows import event_row, message_row
 

@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy
 from django_txmail.compose import compose
 from django_txmail.exceptions import HeaderInjection, InvalidMessage
 from django_txmail.message import TxMessage
-from django_txmail.outbound import Address, Feature
+from django_txmail.outbound_email import Address, Feature
 
 GIF = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,"
 

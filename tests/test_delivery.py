@@ -12,16 +12,16 @@ from django.core import mail
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from django_txmail import delivery
-from django_txmail.claims import claim
 from django_txmail.conf import get_settings
-from django_txmail.delivery import deliver, retry_delay
 from django_txmail.exceptions import DeliveryError, ProviderAPIError
 from django_txmail.message import TxMessage
 from django_txmail.models import Attempt, Message, MessageAttachment, SendingDomain
+from django_txmail.outbox.claims import claim
 from django_txmail.providers import load_adapter
 from django_txmail.providers.base import retry_after
 from django_txmail.sandbox import Fault
+from django_txmail.sending import attempt as delivery
+from django_txmail.sending.attempt import deliver, retry_delay
 from django_txmail.signals import message_sent
 
 pytestmark = pytest.mark.django_db

@@ -19,10 +19,10 @@ from django_txmail.exceptions import (
     UnsupportedFeature,
     WebhookPayloadError,
 )
-from django_txmail.outbound import Address, Attachment, Feature, OutboundEmail
+from django_txmail.outbound_email import Address, Attachment, Feature, OutboundEmail
 from django_txmail.providers import ProviderResponse, Route
 from django_txmail.providers.base import USER_AGENT
-from django_txmail.providers.mailerlogic import MailerLogicAdapter, part_key
+from django_txmail.providers.mailerlogic.send import MailerLogicAdapter, part_key
 
 KEY = "ml_secret_key_123"
 API = "https://api.mailerlogic.net"

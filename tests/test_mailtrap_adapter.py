@@ -19,10 +19,10 @@ from django_txmail.exceptions import (
     UnsupportedFeature,
     WebhookPayloadError,
 )
-from django_txmail.outbound import Address, Attachment, Feature, OutboundEmail
+from django_txmail.outbound_email import Address, Attachment, Feature, OutboundEmail
 from django_txmail.providers import ProviderResponse, Route
 from django_txmail.providers.base import USER_AGENT
-from django_txmail.providers.mailtrap import MailtrapAdapter
+from django_txmail.providers.mailtrap.send import MailtrapAdapter
 
 TOKEN = "mt_secret_token_123"
 LIVE = "https://send.api.mailtrap.io"

@@ -20,9 +20,9 @@ from django_txmail.exceptions import (
     ProviderAPIError,
     UnsupportedFeature,
 )
-from django_txmail.outbound import Address, Attachment, OutboundEmail
+from django_txmail.outbound_email import Address, Attachment, OutboundEmail
 from django_txmail.providers import ProviderResponse, Route
-from django_txmail.providers.nylas import NylasAdapter
+from django_txmail.providers.nylas.send import NylasAdapter
 
 KEY = "nyk_secret_123"
 ACCOUNT = ProviderAccount("nylas", "x", "https://api.us.nylas.com", {"API_KEY": KEY})

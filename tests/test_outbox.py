@@ -12,7 +12,7 @@ from django.db import connection
 from django_txmail.compose import compose
 from django_txmail.message import TxMessage
 from django_txmail.models import Message
-from django_txmail.outbox import load, record
+from django_txmail.outbox.store import load, record
 from django_txmail.routing import resolve
 
 pytestmark = pytest.mark.django_db

@@ -9,14 +9,14 @@ from django.utils import timezone
 from django_txmail.backends import EmailBackend
 from django_txmail.compose import compose
 from django_txmail.conf import get_settings
-from django_txmail.delivery import attempt
 from django_txmail.message import TxMessage
 from django_txmail.models import Attempt, DeliveryEvent, Message
-from django_txmail.outbox import record
+from django_txmail.outbox.store import record
 from django_txmail.providers import load_adapter
 from django_txmail.routing import resolve
 from django_txmail.sandbox import Fault
-from django_txmail.worker import Worker
+from django_txmail.sending.attempt import attempt
+from django_txmail.sending.worker import Worker
 
 pytestmark = pytest.mark.django_db
 
@@ -87,8 +87,8 @@ def test_a_message_taken_over_after_its_lease_is_not_sent_by_the_first_sender(sa
 
 
 def test_a_batch_leaves_out_messages_another_sender_took_over(txmail_sandbox, settings, db):
-    from django_txmail.delivery import attempt_batch
     from django_txmail.models import SendingDomain
+    from django_txmail.sending.attempt import attempt_batch
     from tests.test_send_providers_e2e import MAILTRAP_FROM, accounts
 
     settings.TXMAIL = accounts(txmail_sandbox.url)

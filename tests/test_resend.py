@@ -1,4 +1,4 @@
-"""Resending a message as a new one, and retrying a failed one now (django_txmail.resend)."""
+"""Resending a message as a new one, and retrying a failed one now (django_txmail.outbox.resend)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from django.core import mail
 from django.core.files.storage import default_storage
 
 from django_txmail.models import Message
-from django_txmail.resend import CannotResend, CannotRetry, resend, retry
+from django_txmail.outbox.resend import CannotResend, CannotRetry, resend, retry
 from django_txmail.sandbox.faults import Fault
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from django_txmail.exceptions import UnroutableSender
 from django_txmail.models import Grant, SendingDomain
-from django_txmail.outbound import Address, OutboundEmail
+from django_txmail.outbound_email import Address, OutboundEmail
 from django_txmail.routing import resolve
 from tests.conftest import txmail_settings
 

@@ -21,16 +21,16 @@ from django_txmail.conf import ProviderAccount
 from django_txmail.exceptions import ProviderAPIError, UnsupportedFeature
 from django_txmail.management.commands.txmail_sandbox import webhook_secret_from_settings
 from django_txmail.providers import Adapter, ProviderResponse
-from django_txmail.providers.nylas import NylasAdapter
-from django_txmail.providers.nylas_webhooks import TYPES
-from django_txmail.providers.nylas_webhooks import parse as parse_nylas
+from django_txmail.providers.nylas.send import NylasAdapter
+from django_txmail.providers.nylas.webhooks import TYPES
+from django_txmail.providers.nylas.webhooks import parse as parse_nylas
 from django_txmail.sandbox import SandboxServer, WebhookOptions
 from django_txmail.sandbox.mailbox_simulator import outcome
 from django_txmail.sandbox.webhook_console import (
     webhook_options_from_options,
     webhook_targets_from_options,
 )
-from django_txmail.webhooks import signature_matches
+from django_txmail.tracking.views import signature_matches
 from tests.test_sandbox import REPO, read_first_line, url_in
 
 API_KEY = "sandbox-nylas-key"

@@ -15,7 +15,6 @@ from django.core.management import call_command
 
 from django_txmail.backends import EmailBackend
 from django_txmail.conf import get_settings
-from django_txmail.delivery import deliver
 from django_txmail.exceptions import (
     HeaderInjection,
     InvalidMessage,
@@ -27,6 +26,7 @@ from django_txmail.message import TxMessage
 from django_txmail.models import Attempt, Message, MessageAttachment
 from django_txmail.providers import load_adapter
 from django_txmail.sandbox import Fault
+from django_txmail.sending.attempt import deliver
 from tests.conftest import wait_for_requests
 
 pytestmark = [pytest.mark.django_db, pytest.mark.e2e]

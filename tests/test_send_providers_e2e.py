@@ -17,7 +17,6 @@ from django.core import mail
 from django.utils import timezone
 
 from django_txmail.conf import get_settings
-from django_txmail.delivery import deliver
 from django_txmail.exceptions import (
     InvalidMessage,
     MessageTooLarge,
@@ -34,6 +33,7 @@ from django_txmail.sandbox import (
     Fault,
     SandboxServer,
 )
+from django_txmail.sending.attempt import deliver
 from tests.conftest import BACKEND, wait_for_requests
 
 pytestmark = [pytest.mark.django_db, pytest.mark.e2e]

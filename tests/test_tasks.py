@@ -37,11 +37,11 @@ from rq.registry import FinishedJobRegistry, ScheduledJobRegistry
 
 from django_txmail.backends import EmailBackend
 from django_txmail.checks import check_settings
-from django_txmail.claims import ORPHAN_AFTER, due
 from django_txmail.message import TxMessage
 from django_txmail.models import Attempt, Message
+from django_txmail.outbox.claims import ORPHAN_AFTER, due
 from django_txmail.sandbox import Fault
-from django_txmail.tasks import _sender, deliver_message, enqueue_delivery
+from django_txmail.sending.tasks import _sender, deliver_message, enqueue_delivery
 
 if django.VERSION >= (6, 0):
     from django.tasks import task_backends
@@ -199,7 +199,7 @@ def test_the_task_is_enqueued_when_the_transaction_commits(task_mode, domain, sa
         assert msg.send() == 1
         assert msg.txmail.status == "queued" and backend.results == []
     [result] = backend.results
-    assert result.task.module_path == "django_txmail.tasks.deliver_message"
+    assert result.task.module_path == "django_txmail.sending.tasks.deliver_message"
     assert result.args == [str(msg.txmail.message_id)] and result.task.run_after is None
     assert sandbox.requests == [], "the task sends the message, not send_messages()"
 
@@ -246,7 +246,7 @@ def test_with_a_backend_that_cannot_defer_held_mail_is_left_to_txmail_worker(
     task_mode, domain, sandbox, caplog
 ):
     task_mode(IMMEDIATE, MAX_ATTEMPTS=1)
-    caplog.set_level(logging.INFO, logger="django_txmail.tasks")
+    caplog.set_level(logging.INFO, logger="django_txmail.sending.tasks")
     msg = message(send_at=timezone.now() + timedelta(hours=1))
     msg.send()
     assert Message.objects.get().status == "scheduled" and sandbox.requests == []
@@ -337,7 +337,7 @@ def test_a_permanent_failure_is_recorded_on_the_message_not_raised(
     sandbox.inject(Fault(status=400))
     message().send()
     [result] = task_backends["txmail"].results
-    caplog.set_level(logging.INFO, logger="django_txmail.tasks")
+    caplog.set_level(logging.INFO, logger="django_txmail.sending.tasks")
     deliver_message.call(*result.args)
     stored = Message.objects.get()
     assert stored.status == "failed" and stored.last_error
@@ -504,15 +504,15 @@ def test_immediate_delivery_needs_no_tasks_framework(monkeypatch):
 
 @pytest.mark.skipif(django.VERSION >= (6, 0), reason="Django 6.0+ ships django.tasks")
 def test_sending_in_task_mode_without_the_backport_says_what_to_install(monkeypatch):
-    monkeypatch.delitem(sys.modules, "django_txmail.tasks")
+    monkeypatch.delitem(sys.modules, "django_txmail.sending.tasks")
     with monkeypatch.context() as patch, pytest.raises(ImproperlyConfigured) as error:
         patch.setitem(sys.modules, "django_tasks", None)
-        importlib.import_module("django_txmail.tasks")
+        importlib.import_module("django_txmail.sending.tasks")
     assert "pip install django-tasks" in str(error.value)
 
 
 def test_an_unknown_task_backend_is_a_clear_error_when_the_task_is_loaded(settings, monkeypatch):
     settings.TXMAIL = settings.TXMAIL | {"DELIVERY": "task", "TASK_BACKEND": "mail"}
-    monkeypatch.delitem(sys.modules, "django_txmail.tasks")
+    monkeypatch.delitem(sys.modules, "django_txmail.sending.tasks")
     with pytest.raises(ImproperlyConfigured, match="TASK_BACKEND'] is 'mail'"):
-        importlib.import_module("django_txmail.tasks")
+        importlib.import_module("django_txmail.sending.tasks")

@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy
 from django_txmail.exceptions import InvalidMessage, TemplateError
 from django_txmail.message import TxMessage
 from django_txmail.models import Message, Template, TemplateVariant
-from django_txmail.templates import derive_text, render_template, send_template
+from django_txmail.stored_templates.render import derive_text, render_template, send_template
 
 pytestmark = pytest.mark.django_db
 

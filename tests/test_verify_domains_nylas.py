@@ -18,13 +18,13 @@ from django.core.management import CommandError, call_command
 from django_txmail.conf import ProviderAccount
 from django_txmail.dns.verify import make_lookup, verify_domain
 from django_txmail.models import SendingDomain
-from django_txmail.providers.nylas import NylasAdapter
-from django_txmail.providers.nylas_domains import (
+from django_txmail.providers.nylas.domains import (
     canonical_json,
     load_private_key,
     service_account_headers,
     signed_text,
 )
+from django_txmail.providers.nylas.send import NylasAdapter
 from django_txmail.sandbox import SandboxServer
 
 from .conftest import SANDBOX_KEY

@@ -197,8 +197,8 @@ def test_two_deliveries_of_one_batch_in_opposite_orders_store_each_event_once(
 
     from django.db import connections
 
-    from django_txmail.events import ingest
-    from django_txmail.providers.mailtrap_webhooks import parse
+    from django_txmail.providers.mailtrap.webhooks import parse
+    from django_txmail.tracking.ingest import ingest
 
     rows = messages()[:100]
     events = parse(

@@ -18,14 +18,14 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from django_txmail.claims import claim_batch
 from django_txmail.compose import compose
 from django_txmail.message import TxMessage
 from django_txmail.models import Attempt, Message, MessageAttachment
-from django_txmail.outbox import record
+from django_txmail.outbox.claims import claim_batch
+from django_txmail.outbox.store import record
 from django_txmail.routing import resolve
 from django_txmail.sandbox import Fault, FaultPlan
-from django_txmail.worker import Worker
+from django_txmail.sending.worker import Worker
 from tests.conftest import txmail_settings
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -3,7 +3,7 @@
 Every one is a POST with Django's CSRF check, behind its own permission
 (``django_txmail.resend_message``, ``retry_message``, ``cancel_message``).
 Resending shows what will go to whom and asks first; it goes through
-``django_txmail.resend``, the same code as ``manage.py txmail_resend``.
+``django_txmail.outbox.resend``, the same code as ``manage.py txmail_resend``.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from ..delivery import Sender
-from ..exceptions import TxMailError
-from ..models import Message
-from ..resend import resend, resend_refusal, retry, with_first_resend
-from ..scheduling import cancel
+from django_txmail.exceptions import TxMailError
+from django_txmail.models import Message
+from django_txmail.outbox.cancel import cancel
+from django_txmail.outbox.resend import resend, resend_refusal, retry, with_first_resend
+from django_txmail.sending.attempt import Sender
 
 #: More than this at once is a job for ``manage.py txmail_resend`` (resend, retry or cancel).
 BULK_LIMIT = 500

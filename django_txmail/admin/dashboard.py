@@ -24,8 +24,8 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from ..conf import get_settings
-from ..models import DeliveryEvent, Message
+from django_txmail.conf import get_settings
+from django_txmail.models import DeliveryEvent, Message
 
 DAYS = 30
 SERIES = (

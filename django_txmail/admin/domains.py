@@ -19,9 +19,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from ..dns.records import ERROR, FAILED, OK, PENDING, WARNING
-from ..dns.verify import make_lookup, verify_domains
-from ..models import Grant, SendingDomain
+from django_txmail.dns.records import ERROR, FAILED, OK, PENDING, WARNING
+from django_txmail.dns.verify import make_lookup, verify_domains
+from django_txmail.models import Grant, SendingDomain
 
 _BADGE_COLOURS = {
     SendingDomain.Status.VERIFIED: "#2e7d32",

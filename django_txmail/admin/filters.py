@@ -11,8 +11,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from ..conf import get_settings
-from ..models import SendingDomain, Template
+from django_txmail.conf import get_settings
+from django_txmail.models import SendingDomain, Template
 
 
 class _ExactFilter(admin.SimpleListFilter):

@@ -23,15 +23,15 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from ..conf import get_settings
-from ..models import Attempt, DeliveryEvent, Message, MessageAttachment
-from ..outbox import attachment_storage
-from . import dashboard
-from .actions import MessageActions
-from .base import ReadOnlyInline
-from .filters import DomainFilter, ProviderFilter, TemplateFilter
-from .paginators import CountlessList
-from .preview import preview_frame
+from django_txmail.admin import dashboard
+from django_txmail.admin.actions import MessageActions
+from django_txmail.admin.base import ReadOnlyInline
+from django_txmail.admin.filters import DomainFilter, ProviderFilter, TemplateFilter
+from django_txmail.admin.paginators import CountlessList
+from django_txmail.admin.preview import preview_frame
+from django_txmail.conf import get_settings
+from django_txmail.models import Attempt, DeliveryEvent, Message, MessageAttachment
+from django_txmail.outbox.store import attachment_storage
 
 #: Badge colour per status: good, on its way, bad, neutral.
 BADGE = {

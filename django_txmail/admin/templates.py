@@ -23,9 +23,15 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from ..exceptions import TxMailError
-from ..models import Message, Template, TemplateVariant, normalize_language, one_version_bump
-from ..templates import render_template, send_template
+from django_txmail.exceptions import TxMailError
+from django_txmail.models import (
+    Message,
+    Template,
+    TemplateVariant,
+    normalize_language,
+    one_version_bump,
+)
+from django_txmail.stored_templates.render import render_template, send_template
 
 
 class TemplateVariantForm(forms.ModelForm):

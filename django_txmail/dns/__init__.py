@@ -17,7 +17,7 @@ This module only re-exports the values, so provider adapters can import them
 without importing the checks.
 """
 
-from .records import (
+from django_txmail.dns.records import (
     ERROR,
     FAILED,
     OK,

@@ -11,9 +11,9 @@ parent with exactly one DMARC record — as DMARCbis's tree walk does.
 
 from __future__ import annotations
 
-from .records import FAILED, OK, WARNING, RecordCheck, RequiredRecord
-from .resolver import Lookup, NameMissing
-from .tags import DMARC_POLICIES, dmarc_policy, is_dmarc, parse_tags
+from django_txmail.dns.records import FAILED, OK, WARNING, RecordCheck, RequiredRecord
+from django_txmail.dns.resolver import Lookup, NameMissing
+from django_txmail.dns.tags import DMARC_POLICIES, dmarc_policy, is_dmarc, parse_tags
 
 _PREFIX = "_dmarc."
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import spf
-from .dmarc import check_dmarc
-from .records import ERROR, FAILED, OK, WARNING, RecordCheck, RequiredRecord
-from .resolver import Lookup, LookupFailed, NameMissing
-from .tags import dkim_key
+from django_txmail.dns import spf
+from django_txmail.dns.dmarc import check_dmarc
+from django_txmail.dns.records import ERROR, FAILED, OK, WARNING, RecordCheck, RequiredRecord
+from django_txmail.dns.resolver import Lookup, LookupFailed, NameMissing
+from django_txmail.dns.tags import dkim_key
 
 
 def check_record(record: RequiredRecord, lookup: Lookup) -> RecordCheck:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from .records import ERROR, FAILED, OK, PENDING, WARNING, RecordCheck
-from .verify import DomainReport
+from django_txmail.dns.records import ERROR, FAILED, OK, PENDING, WARNING, RecordCheck
+from django_txmail.dns.verify import DomainReport
 
 MARKS = {OK: "✓", FAILED: "✗", WARNING: "!", ERROR: "?", PENDING: "…"}
 LEGEND = "✓ ok   ✗ fix it   ! advice   ? could not check   … waiting for the provider"

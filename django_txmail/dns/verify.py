@@ -33,15 +33,15 @@ import requests
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
-from ..conf import get_settings
-from ..delivery import http, new_session
-from ..exceptions import ProviderAPIError
-from ..models import SendingDomain
-from ..providers import load_adapter
-from ..providers.base import Adapter
-from .record_checks import apex_spf, check_record, recommended_dmarc
-from .records import ERROR, FAILED, OK, PENDING, RecordCheck, RequiredRecord
-from .resolver import Lookup, LookupFailed, parse_nameserver
+from django_txmail.conf import get_settings
+from django_txmail.dns.record_checks import apex_spf, check_record, recommended_dmarc
+from django_txmail.dns.records import ERROR, FAILED, OK, PENDING, RecordCheck, RequiredRecord
+from django_txmail.dns.resolver import Lookup, LookupFailed, parse_nameserver
+from django_txmail.exceptions import ProviderAPIError
+from django_txmail.models import SendingDomain
+from django_txmail.providers import load_adapter
+from django_txmail.providers.base import Adapter
+from django_txmail.sending.attempt import http, new_session
 
 
 @dataclass

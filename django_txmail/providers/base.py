@@ -25,11 +25,11 @@ from typing import IO, Any, ClassVar
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from .. import __version__
-from ..conf import ProviderAccount
-from ..dns.records import ProviderVerdict, RequiredRecord
-from ..exceptions import ProviderAPIError, UnsupportedFeature, WebhookPayloadError
-from ..outbound import Feature, OutboundEmail
+from django_txmail import __version__
+from django_txmail.conf import ProviderAccount
+from django_txmail.dns.records import ProviderVerdict, RequiredRecord
+from django_txmail.exceptions import ProviderAPIError, UnsupportedFeature, WebhookPayloadError
+from django_txmail.outbound_email import Feature, OutboundEmail
 
 USER_AGENT = f"django-txmail/{__version__}"
 

@@ -14,7 +14,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from django_txmail.cleanup import CleanupReport, cleanup, parse_age, preview
+from django_txmail.outbox.cleanup import CleanupReport, cleanup, parse_age, preview
 
 
 class Command(BaseCommand):

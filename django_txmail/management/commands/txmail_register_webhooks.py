@@ -26,9 +26,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import NoReverseMatch, reverse
 
 from django_txmail.conf import ProviderAccount, get_settings
-from django_txmail.delivery import http, new_session
 from django_txmail.exceptions import TxMailError, UnsupportedFeature
 from django_txmail.providers import load_adapter
+from django_txmail.sending.attempt import http, new_session
 
 
 class Command(BaseCommand):

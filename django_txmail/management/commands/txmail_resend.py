@@ -23,9 +23,9 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from django_txmail.delivery import Sender
 from django_txmail.models import Message
-from django_txmail.resend import NOT_SENT_YET, CannotResend, resend, with_first_resend
+from django_txmail.outbox.resend import NOT_SENT_YET, CannotResend, resend, with_first_resend
+from django_txmail.sending.attempt import Sender
 
 
 def _moment(value: str, option: str, *, end_of_day: bool) -> datetime:

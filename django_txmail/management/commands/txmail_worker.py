@@ -15,7 +15,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_txmail.models import Message
-from django_txmail.worker import Worker
+from django_txmail.sending.worker import Worker
 
 
 def _positive_int(value: str) -> int:

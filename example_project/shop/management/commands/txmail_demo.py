@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from django_txmail.message import TxMessage
 from django_txmail.models import Message
-from django_txmail.templates import send_template
+from django_txmail.stored_templates.render import send_template
 
 WELCOME = [
     ("Ann Example <ann@example.net>", "Ann"),

@@ -32,12 +32,12 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .conf import get_settings
-from .events import ingest
-from .exceptions import WebhookPayloadError
-from .providers import Adapter, load_adapter
+from django_txmail.conf import get_settings
+from django_txmail.exceptions import WebhookPayloadError
+from django_txmail.providers import Adapter, load_adapter
+from django_txmail.tracking.ingest import ingest
 
-logger = logging.getLogger("django_txmail.webhooks")
+logger = logging.getLogger("django_txmail.tracking.views")
 
 
 def signature_matches(body: bytes, signature: str, secrets: tuple[str, ...]) -> bool:

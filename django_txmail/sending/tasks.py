@@ -35,10 +35,10 @@ import django
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
-from .conf import get_settings
-from .delivery import Sender
-from .exceptions import TxMailError
-from .models import Message
+from django_txmail.conf import get_settings
+from django_txmail.exceptions import TxMailError
+from django_txmail.models import Message
+from django_txmail.sending.attempt import Sender
 
 if django.VERSION >= (6, 0):
     from django.tasks import task, task_backends
@@ -52,7 +52,7 @@ else:
             "'django_tasks' to INSTALLED_APPS."
         ) from exc
 
-logger = logging.getLogger("django_txmail.tasks")
+logger = logging.getLogger("django_txmail.sending.tasks")
 
 #: Connections kept open per provider host by one task thread.
 POOL_SIZE = 4

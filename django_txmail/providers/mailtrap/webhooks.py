@@ -18,8 +18,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from ..exceptions import WebhookPayloadError
-from .base import MESSAGE_ID_KEY, WebhookEvent, event_text
+from django_txmail.exceptions import WebhookPayloadError
+from django_txmail.providers.base import MESSAGE_ID_KEY, WebhookEvent, event_text
 
 MAX_WEBHOOK_EVENTS = 500
 

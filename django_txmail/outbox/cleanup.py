@@ -27,10 +27,10 @@ from datetime import datetime, timedelta
 from django.db import router, transaction
 from django.db.models import QuerySet
 
-from .models import Attempt, DeliveryEvent, Message, MessageAttachment
-from .outbox import attachment_storage
+from django_txmail.models import Attempt, DeliveryEvent, Message, MessageAttachment
+from django_txmail.outbox.store import attachment_storage
 
-logger = logging.getLogger("django_txmail.cleanup")
+logger = logging.getLogger("django_txmail.outbox.cleanup")
 
 #: Messages still to be sent are never deleted, however old.
 STILL_TO_SEND = (Message.Status.QUEUED, Message.Status.SCHEDULED, Message.Status.SENDING)

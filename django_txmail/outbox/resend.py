@@ -22,29 +22,17 @@ from django.db import router, transaction
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from .backends import deliver_quietly, hand_over, in_caller_transaction
-from .conf import get_settings
-from .delivery import Sender, route_of
-from .exceptions import TxMailError
-from .models import Message
-from .outbox import load, record
-from .routing import ResolvedRoute
+from django_txmail.backends import deliver_quietly, hand_over, in_caller_transaction
+from django_txmail.conf import get_settings
+from django_txmail.exceptions import CannotResend, CannotRetry
+from django_txmail.models import Message
+from django_txmail.outbox.store import load, record
+from django_txmail.routing import ResolvedRoute
+from django_txmail.sending.attempt import Sender, route_of
 
 #: Not handed to the provider yet: resending would make a second copy of a
 #: message still on its way (cancel it first, or wait).
 NOT_SENT_YET = (Message.Status.QUEUED, Message.Status.SCHEDULED, Message.Status.SENDING)
-
-
-class CannotResend(TxMailError):
-    """The message cannot be resent (not sent yet, cancelled, or already resent)."""
-
-    error_type = "cannot_resend"
-
-
-class CannotRetry(TxMailError):
-    """The message is not waiting for a retry nor failed, so there is nothing to retry."""
-
-    error_type = "cannot_retry"
 
 
 def with_first_resend(queryset: QuerySet[Message]) -> QuerySet[Message]:

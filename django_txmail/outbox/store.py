@@ -24,12 +24,12 @@ from django.core.files.storage import Storage, storages
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .claims import lease_until
-from .conf import get_settings
-from .exceptions import InvalidMessage
-from .models import Message, MessageAttachment
-from .outbound import Address, Attachment, OutboundEmail
-from .routing import ResolvedRoute
+from django_txmail.conf import get_settings
+from django_txmail.exceptions import InvalidMessage
+from django_txmail.models import Message, MessageAttachment
+from django_txmail.outbound_email import Address, Attachment, OutboundEmail
+from django_txmail.outbox.claims import lease_until
+from django_txmail.routing import ResolvedRoute
 
 # OutboundEmail fields kept together in Message.options.
 _OPTION_FIELDS = (

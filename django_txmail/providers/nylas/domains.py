@@ -45,8 +45,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from django.core.exceptions import ImproperlyConfigured
 
-from ..dns.records import ProviderVerdict, RequiredRecord, absolute_host
-from .base import USER_AGENT, Adapter, ProviderRequest, ProviderResponse
+from django_txmail.dns.records import ProviderVerdict, RequiredRecord, absolute_host
+from django_txmail.providers.base import USER_AGENT, Adapter, ProviderRequest, ProviderResponse
 
 #: Every type Nylas's domains API describes, and those transactional sending needs
 #: (``mx`` routes inbound mail to Nylas, which sending does not use).

@@ -19,8 +19,8 @@ from django.db import connections, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .conf import get_settings
-from .models import Message
+from django_txmail.conf import get_settings
+from django_txmail.models import Message
 
 #: A queued message with no retry time is being delivered by the process that
 #: recorded it (or by its task); workers leave it alone for this long.

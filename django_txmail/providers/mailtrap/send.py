@@ -52,17 +52,16 @@ from urllib.parse import quote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
-from ..conf import ProviderAccount
-from ..dns.records import RequiredRecord
-from ..exceptions import (
+from django_txmail.conf import ProviderAccount
+from django_txmail.dns.records import RequiredRecord
+from django_txmail.exceptions import (
     InvalidMessage,
     MessageTooLarge,
     ProviderAPIError,
     UnsupportedFeature,
 )
-from ..outbound import Address, Attachment, Feature, OutboundEmail
-from . import mailtrap_webhooks
-from .base import (
+from django_txmail.outbound_email import Address, Attachment, Feature, OutboundEmail
+from django_txmail.providers.base import (
     MESSAGE_ID_KEY,
     USER_AGENT,
     Adapter,
@@ -73,7 +72,8 @@ from .base import (
     WebhookEvent,
     deep_merge,
 )
-from .domain_records import mailtrap_records
+from django_txmail.providers.mailtrap import webhooks as mailtrap_webhooks
+from django_txmail.providers.mailtrap.domains import mailtrap_records
 
 JSON_LIMIT = 9_500_000
 #: /api/batch: at most 500 messages and 50 MB a request (kept under, for the framing).

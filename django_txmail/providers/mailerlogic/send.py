@@ -64,18 +64,17 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from ..compose import MAX_IDEMPOTENCY_KEY
-from ..conf import ProviderAccount
-from ..dns.records import RequiredRecord
-from ..exceptions import (
+from django_txmail.conf import ProviderAccount
+from django_txmail.dns.records import RequiredRecord
+from django_txmail.exceptions import (
     InvalidMessage,
     MessageTooLarge,
     ProviderAPIError,
     UnsupportedFeature,
     WebhookPayloadError,
 )
-from ..outbound import Feature, OutboundEmail
-from .base import (
+from django_txmail.outbound_email import MAX_IDEMPOTENCY_KEY, Feature, OutboundEmail
+from django_txmail.providers.base import (
     MESSAGE_ID_KEY,
     USER_AGENT,
     Adapter,
@@ -87,7 +86,7 @@ from .base import (
     deep_merge,
     event_text,
 )
-from .domain_records import mailerlogic_records
+from django_txmail.providers.mailerlogic.domains import mailerlogic_records
 
 ATTACHMENT_LIMIT = 10_000_000
 ATTACHMENTS_LIMIT = 25_000_000

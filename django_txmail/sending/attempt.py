@@ -43,15 +43,22 @@ from django.utils import timezone
 from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
 
-from .claims import claim, renew
-from .conf import get_settings
-from .exceptions import DeliveryError, ProviderAPIError, TxMailError
-from .models import Attempt, Message
-from .outbox import load
-from .providers import Adapter, ProviderRequest, ProviderResponse, Route, SendResult, load_adapter
-from .signals import message_sent
+from django_txmail.conf import get_settings
+from django_txmail.exceptions import DeliveryError, ProviderAPIError, TxMailError
+from django_txmail.models import Attempt, Message
+from django_txmail.outbox.claims import claim, renew
+from django_txmail.outbox.store import load
+from django_txmail.providers import (
+    Adapter,
+    ProviderRequest,
+    ProviderResponse,
+    Route,
+    SendResult,
+    load_adapter,
+)
+from django_txmail.signals import message_sent
 
-logger = logging.getLogger("django_txmail.delivery")
+logger = logging.getLogger("django_txmail.sending.attempt")
 
 
 def new_session(pool_size: int = 16) -> requests.Session:

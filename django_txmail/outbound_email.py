@@ -15,6 +15,9 @@ from datetime import datetime
 from typing import IO, Any
 from uuid import UUID
 
+#: The longest idempotency key a message may carry (what providers accept).
+MAX_IDEMPOTENCY_KEY = 256
+
 
 class Feature(enum.StrEnum):
     """A capability a message may use and a provider may or may not carry.

@@ -34,10 +34,9 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
-from ..exceptions import InvalidMessage, MessageTooLarge, ProviderAPIError
-from ..outbound import Attachment, Feature, OutboundEmail
-from . import nylas_webhooks
-from .base import (
+from django_txmail.exceptions import InvalidMessage, MessageTooLarge, ProviderAPIError
+from django_txmail.outbound_email import Attachment, Feature, OutboundEmail
+from django_txmail.providers.base import (
     MESSAGE_ID_KEY,
     USER_AGENT,
     Adapter,
@@ -49,8 +48,9 @@ from .base import (
     WebhookEvent,
     deep_merge,
 )
-from .multipart import MultipartBody
-from .nylas_domains import NylasDomainsMixin
+from django_txmail.providers.multipart import MultipartBody
+from django_txmail.providers.nylas import webhooks as nylas_webhooks
+from django_txmail.providers.nylas.domains import NylasDomainsMixin
 
 JSON_LIMIT = 3_000_000
 MULTIPART_LIMIT = 25_000_000

@@ -14,9 +14,9 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from ..models import DeliveryEvent
-from .filters import ProviderFilter
-from .paginators import CountlessList
+from django_txmail.admin.filters import ProviderFilter
+from django_txmail.admin.paginators import CountlessList
+from django_txmail.models import DeliveryEvent
 
 
 @admin.register(DeliveryEvent)

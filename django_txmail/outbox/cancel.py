@@ -12,9 +12,9 @@ from __future__ import annotations
 import requests
 from django.utils import timezone
 
-from .delivery import Sender, http, network_error, route_of
-from .exceptions import CannotCancel, ProviderAPIError
-from .models import Message
+from django_txmail.exceptions import CannotCancel, ProviderAPIError
+from django_txmail.models import Message
+from django_txmail.sending.attempt import Sender, http, network_error, route_of
 
 #: States in which a message has not been handed to the provider.
 WAITING = (Message.Status.QUEUED, Message.Status.SCHEDULED)

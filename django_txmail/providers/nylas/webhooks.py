@@ -16,8 +16,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from ..exceptions import WebhookPayloadError
-from .base import MESSAGE_ID_KEY, WebhookEvent
+from django_txmail.exceptions import WebhookPayloadError
+from django_txmail.providers.base import MESSAGE_ID_KEY, WebhookEvent
 
 TYPES = {
     "message.transactional.delivered": "delivered",

@@ -46,12 +46,12 @@ from django.db import router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .exceptions import WebhookPayloadError
-from .models import DeliveryEvent, Message
-from .providers.base import EVENT_TYPES, WebhookEvent
-from .signals import delivery_event
+from django_txmail.exceptions import WebhookPayloadError
+from django_txmail.models import DeliveryEvent, Message
+from django_txmail.providers.base import EVENT_TYPES, WebhookEvent
+from django_txmail.signals import delivery_event
 
-logger = logging.getLogger("django_txmail.events")
+logger = logging.getLogger("django_txmail.tracking.ingest")
 
 RANK = {
     "sent": 1,

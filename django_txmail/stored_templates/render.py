@@ -22,9 +22,7 @@ libraries.
 
 from __future__ import annotations
 
-import functools
 import math
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,21 +30,16 @@ from typing import Any
 import css_inline
 import html2text
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-from django.template import Context, Engine, TemplateSyntaxError
-from django.template.backends.django import get_installed_libraries
-from django.template.base import FilterExpression, Variable, VariableDoesNotExist
-from django.template.base import Template as CompiledTemplate
-from django.template.defaulttags import FirstOfNode, TemplateLiteral
+from django.template import TemplateSyntaxError
+from django.template.base import VariableDoesNotExist
 from django.utils import translation
 from django.utils.functional import Promise
 
-from .exceptions import TemplateError
-from .models import Template, TemplateVariant, normalize_language
-
-_RESOLVE_CODE = FilterExpression.resolve.__code__
-_LOOKUP_CODE = Variable._resolve_lookup.__code__
-_OPTIONAL_CALLERS = {TemplateLiteral.eval.__code__, FirstOfNode.render.__code__}
+from django_txmail.exceptions import TemplateError
+from django_txmail.models import Template, TemplateVariant, normalize_language
+from django_txmail.stored_templates.strict import Missing
+from django_txmail.stored_templates.strict import render as render_strictly
+from django_txmail.stored_templates.syntax import compile_source
 
 
 @dataclass(frozen=True)
@@ -61,47 +54,6 @@ class RenderedTemplate:
     text: str
     #: Variables it used that were not supplied (rendered empty; only when not strict).
     missing: tuple[str, ...] = ()
-
-
-def engine() -> Engine:
-    """The project's template engine (its loaders, directories and libraries).
-
-    Autoescaping does not depend on its settings: the HTML body is always
-    rendered with an autoescaping Context, the subject and text never.
-    """
-    try:
-        return Engine.get_default()
-    except ImproperlyConfigured:
-        return _fallback_engine()
-
-
-@functools.cache
-def _fallback_engine() -> Engine:
-    return Engine(app_dirs=True, libraries=get_installed_libraries())
-
-
-def compile_source(source: str) -> CompiledTemplate:
-    """Compile template source; TemplateSyntaxError if it is not valid."""
-    return _compile(engine(), source)
-
-
-@functools.lru_cache(maxsize=512)
-def _compile(engine: Engine, source: str) -> CompiledTemplate:
-    try:
-        return engine.from_string(source)
-    except TemplateSyntaxError:
-        raise
-    except Exception as exc:  # some tags fail with other errors on bad arguments
-        raise TemplateSyntaxError(f"{type(exc).__name__}: {exc}") from exc
-
-
-def syntax_error(source: str) -> str | None:
-    """Why ``source`` does not compile, or None when it does."""
-    try:
-        compile_source(source)
-    except TemplateSyntaxError as exc:
-        return str(exc)
-    return None
 
 
 def json_variables(variables: Mapping[str, Any] | None, *, what: str = "template_vars") -> dict:
@@ -144,108 +96,6 @@ def _json_value(value: Any, path: str) -> Any:
 
 def _join(path: str, key: str) -> str:
     return key if path == "template_vars" else f"{path}.{key}"
-
-
-def _optional_lookup() -> bool:
-    """Whether the lookup that just failed belongs to an expression that may be missing.
-
-    Optional: an expression with ``|default``, an ``{% if %}`` test and a
-    ``{% firstof %}`` candidate. Everything else (output, ``{% for %}``
-    sequences, ``{% with %}`` values, filter arguments) is required. Found
-    from the frames of Django's own resolution, so it holds in any tag and in
-    extended or included files.
-    """
-    frame = sys._getframe(2)
-    while frame is not None:
-        if frame.f_code is _RESOLVE_CODE:
-            expression = frame.f_locals["self"]
-            if any(getattr(f, "__name__", "") == "default" for f, _ in expression.filters):
-                return True
-            caller = frame.f_back
-            return bool(frame.f_locals.get("ignore_failures")) and (
-                caller is not None and caller.f_code in _OPTIONAL_CALLERS
-            )
-        frame = frame.f_back
-    return False
-
-
-def _from_variable_lookup() -> bool:
-    """Whether the failing ``[]`` comes from Django resolving ``a.b.c`` (not from a filter)."""
-    return sys._getframe(2).f_code is _LOOKUP_CODE
-
-
-class _Missing:
-    """Where one render notes the variables it looked for in vain."""
-
-    def __init__(self) -> None:
-        self.names: set[str] = set()
-
-    def note(self, name: str) -> None:
-        if not _optional_lookup():
-            self.names.add(name)
-
-
-class _TrackedDict(dict):
-    def __init__(self, data: dict, path: str, missing: _Missing) -> None:
-        super().__init__(data)
-        self.path = path
-        self.missing = missing
-
-    def __getitem__(self, key: Any) -> Any:
-        try:
-            return super().__getitem__(key)
-        except KeyError:
-            # {{ d.items }} tries d["items"] before the method; that is not missing.
-            if _from_variable_lookup() and not (isinstance(key, str) and hasattr(dict, key)):
-                self.missing.note(f"{self.path}.{key}")
-            raise
-
-
-class _TrackedList(list):
-    def __init__(self, data: list, path: str, missing: _Missing) -> None:
-        super().__init__(data)
-        self.path = path
-        self.missing = missing
-
-    def __getitem__(self, index: Any) -> Any:
-        try:
-            return super().__getitem__(index)
-        except IndexError:
-            if _from_variable_lookup():
-                self.missing.note(f"{self.path}.{index}")
-            raise
-
-
-def _tracked(value: Any, path: str, missing: _Missing) -> Any:
-    """The variables as dicts and lists that note failed lookups by their path."""
-    if isinstance(value, dict):
-        items = {k: _tracked(v, f"{path}.{k}" if path else k, missing) for k, v in value.items()}
-        return _TrackedDict(items, path, missing) if path else items
-    if isinstance(value, list):
-        items = [_tracked(item, f"{path}.{i}", missing) for i, item in enumerate(value)]
-        return _TrackedList(items, path, missing)
-    return value
-
-
-class _RecordingContext(Context):
-    """A Context that notes the top-level names a template looked for in vain."""
-
-    def __init__(self, data: dict, autoescape: bool, missing: _Missing) -> None:
-        super().__init__(data, autoescape=autoescape)
-        self.missing = missing
-
-    def __getitem__(self, key: str) -> Any:
-        try:
-            return super().__getitem__(key)
-        except KeyError:
-            if _from_variable_lookup():
-                self.missing.note(key)
-            raise
-
-
-def _render(compiled: CompiledTemplate, variables: dict, missing: _Missing, html: bool) -> str:
-    context = _RecordingContext(_tracked(variables, "", missing), html, missing)
-    return compiled.render(context)
 
 
 def derive_text(html: str) -> str:
@@ -319,11 +169,11 @@ def render_template(
         compiled = {name: compile_source(text) for name, text in parts.items() if text}
     except TemplateSyntaxError as exc:
         raise TemplateError(f"Template {template.slug!r} does not compile: {exc}") from None
-    missing = _Missing()
+    missing = Missing()
     try:
         with translation.override(used_language):
             out = {
-                name: _render(compiled[name], variables, missing, html=name == "html")
+                name: render_strictly(compiled[name], variables, missing, html=name == "html")
                 for name in compiled
             }
     except VariableDoesNotExist:
@@ -375,7 +225,7 @@ def send_template(
     (``cc``, ``bcc``, ``reply_to``, ``attachments``, ``headers``, and extras
     such as ``metadata``, ``tags`` or ``idempotency_key``).
     """
-    from .message import TxMessage
+    from django_txmail.message import TxMessage
 
     message = TxMessage(
         to=[to] if isinstance(to, str) else list(to),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import generics, permissions, serializers
 
-from .models import Attempt, Message
+from django_txmail.models import Attempt, Message
 
 
 class AttemptSerializer(serializers.ModelSerializer):

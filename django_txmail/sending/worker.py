@@ -23,12 +23,12 @@ from dataclasses import dataclass
 
 from django.db import close_old_connections, connections
 
-from .claims import claim_batch, release
-from .delivery import Sender
-from .exceptions import TxMailError
-from .models import Message
+from django_txmail.exceptions import TxMailError
+from django_txmail.models import Message
+from django_txmail.outbox.claims import claim_batch, release
+from django_txmail.sending.attempt import Sender
 
-logger = logging.getLogger("django_txmail.worker")
+logger = logging.getLogger("django_txmail.sending.worker")
 
 #: Seconds between sweeps for messages abandoned too often (see claims.py).
 SWEEP_EVERY = 5.0

@@ -1,0 +1,5 @@
+"""mailerlogic: send adapter, webhook parser."""
+
+from django_txmail.providers.mailerlogic.send import MailerLogicAdapter
+
+__all__ = ["MailerLogicAdapter"]

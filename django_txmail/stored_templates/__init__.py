@@ -1,0 +1,1 @@
+"""Stored templates: rendering the ``Template`` rows non-developers edit in the admin."""

@@ -1,0 +1,1 @@
+"""Tracking: the webhook endpoints and the ingestion of delivery events."""
