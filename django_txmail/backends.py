@@ -34,13 +34,14 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
-from django.db import router, transaction
 
 from django_txmail.compose import compose
 from django_txmail.conf import get_settings
 from django_txmail.exceptions import TxMailError
 from django_txmail.message import TxMailResult
 from django_txmail.models import Message
+from django_txmail.outbox import states
+from django_txmail.outbox.dispatch import hand_over, in_caller_transaction
 from django_txmail.outbox.store import record
 from django_txmail.routing import ResolvedRoute, resolve
 from django_txmail.sending.attempt import Sender
@@ -49,14 +50,6 @@ logger = logging.getLogger("django_txmail.backends")
 
 #: Connections kept open per provider host by one backend instance.
 POOL_SIZE = 16
-#: Messages in these states were not sent and are not counted as sent.
-NOT_SENT = (Message.Status.FAILED, Message.Status.CANCELLED)
-
-
-def in_caller_transaction() -> bool:
-    """True inside an atomic block of the caller's (not one of Django's test cases)."""
-    connection = transaction.get_connection(router.db_for_write(Message))
-    return any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
 
 
 class EmailBackend(BaseEmailBackend):
@@ -169,7 +162,7 @@ class EmailBackend(BaseEmailBackend):
                 },
                 message_ids=[m.pk for m in messages],
             )
-            sent += not all(m.status in NOT_SENT for m in messages)
+            sent += not all(m.status in states.NOT_SENT for m in messages)
         if errors and not self.fail_silently:
             raise errors[0]
         return sent
@@ -243,50 +236,3 @@ class EmailBackend(BaseEmailBackend):
         held ones wait in the outbox until due (``txmail_worker`` sends them).
         """
         hand_over(message, by_task=by_task, after_commit=after_commit, timeout=self.timeout)
-
-
-def hand_over(
-    message: Message, *, by_task: bool, after_commit: bool, timeout: float | None = None
-) -> bool:
-    """Have a recorded message delivered later: by a task, or once the caller's transaction
-    commits (if it is queued). Returns whether it was handed over; if not, the caller
-    sends it now (``deliver_quietly``) or it waits in the outbox."""
-    using = router.db_for_write(Message)
-    if by_task:
-        from django_txmail.sending.tasks import (
-            enqueue_delivery,  # imports the Tasks framework only when used
-        )
-
-        transaction.on_commit(lambda: enqueue_delivery(message), using=using)
-        return True
-    if after_commit and message.status == Message.Status.QUEUED:
-        transaction.on_commit(lambda: deliver_quietly(message, timeout=timeout), using=using)
-        return True
-    return False
-
-
-def deliver_quietly(
-    message: Message,
-    sender: Sender | None = None,
-    *,
-    claimed: bool = False,
-    timeout: float | None = None,
-) -> None:
-    """Send ``message`` for a caller that has no one to raise to (after a commit, an admin
-    action): a permanent failure is recorded on the message and logged, not raised.
-
-    ``claimed``: the message was recorded already claimed by this process, so
-    this makes the attempt; otherwise it is claimed first, as a worker would.
-    """
-    own = sender is None
-    sender = sender or Sender(pool_size=1, timeout=timeout)
-    try:
-        if claimed:
-            sender.attempt(message)
-        else:
-            sender.deliver(message)
-    except TxMailError:
-        logger.warning("Message %s was not sent", message.pk, exc_info=True)
-    finally:
-        if own:
-            sender.close()

@@ -18,6 +18,7 @@ from django.db import models
 from django.utils.encoding import punycode
 from django.utils.translation import gettext_lazy as _
 
+from django_txmail.event_types import EventType
 from django_txmail.stored_templates.syntax import syntax_error
 
 
@@ -316,6 +317,12 @@ class Message(models.Model):
         FAILED = "failed", _("failed")
         CANCELLED = "cancelled", _("cancelled")
 
+    class FailureOrigin(models.TextChoices):
+        """Who said a failed message failed (see ``outbox/states.py``)."""
+
+        OURS = "ours", _("our verdict (attempts used up, or refused before acceptance)")
+        PROVIDER = "provider", _("the provider's report")
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     route = models.CharField(max_length=8, choices=Route.choices)
     provider = models.CharField(max_length=64, db_index=True)
@@ -349,6 +356,12 @@ class Message(models.Model):
     send_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    failure_origin = models.CharField(
+        max_length=8,
+        choices=FailureOrigin.choices,
+        blank=True,
+        help_text=_("For a failed message: our verdict, or the provider's report."),
     )
     recipient_status = models.JSONField(
         default=dict, blank=True, help_text=_("Status per recipient address, from delivery events.")
@@ -478,19 +491,8 @@ class Attempt(models.Model):
 class DeliveryEvent(models.Model):
     """Something the provider reported about a message after it left (a webhook event)."""
 
-    class Type(models.TextChoices):
-        QUEUED = "queued", _("queued")
-        SENT = "sent", _("sent")
-        DELIVERED = "delivered", _("delivered")
-        DEFERRED = "deferred", _("deferred")
-        BOUNCED = "bounced", _("bounced")
-        COMPLAINED = "complained", _("complained")
-        REJECTED = "rejected", _("rejected")
-        OPENED = "opened", _("opened")
-        CLICKED = "clicked", _("clicked")
-        UNSUBSCRIBED = "unsubscribed", _("unsubscribed")
-        FAILED = "failed", _("failed")
-        UNKNOWN = "unknown", _("unknown")
+    #: The normalized event types (django_txmail.event_types), as model choices.
+    Type = models.TextChoices("Type", [(t.name, (t.value, _(t.value))) for t in EventType])
 
     message = models.ForeignKey(
         Message, null=True, blank=True, on_delete=models.CASCADE, related_name="events"

@@ -7,7 +7,6 @@ from datetime import timedelta
 from email.utils import format_datetime
 
 import pytest
-import requests
 from django.core import mail
 from django.core.files.storage import default_storage
 from django.utils import timezone
@@ -22,6 +21,7 @@ from django_txmail.providers.base import retry_after
 from django_txmail.sandbox import Fault
 from django_txmail.sending import attempt as delivery
 from django_txmail.sending.attempt import deliver, retry_delay
+from django_txmail.sending.transport import Transport
 from django_txmail.signals import message_sent
 
 pytestmark = pytest.mark.django_db
@@ -32,8 +32,8 @@ def adapter():
 
 
 def retry(message):
-    with requests.Session() as session:
-        return deliver(message, adapter(), session)
+    with Transport() as transport:
+        return deliver(message, adapter(), transport)
 
 
 def queued_after(sandbox, fault):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import requests
 from django.utils import timezone
 
 from django_txmail.backends import EmailBackend
@@ -16,6 +15,7 @@ from django_txmail.providers import load_adapter
 from django_txmail.routing import resolve
 from django_txmail.sandbox import Fault
 from django_txmail.sending.attempt import attempt
+from django_txmail.sending.transport import Transport
 from django_txmail.sending.worker import Worker
 
 pytestmark = pytest.mark.django_db
@@ -57,8 +57,8 @@ def test_a_late_failure_never_undoes_delivered_nor_sends_again(sandbox, domain):
     message, _ = record(email, resolve(email), claim=True)
     Message.objects.filter(pk=message.pk).update(status="delivered")  # a webhook got there first
     sandbox.inject(Fault(status=503))
-    with requests.Session() as session:
-        assert attempt(message, load_adapter(get_settings().account("nylas")), session) is None
+    with Transport() as transport:
+        assert attempt(message, load_adapter(get_settings().account("nylas")), transport) is None
     stored = Message.objects.get()
     assert stored.status == "delivered"
     assert Attempt.objects.get().outcome == "transient", "the attempt is still on record"
@@ -69,8 +69,8 @@ def test_a_slow_attempt_that_succeeds_after_being_given_up_ends_sent(sandbox, do
     email = compose(msg())
     message, _ = record(email, resolve(email), claim=True)
     Message.objects.filter(pk=message.pk).update(status="failed", last_error_type="abandoned")
-    with requests.Session() as session:
-        assert attempt(message, load_adapter(get_settings().account("nylas")), session)
+    with Transport() as transport:
+        assert attempt(message, load_adapter(get_settings().account("nylas")), transport)
     stored = Message.objects.get()
     assert stored.status == "sent" and stored.provider_message_id == sandbox.messages[0].id
 
@@ -81,8 +81,8 @@ def test_a_message_taken_over_after_its_lease_is_not_sent_by_the_first_sender(sa
     # The lease ran out and a worker claimed it (attempt 2) while we were busy.
     Message.objects.filter(pk=message.pk).update(attempts=2, next_attempt_at=timezone.now())
     message.next_attempt_at = timezone.now()
-    with requests.Session() as session:
-        assert attempt(message, load_adapter(get_settings().account("nylas")), session) is None
+    with Transport() as transport:
+        assert attempt(message, load_adapter(get_settings().account("nylas")), transport) is None
     assert sandbox.requests == []
 
 
@@ -99,8 +99,8 @@ def test_a_batch_leaves_out_messages_another_sender_took_over(txmail_sandbox, se
         rows.append(record(email, resolve(email), claim=True)[0])
     Message.objects.filter(pk=rows[1].pk).update(attempts=2)  # a worker has it now
     adapter = load_adapter(get_settings().account("mailtrap"))
-    with requests.Session() as session:
-        outcomes = attempt_batch(rows, adapter, session)
+    with Transport() as transport:
+        outcomes = attempt_batch(rows, adapter, transport)
     assert outcomes[1] is None and outcomes[0] and outcomes[2]
     assert sorted(m.payload["subject"] for m in txmail_sandbox.messages) == ["m0", "m2"]
     assert [r.path for r in txmail_sandbox.requests] == ["/api/batch"]

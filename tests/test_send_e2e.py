@@ -8,7 +8,6 @@ import os
 from email.mime.image import MIMEImage
 
 import pytest
-import requests
 from django.core import mail
 from django.core.files.storage import default_storage
 from django.core.management import call_command
@@ -27,6 +26,7 @@ from django_txmail.models import Attempt, Message, MessageAttachment
 from django_txmail.providers import load_adapter
 from django_txmail.sandbox import Fault
 from django_txmail.sending.attempt import deliver
+from django_txmail.sending.transport import Transport
 from tests.conftest import wait_for_requests
 
 pytestmark = [pytest.mark.django_db, pytest.mark.e2e]
@@ -182,8 +182,8 @@ def test_retry_after_a_client_timeout_reuses_the_key_and_sends_once(sandbox, dom
     assert len(sandbox.messages) == 1, "the provider has it although we timed out"
 
     adapter = load_adapter(get_settings().account("nylas"))
-    with requests.Session() as session:
-        result = deliver(message, adapter, session)
+    with Transport() as transport:
+        result = deliver(message, adapter, transport)
     assert result is not None and result.idempotent_replay
     message.refresh_from_db()
     assert message.status == "sent" and message.attempts == 2

@@ -12,7 +12,6 @@ from email.mime.image import MIMEImage
 
 import django
 import pytest
-import requests
 from django.core import mail
 from django.utils import timezone
 
@@ -34,6 +33,7 @@ from django_txmail.sandbox import (
     SandboxServer,
 )
 from django_txmail.sending.attempt import deliver
+from django_txmail.sending.transport import Transport
 from tests.conftest import BACKEND, wait_for_requests
 
 pytestmark = [pytest.mark.django_db, pytest.mark.e2e]
@@ -291,8 +291,8 @@ def test_a_retry_after_a_timeout_sends_a_second_copy_as_mailtrap_has_no_idempote
     message = Message.objects.get()
     assert message.status == "queued"
     adapter = load_adapter(get_settings().account("mailtrap"))
-    with requests.Session() as session:
-        assert deliver(message, adapter, session) is not None
+    with Transport() as transport:
+        assert deliver(message, adapter, transport) is not None
     wait_for_requests(sandbox, 2)
     first, second = sandbox.messages
     assert first.payload == second.payload  # the copies share custom_variables.txmail_id

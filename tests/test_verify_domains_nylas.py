@@ -26,6 +26,7 @@ from django_txmail.providers.nylas.domains import (
 )
 from django_txmail.providers.nylas.send import NylasAdapter
 from django_txmail.sandbox import SandboxServer
+from django_txmail.sending.transport import Transport
 
 from .conftest import SANDBOX_KEY
 from .dns_zones import NYLAS_DKIM, nylas_records
@@ -233,8 +234,8 @@ def test_a_key_nylas_does_not_know_is_reported_with_what_to_check(nylas, setting
 def test_verify_domain_can_be_called_from_code(nylas):
     nylas.add_nylas_domain("nylas-good.zone.test", nylas_records("nylas-good.zone.test"))
     domain = SendingDomain.objects.create(name="nylas-good.zone.test", provider="nylas")
-    with requests.Session() as session:
-        report = verify_domain(domain, make_lookup(), session)
+    with Transport() as transport:
+        report = verify_domain(domain, make_lookup(), transport)
     assert report.passed
     assert report.status == "verified"
 

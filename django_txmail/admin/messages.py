@@ -31,6 +31,7 @@ from django_txmail.admin.paginators import CountlessList
 from django_txmail.admin.preview import preview_frame
 from django_txmail.conf import get_settings
 from django_txmail.models import Attempt, DeliveryEvent, Message, MessageAttachment
+from django_txmail.outbox import states
 from django_txmail.outbox.store import attachment_storage
 
 #: Badge colour per status: good, on its way, bad, neutral.
@@ -259,13 +260,10 @@ class MessageAdmin(MessageActions, CountlessList, admin.ModelAdmin):
             "can_resend": message is not None and self.has_resend_permission(request),
             "can_retry": message is not None
             and self.has_retry_permission(request)
-            and (
-                message.status == Message.Status.FAILED
-                or (message.status == Message.Status.QUEUED and message.next_attempt_at)
-            ),
+            and states.retryable(message),
             "can_cancel": message is not None
             and self.has_cancel_permission(request)
-            and message.status in (Message.Status.QUEUED, Message.Status.SCHEDULED),
+            and message.status in states.WAITING,
         }
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 

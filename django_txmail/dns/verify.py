@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import requests
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
@@ -41,7 +40,7 @@ from django_txmail.exceptions import ProviderAPIError
 from django_txmail.models import SendingDomain
 from django_txmail.providers import load_adapter
 from django_txmail.providers.base import Adapter
-from django_txmail.sending.attempt import http, new_session
+from django_txmail.sending.transport import Transport
 
 
 @dataclass
@@ -91,11 +90,11 @@ def verify_domains(
 ) -> list[DomainReport]:
     """Check each domain in turn (one HTTP session for the providers' APIs)."""
     lookup = lookup or make_lookup()
-    with new_session(pool_size=1) as session:
-        return [verify_domain(domain, lookup, session) for domain in domains]
+    with Transport(pool_size=1) as transport:
+        return [verify_domain(domain, lookup, transport) for domain in domains]
 
 
-def verify_domain(domain: SendingDomain, lookup: Lookup, session: requests.Session) -> DomainReport:
+def verify_domain(domain: SendingDomain, lookup: Lookup, transport: Transport) -> DomainReport:
     """Check ``domain`` and save the outcome on it; DNS and provider trouble end
     up in the report, never as an exception."""
     report = DomainReport(
@@ -106,7 +105,7 @@ def verify_domain(domain: SendingDomain, lookup: Lookup, session: requests.Sessi
     except ImproperlyConfigured as exc:
         report.problems.append(f"{exc} Fix the domain's provider, or the TXMAIL setting.")
         return _save(domain, report)
-    api = _ProviderAPI(adapter, session, domain)
+    api = _ProviderAPI(adapter, transport, domain)
     required = _required_records(domain, adapter, api, report)
     if _domain_missing(domain.name, lookup):
         report.problems.append(
@@ -126,9 +125,9 @@ def verify_domain(domain: SendingDomain, lookup: Lookup, session: requests.Sessi
 class _ProviderAPI:
     """The provider's domains API for one domain, errors turned into report problems."""
 
-    def __init__(self, adapter: Adapter, session: requests.Session, domain: SendingDomain):
+    def __init__(self, adapter: Adapter, transport: Transport, domain: SendingDomain):
         self.adapter = adapter
-        self.session = session
+        self.transport = transport
         self.domain = domain
         self.domain_id = ""
         #: The records the API described (the ones it can verify).
@@ -137,18 +136,12 @@ class _ProviderAPI:
     def call(self, request_builder, parser, report: DomainReport, *args: Any) -> Any:
         name = self.adapter.account.name
         try:
-            request = request_builder()
-            return parser(http(self.session, request, None), *args)
+            return self.transport.call(self.adapter, request_builder(), parser, *args)
         except ImproperlyConfigured as exc:
             report.problems.append(str(exc))
         except ProviderAPIError as exc:
-            report.problems.append(f"{name}: {exc}")
-        except requests.RequestException as exc:
-            reason = self.adapter.redact(f"{type(exc).__name__}: {exc}")
-            report.problems.append(
-                f"Cannot reach {name} at {self.adapter.account.api_uri} ({reason}); "
-                "run the check again once it answers."
-            )
+            again = "; run the check again once it answers" if exc.transient else ""
+            report.problems.append(f"{name}: {exc}{again}")
         return None
 
     def records(self, report: DomainReport) -> list[RequiredRecord]:

@@ -9,15 +9,10 @@ provider's API first, and marked cancelled only once the provider agrees.
 
 from __future__ import annotations
 
-import requests
-from django.utils import timezone
-
 from django_txmail.exceptions import CannotCancel, ProviderAPIError
 from django_txmail.models import Message
-from django_txmail.sending.attempt import Sender, http, network_error, route_of
-
-#: States in which a message has not been handed to the provider.
-WAITING = (Message.Status.QUEUED, Message.Status.SCHEDULED)
+from django_txmail.outbox import states
+from django_txmail.sending.attempt import Sender, route_of
 
 
 def cancel(message: Message, *, sender: Sender | None = None) -> None:
@@ -25,11 +20,8 @@ def cancel(message: Message, *, sender: Sender | None = None) -> None:
     message.refresh_from_db()
     if message.status == Message.Status.SCHEDULED and message.provider_schedule_id:
         _cancel_at_provider(message, sender)
-    elif message.status in WAITING:
-        cancelled = Message.objects.filter(pk=message.pk, status__in=WAITING).update(
-            status=Message.Status.CANCELLED, next_attempt_at=None, updated_at=timezone.now()
-        )
-        if not cancelled:
+    elif message.status in states.WAITING:
+        if not states.cancel(message):
             message.refresh_from_db()
             raise CannotCancel(f"Message {message.pk} is {message.status} now; too late to cancel.")
     else:
@@ -47,11 +39,7 @@ def _cancel_at_provider(message: Message, sender: Sender | None) -> None:
         adapter = sender.adapter(message.provider)
         request = adapter.build_cancel(route_of(message), message.provider_schedule_id)
         try:
-            try:
-                response = http(sender.session, request, sender.timeout)
-            except requests.RequestException as exc:
-                raise network_error(message.provider, adapter.account.api_uri, exc) from exc
-            adapter.parse_cancel(response)
+            sender.transport.call(adapter, request, adapter.parse_cancel)
         except ProviderAPIError as exc:
             if exc.status in (400, 404):
                 raise CannotCancel(
@@ -62,6 +50,4 @@ def _cancel_at_provider(message: Message, sender: Sender | None) -> None:
     finally:
         if own:
             sender.close()
-    Message.objects.filter(pk=message.pk, status=Message.Status.SCHEDULED).update(
-        status=Message.Status.CANCELLED, updated_at=timezone.now()
-    )
+    states.cancel(message, held_by_provider=True)

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from django_txmail.conf import get_settings
 from django_txmail.models import Message
+from django_txmail.outbox import states
 
 #: A queued message with no retry time is being delivered by the process that
 #: recorded it (or by its task); workers leave it alone for this long.
@@ -56,25 +57,16 @@ def lease_until(now):
     return now + timedelta(seconds=get_settings().lease)
 
 
-def _claimed(now) -> dict:
-    """The UPDATE that marks rows as taken, with a lease for the time a send may take."""
-    return {
-        "status": Message.Status.SENDING,
-        "attempts": F("attempts") + 1,
-        "next_attempt_at": lease_until(now),
-        "updated_at": now,
-    }
-
-
 def claim(message: Message) -> bool:
     """Move ``message`` to "sending" if nobody else has; count the attempt."""
     now = timezone.now()
-    claimed = Message.objects.filter(claimable(now), pk=message.pk).update(**_claimed(now))
+    until = lease_until(now)
+    claimed = states.claim(claimable(now), [message.pk], until)
     if claimed:
         # What the UPDATE wrote, without reading it back.
         message.status = Message.Status.SENDING
         message.attempts += 1
-        message.next_attempt_at = lease_until(now)
+        message.next_attempt_at = until
         message.updated_at = now
     return bool(claimed)
 
@@ -106,24 +98,6 @@ def renew(messages: list[Message]) -> set:
     return owned
 
 
-def _fail_abandoned(now) -> None:
-    """Sends abandoned mid-request that have used up their attempts end failed.
-
-    A message whose sending keeps killing the worker would otherwise be
-    taken again forever.
-    """
-    max_attempts = get_settings().max_attempts
-    Message.objects.filter(
-        status=Message.Status.SENDING, next_attempt_at__lte=now, attempts__gte=max_attempts
-    ).update(
-        status=Message.Status.FAILED,
-        next_attempt_at=None,
-        last_error=f"Abandoned mid-send {max_attempts} times (the sending process stopped).",
-        last_error_type="abandoned",
-        updated_at=now,
-    )
-
-
 def claim_batch(limit: int, *, sweep: bool = True) -> list[Message]:
     """Claim up to ``limit`` due messages for this process, oldest due first.
 
@@ -132,7 +106,8 @@ def claim_batch(limit: int, *, sweep: bool = True) -> list[Message]:
     """
     now = timezone.now()
     if sweep:
-        _fail_abandoned(now)
+        # A message whose sending keeps killing the worker would otherwise be taken forever.
+        states.give_up_abandoned(now, get_settings().max_attempts)
     candidates = Message.objects.filter(due(now)).order_by(
         F("next_attempt_at").asc(nulls_first=True), "created_at"
     )
@@ -142,22 +117,12 @@ def claim_batch(limit: int, *, sweep: bool = True) -> list[Message]:
             ids = list(
                 candidates.select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit]
             )
-            Message.objects.filter(pk__in=ids).update(**_claimed(now))
+            states.claim(Q(), ids, lease_until(now))
     else:
         ids = [
             pk
             for pk in candidates.values_list("pk", flat=True)[:limit]
-            if Message.objects.filter(due(now), pk=pk).update(**_claimed(now))
+            if states.claim(due(now), [pk], lease_until(now))
         ]
     order = {pk: index for index, pk in enumerate(ids)}
     return sorted(Message.objects.filter(pk__in=ids), key=lambda m: order[m.pk])
-
-
-def release(message: Message) -> None:
-    """Give back a claimed message that was not attempted (a worker stopping)."""
-    Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
-        status=Message.Status.QUEUED,
-        attempts=F("attempts") - 1,
-        next_attempt_at=timezone.now(),
-        updated_at=timezone.now(),
-    )

@@ -28,12 +28,10 @@ from django.db import router, transaction
 from django.db.models import QuerySet
 
 from django_txmail.models import Attempt, DeliveryEvent, Message, MessageAttachment
+from django_txmail.outbox import states
 from django_txmail.outbox.store import attachment_storage
 
 logger = logging.getLogger("django_txmail.outbox.cleanup")
-
-#: Messages still to be sent are never deleted, however old.
-STILL_TO_SEND = (Message.Status.QUEUED, Message.Status.SCHEDULED, Message.Status.SENDING)
 
 _AGE = re.compile(r"([0-9]+)\s*([dh])")
 _HOURS = {"d": 24, "h": 1}
@@ -74,7 +72,7 @@ class CleanupReport:
 
 def old_messages(cutoff: datetime) -> QuerySet[Message]:
     """Messages created before ``cutoff`` that are done (not still to be sent)."""
-    return Message.objects.filter(created_at__lt=cutoff).exclude(status__in=STILL_TO_SEND)
+    return Message.objects.filter(created_at__lt=cutoff).exclude(status__in=states.NOT_SENT_YET)
 
 
 def old_unattached_events(cutoff: datetime) -> QuerySet[DeliveryEvent]:
@@ -91,7 +89,9 @@ def preview(cutoff: datetime) -> CleanupReport:
         events=DeliveryEvent.objects.filter(message__in=messages).count(),
         attachment_files=MessageAttachment.objects.filter(message__in=messages).count(),
         unattached_events=old_unattached_events(cutoff).count(),
-        kept_unsent=Message.objects.filter(created_at__lt=cutoff, status__in=STILL_TO_SEND).count(),
+        kept_unsent=Message.objects.filter(
+            created_at__lt=cutoff, status__in=states.NOT_SENT_YET
+        ).count(),
     )
 
 
@@ -108,7 +108,9 @@ def cleanup(
     when it commits.
     """
     report = CleanupReport(
-        kept_unsent=Message.objects.filter(created_at__lt=cutoff, status__in=STILL_TO_SEND).count()
+        kept_unsent=Message.objects.filter(
+            created_at__lt=cutoff, status__in=states.NOT_SENT_YET
+        ).count()
     )
     using = router.db_for_write(Message)
     while True:

@@ -19,20 +19,16 @@ The admin's actions and ``manage.py txmail_resend`` both go through here.
 from __future__ import annotations
 
 from django.db import router, transaction
-from django.db.models import OuterRef, Q, QuerySet, Subquery
-from django.utils import timezone
+from django.db.models import OuterRef, QuerySet, Subquery
 
-from django_txmail.backends import deliver_quietly, hand_over, in_caller_transaction
 from django_txmail.conf import get_settings
 from django_txmail.exceptions import CannotResend, CannotRetry
 from django_txmail.models import Message
+from django_txmail.outbox import states
+from django_txmail.outbox.dispatch import deliver_quietly, hand_over, in_caller_transaction
 from django_txmail.outbox.store import load, record
 from django_txmail.routing import ResolvedRoute
 from django_txmail.sending.attempt import Sender, route_of
-
-#: Not handed to the provider yet: resending would make a second copy of a
-#: message still on its way (cancel it first, or wait).
-NOT_SENT_YET = (Message.Status.QUEUED, Message.Status.SCHEDULED, Message.Status.SENDING)
 
 
 def with_first_resend(queryset: QuerySet[Message]) -> QuerySet[Message]:
@@ -50,7 +46,9 @@ def resend_refusal(message: Message, *, force: bool = False) -> str:
 
     A cancelled message was stopped on purpose: it is only sent with ``force``.
     """
-    if message.status in NOT_SENT_YET:
+    # Not handed to the provider yet: resending would make a second copy of a
+    # message still on its way (cancel it first, or wait).
+    if message.status in states.NOT_SENT_YET:
         return (
             f"Message {message.pk} is {message.status} and has not been sent yet; "
             "cancel it first if it should not go, or wait for it."
@@ -128,12 +126,8 @@ def retry(message: Message, *, sender: Sender | None = None) -> Message:
     a retry. Returns the message as it is after the attempt (or once handed
     to a task).
     """
-    now = timezone.now()
-    waiting = Q(status=Message.Status.QUEUED, next_attempt_at__isnull=False)
     # One conditional UPDATE: a worker claiming the message at the same time wins cleanly.
-    moved = Message.objects.filter(Q(status=Message.Status.FAILED) | waiting, pk=message.pk).update(
-        status=Message.Status.QUEUED, next_attempt_at=now, updated_at=now
-    )
+    moved = states.retry_now(message)
     message.refresh_from_db()
     if not moved:
         raise CannotRetry(

@@ -16,7 +16,7 @@ import hashlib
 import json
 import uuid
 from contextlib import nullcontext
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.core.files.base import ContentFile
@@ -28,6 +28,7 @@ from django_txmail.conf import get_settings
 from django_txmail.exceptions import InvalidMessage
 from django_txmail.models import Message, MessageAttachment
 from django_txmail.outbound_email import Address, Attachment, OutboundEmail
+from django_txmail.outbox import states
 from django_txmail.outbox.claims import lease_until
 from django_txmail.routing import ResolvedRoute
 
@@ -132,18 +133,6 @@ def _existing(key: str, content_hash: str) -> Message | None:
     return existing
 
 
-def initial_state(
-    send_at: datetime | None, window: tuple[timedelta, timedelta] | None
-) -> tuple[str, datetime | None, bool]:
-    """(status, next_attempt_at, provider_scheduled) for a new message."""
-    now = timezone.now()
-    if send_at is None or send_at <= now:
-        return Message.Status.QUEUED, None, False
-    if window is not None and window[0] <= send_at - now <= window[1]:
-        return Message.Status.QUEUED, None, True
-    return Message.Status.SCHEDULED, send_at, False
-
-
 def record(
     email: OutboundEmail,
     resolved: ResolvedRoute,
@@ -169,10 +158,9 @@ def record(
     if email.idempotency_key and (existing := _existing(email.idempotency_key, content_hash)):
         return existing, False
     key = email.idempotency_key or f"txmail-{uuid.uuid4()}"
-    status, next_attempt_at, provider_scheduled = initial_state(email.send_at, schedule_window)
-    attempts = 0
-    if claim and status == Message.Status.QUEUED:
-        status, attempts, next_attempt_at = Message.Status.SENDING, 1, lease_until(timezone.now())
+    status, next_attempt_at, attempts, provider_scheduled = states.initial(
+        email.send_at, schedule_window, claim=claim, lease_until=lease_until(timezone.now())
+    )
     options = _options(email)
     if provider_scheduled:
         options["provider_scheduled"] = True

@@ -28,6 +28,7 @@ from django.utils.module_loading import import_string
 from django_txmail import __version__
 from django_txmail.conf import ProviderAccount
 from django_txmail.dns.records import ProviderVerdict, RequiredRecord
+from django_txmail.event_types import EventType
 from django_txmail.exceptions import ProviderAPIError, UnsupportedFeature, WebhookPayloadError
 from django_txmail.outbound_email import Feature, OutboundEmail
 
@@ -86,21 +87,8 @@ class ProviderResponse:
 #: provider's message id is not known (yet).
 MESSAGE_ID_KEY = "txmail_id"
 
-#: Normalized delivery event types (``DeliveryEvent.type``).
-EVENT_TYPES = (
-    "queued",
-    "sent",
-    "delivered",
-    "deferred",
-    "bounced",
-    "complained",
-    "rejected",
-    "opened",
-    "clicked",
-    "unsubscribed",
-    "failed",
-    "unknown",
-)
+#: Normalized delivery event types (``DeliveryEvent.type``), for adapters.
+EVENT_TYPES = frozenset(EventType)
 
 
 @dataclass

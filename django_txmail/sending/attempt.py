@@ -25,76 +25,45 @@ receiver or handler cannot send mail about itself forever.
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
 import random
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 import requests
 from django.db import router, transaction
-from django.db.models import Case, F, Value, When
 from django.utils import timezone
-from requests.adapters import HTTPAdapter
-from requests.utils import get_environ_proxies
 
 from django_txmail.conf import get_settings
 from django_txmail.exceptions import DeliveryError, ProviderAPIError, TxMailError
 from django_txmail.models import Attempt, Message
+from django_txmail.outbox import states
 from django_txmail.outbox.claims import claim, renew
 from django_txmail.outbox.store import load
 from django_txmail.providers import (
     Adapter,
-    ProviderRequest,
-    ProviderResponse,
     Route,
     SendResult,
     load_adapter,
 )
+from django_txmail.sending.transport import NO_ANSWER, Transport
 from django_txmail.signals import message_sent
 
 logger = logging.getLogger("django_txmail.sending.attempt")
 
 
-def new_session(pool_size: int = 16) -> requests.Session:
-    """A pooled session that reads the environment once, not on every request.
-
-    With ``trust_env`` requests looks up proxy variables and ``~/.netrc`` for
-    every call; here proxies are worked out once per provider host (see
-    ``_proxies``) and a CA bundle named in the environment is kept.
-    """
-    session = requests.Session()
-    session.trust_env = False
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        session.verify = bundle
-    pool = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
-    session.mount("https://", pool)
-    session.mount("http://", pool)
-    return session
-
-
-@functools.lru_cache(maxsize=64)
-def _proxies(origin: str) -> dict[str, str]:
-    """The proxies the environment sets for ``origin`` (honouring NO_PROXY)."""
-    return get_environ_proxies(origin)
-
-
 class Sender:
-    """Adapters and one pooled HTTP session, shared by all threads of a sender.
+    """Adapters and one transport (a pooled HTTP session), shared by the threads of a sender.
 
     Adapters are pure and ``requests.Session`` may be shared by threads, so a
     worker's threads (or a task process) reuse connections to the provider.
     """
 
     def __init__(self, pool_size: int = 16, timeout: float | None = None) -> None:
-        self.session = new_session(pool_size)
-        self.timeout = timeout
+        self.transport = Transport(pool_size, timeout)
         self._adapters: dict[str, Adapter] = {}
         self._lock = threading.Lock()
 
@@ -104,21 +73,24 @@ class Sender:
                 self._adapters[provider] = load_adapter(get_settings().account(provider))
             return self._adapters[provider]
 
+    @property
+    def session(self) -> requests.Session:
+        return self.transport.session
+
     def deliver(self, message: Message) -> SendResult | None:
         """Claim ``message`` and make one attempt (see :func:`deliver`)."""
-        return deliver(message, self.adapter(message.provider), self.session, timeout=self.timeout)
+        return deliver(message, self.adapter(message.provider), self.transport)
 
     def attempt(self, message: Message) -> SendResult | None:
         """One attempt at a message this sender has already claimed."""
-        return attempt(message, self.adapter(message.provider), self.session, timeout=self.timeout)
+        return attempt(message, self.adapter(message.provider), self.transport)
 
     def attempt_batch(self, messages: list[Message]) -> list[SendResult | TxMailError | None]:
         """One attempt at claimed messages of one account, in batch requests."""
-        adapter = self.adapter(messages[0].provider)
-        return attempt_batch(messages, adapter, self.session, timeout=self.timeout)
+        return attempt_batch(messages, self.adapter(messages[0].provider), self.transport)
 
     def close(self) -> None:
-        self.session.close()
+        self.transport.close()
 
 
 _reporting = threading.local()
@@ -154,46 +126,7 @@ def route_of(message: Message) -> Route:
     )
 
 
-def http(
-    session: requests.Session, request: ProviderRequest, timeout: float | None
-) -> ProviderResponse:
-    """Make ``request`` with ``session``; the body stream is closed either way."""
-    parts = urlsplit(request.url)
-    try:
-        response = session.request(
-            request.method,
-            request.url,
-            headers=request.headers,
-            data=request.body,
-            timeout=timeout or get_settings().timeout,
-            proxies=_proxies(f"{parts.scheme}://{parts.netloc}"),
-        )
-    finally:
-        request.close()
-    return ProviderResponse(response.status_code, dict(response.headers), response.content)
-
-
-def network_error(provider: str, url: str, exc: requests.RequestException) -> ProviderAPIError:
-    host = urlsplit(url).netloc
-    if isinstance(exc, requests.Timeout):
-        kind, what = "timeout", f"no answer from {host} in time"
-    else:
-        kind, what = "connection_error", f"cannot reach {host} ({type(exc).__name__})"
-    return ProviderAPIError(
-        f"{what}; the message stays in the outbox and is retried with the same idempotency key",
-        provider=provider,
-        error_type=kind,
-        transient=True,
-    )
-
-
-def deliver(
-    message: Message,
-    adapter: Adapter,
-    session: requests.Session,
-    *,
-    timeout: float | None = None,
-) -> SendResult | None:
+def deliver(message: Message, adapter: Adapter, transport: Transport) -> SendResult | None:
     """One attempt at sending ``message``.
 
     Returns the result when the provider accepted it, None when it stays in
@@ -202,28 +135,17 @@ def deliver(
     """
     if not claim(message):
         return None
-    return attempt(message, adapter, session, timeout=timeout)
+    return attempt(message, adapter, transport)
 
 
-def attempt(
-    message: Message,
-    adapter: Adapter,
-    session: requests.Session,
-    *,
-    timeout: float | None = None,
-) -> SendResult | None:
+def attempt(message: Message, adapter: Adapter, transport: Transport) -> SendResult | None:
     """One attempt at a message already claimed by this process (see :func:`deliver`)."""
     with _reporting_outcome() as nested:
-        return _attempt(message, adapter, session, timeout, report=not nested)
+        return _attempt(message, adapter, transport, report=not nested)
 
 
 def _attempt(
-    message: Message,
-    adapter: Adapter,
-    session: requests.Session,
-    timeout: float | None,
-    *,
-    report: bool,
+    message: Message, adapter: Adapter, transport: Transport, *, report: bool
 ) -> SendResult | None:
     if _lease_half_gone(message) and not renew([message]):
         return None  # taken over by another sender while this one was busy
@@ -232,7 +154,7 @@ def _attempt(
     try:
         route = route_of(message)
         request = adapter.build_send(load(message), route)
-        outcome = adapter.parse_send(http(session, request, timeout), route)
+        outcome = transport.call(adapter, request, adapter.parse_send, route)
     except Exception as exc:
         outcome = _as_error(exc, message, adapter, report)
     outcome = _finish(message, started, clock, outcome, report=report)
@@ -242,11 +164,7 @@ def _attempt(
 
 
 def attempt_batch(
-    messages: list[Message],
-    adapter: Adapter,
-    session: requests.Session,
-    *,
-    timeout: float | None = None,
+    messages: list[Message], adapter: Adapter, transport: Transport
 ) -> list[SendResult | TxMailError | None]:
     """One attempt at several claimed messages of one account, in batch requests.
 
@@ -301,12 +219,21 @@ def attempt_batch(
             remaining = remaining[count:]
             started, clock = timezone.now(), time.monotonic()
             try:
-                results = adapter.parse_batch(http(session, request, timeout), count)
+                results = transport.call(adapter, request, adapter.parse_batch, count)
             except Exception as exc:
                 results = [_as_error(exc, chunk[0], adapter, report)] * count
             for message, result in zip(chunk, results, strict=True):
                 outcomes[message.pk] = _finish(message, started, clock, result, report=report)
         return [outcomes[m.pk] for m in messages]
+
+
+def _explained(error: TxMailError, retry: bool) -> str:
+    """The error as recorded on the message; a request that got no answer says what follows."""
+    if retry and getattr(error, "error_type", "") in NO_ANSWER:
+        return (
+            f"{error}; the message stays in the outbox and is retried with the same idempotency key"
+        )
+    return str(error)
 
 
 def _lease_half_gone(message: Message) -> bool:
@@ -318,8 +245,6 @@ def _as_error(exc: Exception, message: Message, adapter: Adapter, report: bool) 
     """What an exception raised while sending means for the message."""
     if isinstance(exc, TxMailError):
         return exc
-    if isinstance(exc, requests.RequestException):
-        return network_error(message.provider, adapter.account.api_uri, exc)
     if isinstance(exc, OSError):
         return DeliveryError(
             f"The stored content of message {message.pk} cannot be read "
@@ -364,32 +289,18 @@ def _accepted(message: Message, entry: Attempt, result: SendResult, *, report: b
     entry.outcome = Attempt.Outcome.SENT
     entry.http_status = 200
     entry.request_id = result.request_id[:255]
-    provider_holds_it = bool(message.options.get("provider_scheduled"))
-    status = Message.Status.SCHEDULED if provider_holds_it else Message.Status.SENT
-    fields = {
-        "provider_message_id": result.provider_message_id[:255],
-        "provider_schedule_id": result.schedule_id[:255],
-        "provider_request_id": result.request_id[:255],
-        "next_attempt_at": None,
-        "sent_at": now,
-        "updated_at": now,
-    }
     with transaction.atomic(using=router.db_for_write(Message)):
         entry.save()
-        # A delivery event may have arrived before this answer was recorded; the
-        # status only moves on from "sending", never back from "delivered".
-        # The provider has it: "sent" replaces anything meaning not sent yet
-        # (also a failure recorded by a sender that gave up on this attempt),
-        # never what a delivery event said since.
-        not_sent = (Message.Status.SENDING, Message.Status.QUEUED, Message.Status.FAILED)
-        Message.objects.filter(pk=message.pk).update(
-            status=Case(When(status__in=not_sent, then=Value(status)), default=F("status")),
-            **fields,
+        states.accept(
+            message,
+            provider_holds=bool(message.options.get("provider_scheduled")),
+            provider_message_id=result.provider_message_id[:255],
+            provider_schedule_id=result.schedule_id[:255],
+            provider_request_id=result.request_id[:255],
+            next_attempt_at=None,
+            sent_at=now,
+            updated_at=now,
         )
-    for name, value in fields.items():
-        setattr(message, name, value)
-    if message.status in not_sent:
-        message.status = status
     if report:
         # send_robust: a failing receiver must not make a sent message look unsent.
         message_sent.send_robust(sender=Message, message=message, result=result)
@@ -412,21 +323,18 @@ def _failed(message: Message, entry: Attempt, error: TxMailError, *, report: boo
         entry.http_status = error.status
         entry.request_id = error.request_id[:255]
     retry = transient and message.attempts < get_settings().max_attempts
+    retry_at = None
     if retry:
         delay = retry_delay(message.attempts, error.retry_after)  # type: ignore[union-attr]
-        status, next_attempt_at = Message.Status.QUEUED, timezone.now() + timedelta(seconds=delay)
-    else:
-        status, next_attempt_at = Message.Status.FAILED, None
+        retry_at = timezone.now() + timedelta(seconds=delay)
     with transaction.atomic(using=router.db_for_write(Message)):
         entry.save()
-        owned = Message.objects.filter(
-            pk=message.pk, status=Message.Status.SENDING, attempts=message.attempts
-        ).update(
-            status=status,
-            next_attempt_at=next_attempt_at,
-            last_error=str(error),
+        owned = states.fail(
+            message,
+            retry_at=retry_at,
+            gave_up=transient,
+            last_error=_explained(error, retry),
             last_error_type=entry.error_type,
-            updated_at=timezone.now(),
         )
     if not owned:
         message.refresh_from_db(fields=["status", "next_attempt_at", "attempts"])
@@ -437,8 +345,6 @@ def _failed(message: Message, entry: Attempt, error: TxMailError, *, report: boo
             message.status,
         )
         return "superseded"
-    message.status, message.next_attempt_at = status, next_attempt_at
-    message.last_error, message.last_error_type = str(error), entry.error_type
     if retry:
         logger.log(
             logging.WARNING if report else logging.DEBUG,

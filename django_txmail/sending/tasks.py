@@ -38,6 +38,7 @@ from django.utils import timezone
 from django_txmail.conf import get_settings
 from django_txmail.exceptions import TxMailError
 from django_txmail.models import Message
+from django_txmail.outbox import states
 from django_txmail.sending.attempt import Sender
 
 if django.VERSION >= (6, 0):
@@ -126,7 +127,7 @@ def enqueue_delivery(message: Message) -> None:
 def _waiting(message: Message) -> bool:
     """True when the message waits in the outbox for a time still to come."""
     return (
-        message.status in (Message.Status.QUEUED, Message.Status.SCHEDULED)
+        message.status in states.WAITING
         and message.next_attempt_at is not None
         and message.next_attempt_at > timezone.now()
     )

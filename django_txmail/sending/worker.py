@@ -25,7 +25,8 @@ from django.db import close_old_connections, connections
 
 from django_txmail.exceptions import TxMailError
 from django_txmail.models import Message
-from django_txmail.outbox.claims import claim_batch, release
+from django_txmail.outbox.claims import claim_batch
+from django_txmail.outbox.states import release
 from django_txmail.sending.attempt import Sender
 
 logger = logging.getLogger("django_txmail.sending.worker")

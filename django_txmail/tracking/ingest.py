@@ -7,28 +7,11 @@ Providers deliver webhooks at least once and in no particular order. So:
 * each event is matched to its ``Message`` by the provider's message id,
   else by our message id when the provider echoes it (metadata, custom
   variables); an event matching no message is still stored, unattached;
-* status only moves *forward*, by rank, whatever order events arrive in:
-
-  ======================  ====
-  status                  rank
-  ======================  ====
-  queued, scheduled,
-  sending, cancelled      0
-  sent                    1
-  deferred                2
-  delivered               3
-  bounced, rejected,
-  failed                  4
-  complained              5
-  ======================  ====
-
-  An event sets the status its type names when that ranks higher than the
-  current one: a late ``delivered`` never overrides ``bounced``, ``sent``
-  never overrides ``delivered``, and a complaint (which comes after
-  delivery) overrides both. ``opened`` and ``clicked`` prove delivery and
-  count as ``delivered``; ``unsubscribed`` and ``unknown`` change no status.
-  The same rule runs per recipient (``Message.recipient_status``) and for
-  the message as a whole.
+* the message's status (and each recipient's, in
+  ``Message.recipient_status``) moves by the provider's word, with the
+  precedence ``django_txmail.outbox.states`` defines: only forward, by rank,
+  whatever order events arrive in; ``opened`` and ``clicked`` prove delivery;
+  ``unsubscribed`` and ``unknown`` change no status.
 
 A batch is stored in one transaction; the ``delivery_event`` signal is sent
 for each newly stored event after it commits.
@@ -48,40 +31,11 @@ from django.utils import timezone
 
 from django_txmail.exceptions import WebhookPayloadError
 from django_txmail.models import DeliveryEvent, Message
+from django_txmail.outbox import states
 from django_txmail.providers.base import EVENT_TYPES, WebhookEvent
 from django_txmail.signals import delivery_event
 
 logger = logging.getLogger("django_txmail.tracking.ingest")
-
-RANK = {
-    "sent": 1,
-    "deferred": 2,
-    "delivered": 3,
-    "bounced": 4,
-    "rejected": 4,
-    "failed": 4,
-    "complained": 5,
-}
-#: The message status an event type implies, where it implies one.
-STATUS_OF_EVENT = {
-    "sent": "sent",
-    "deferred": "deferred",
-    "delivered": "delivered",
-    "opened": "delivered",
-    "clicked": "delivered",
-    "bounced": "bounced",
-    "rejected": "rejected",
-    "failed": "failed",
-    "complained": "complained",
-}
-
-
-def advance(current: str, event_type: str) -> str:
-    """The status after an event of ``event_type``, by the precedence above."""
-    new = STATUS_OF_EVENT.get(event_type)
-    if new is None or RANK.get(new, 0) <= RANK.get(current, 0):
-        return current
-    return new
 
 
 @dataclass
@@ -172,7 +126,16 @@ def _messages(provider: str, events: list[WebhookEvent]) -> tuple[dict, dict]:
     found = list(
         Message.objects.select_for_update()
         .filter(Q(provider_message_id__in=provider_ids) | Q(pk__in=our_ids), provider=provider)
-        .only("id", "provider_message_id", "status", "recipient_status", "to", "cc", "bcc")
+        .only(
+            "id",
+            "provider_message_id",
+            "status",
+            "failure_origin",
+            "recipient_status",
+            "to",
+            "cc",
+            "bcc",
+        )
         .order_by("pk")
     )
     by_provider_id = {m.provider_message_id: m for m in found if m.provider_message_id}
@@ -232,46 +195,23 @@ def _apply(stored: list[DeliveryEvent]) -> None:
         if row.message is not None:
             per_message[row.message.pk].append(row)
             messages[row.message.pk] = row.message
-    if not per_message:
-        return
     now = timezone.now()
+    changed = []
     for message_id, rows in per_message.items():
         message = messages[message_id]
+        before = message.status
         for row in rows:
-            message.status = advance(message.status, row.type)
+            message.status, message.failure_origin = states.after_event(
+                message.status, message.failure_origin, row.type
+            )
             recipients = [row.recipient] if row.recipient else message.recipients
             for address in recipients:
                 address = address.lower()
-                before = message.recipient_status.get(address, "sent")
-                message.recipient_status[address] = advance(before, row.type)
+                current = message.recipient_status.get(address, Message.Status.SENT)
+                message.recipient_status[address] = states.recipient_after_event(current, row.type)
         message.updated_at = now
-    _save_statuses(list(messages.values()))
-
-
-def _save_statuses(messages: list[Message]) -> None:
-    """One prepared UPDATE per message, sent with executemany.
-
-    ``bulk_update`` builds a CASE expression over every row, which costs
-    more than the rest of ingestion together for a batch of 500 events.
-    """
-    connection = transaction.get_connection(router.db_for_write(Message))
-    quote = connection.ops.quote_name
-    fields = [
-        Message._meta.get_field(name) for name in ("status", "recipient_status", "updated_at")
-    ]
-    pk = Message._meta.pk
-    sql = "UPDATE {} SET {} WHERE {} = %s".format(
-        quote(Message._meta.db_table),
-        ", ".join(f"{quote(field.column)} = %s" for field in fields),
-        quote(pk.column),
-    )
-    params = [
-        [field.get_db_prep_save(getattr(message, field.attname), connection) for field in fields]
-        + [pk.get_db_prep_value(message.pk, connection)]
-        for message in messages
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+        changed.append((message, before))
+    states.apply_events(changed)
 
 
 def _notify(stored: list[DeliveryEvent]) -> None:

@@ -20,15 +20,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import requests
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import NoReverseMatch, reverse
 
 from django_txmail.conf import ProviderAccount, get_settings
-from django_txmail.exceptions import TxMailError, UnsupportedFeature
+from django_txmail.exceptions import ProviderAPIError, TxMailError, UnsupportedFeature
 from django_txmail.providers import load_adapter
-from django_txmail.sending.attempt import http, new_session
+from django_txmail.sending.transport import Transport
 
 
 class Command(BaseCommand):
@@ -77,16 +76,16 @@ class Command(BaseCommand):
                 "--base-url to register each account's own endpoint."
             )
         failed = []
-        with new_session(pool_size=1) as session:
+        with Transport(pool_size=1) as transport:
             for account in accounts:
                 url = options["url"] or endpoint(options["base_url"], account.name)
-                if not self._register(session, account, url, options["show_secret"]):
+                if not self._register(transport, account, url, options["show_secret"]):
                     failed.append(account.name)
         if failed:
             raise CommandError(f"Registration failed for {', '.join(failed)}; see above.")
 
     def _register(
-        self, session: requests.Session, account: ProviderAccount, url: str, show_secret: bool
+        self, transport: Transport, account: ProviderAccount, url: str, show_secret: bool
     ) -> bool:
         adapter = load_adapter(account)
         try:
@@ -99,13 +98,15 @@ class Command(BaseCommand):
             )
             return True
         try:
-            webhook = adapter.parse_register_webhook(http(session, request, None))
-        except TxMailError as exc:
+            webhook = transport.call(adapter, request, adapter.parse_register_webhook)
+        except ProviderAPIError as exc:
+            if exc.transient:  # no answer: the error names the account and the host
+                self.stderr.write(f"{exc}; run the command again once it answers.")
+                return False
             self.stderr.write(f"{account.name}: the provider refused the webhook: {exc}")
             return False
-        except requests.RequestException as exc:
-            reason = adapter.redact(f"{type(exc).__name__}: {exc}")
-            self.stderr.write(f"{account.name}: cannot reach {account.api_uri} ({reason}).")
+        except TxMailError as exc:
+            self.stderr.write(f"{account.name}: the provider refused the webhook: {exc}")
             return False
         self.stdout.write(
             f"{account.name}: registered webhook {webhook.id} for {webhook.url or url} "

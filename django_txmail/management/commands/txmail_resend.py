@@ -23,8 +23,10 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from django_txmail.exceptions import CannotResend
 from django_txmail.models import Message
-from django_txmail.outbox.resend import NOT_SENT_YET, CannotResend, resend, with_first_resend
+from django_txmail.outbox.resend import resend, with_first_resend
+from django_txmail.outbox.states import NOT_SENT_YET
 from django_txmail.sending.attempt import Sender
 
 

@@ -1,0 +1,79 @@
+"""Handing a recorded message to whatever delivers it.
+
+A message just recorded (or queued again for a retry, or resent) is sent
+by one of three things, decided here:
+
+* a Django Task, when ``TXMAIL["DELIVERY"]`` is ``"task"`` (enqueued when
+  the transaction commits);
+* this process once the caller's transaction commits, when it was recorded
+  inside one (a rolled-back transaction sends nothing);
+* this process now, which the caller does itself (``deliver_quietly``, or
+  the backend's own batch).
+
+Held mail waits in the outbox until it is due, for ``txmail_worker``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import router, transaction
+
+from django_txmail.exceptions import TxMailError
+from django_txmail.models import Message
+from django_txmail.sending.attempt import Sender
+
+logger = logging.getLogger("django_txmail.outbox.dispatch")
+
+
+def in_caller_transaction() -> bool:
+    """True inside an atomic block of the caller's (not one of Django's test cases)."""
+    connection = transaction.get_connection(router.db_for_write(Message))
+    return any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
+
+
+def hand_over(
+    message: Message, *, by_task: bool, after_commit: bool, timeout: float | None = None
+) -> bool:
+    """Have a recorded message delivered later: by a task, or once the caller's transaction
+    commits (if it is queued). Returns whether it was handed over; if not, the caller
+    sends it now (``deliver_quietly``) or it waits in the outbox."""
+    using = router.db_for_write(Message)
+    if by_task:
+        from django_txmail.sending.tasks import (
+            enqueue_delivery,  # imports the Tasks framework only when used
+        )
+
+        transaction.on_commit(lambda: enqueue_delivery(message), using=using)
+        return True
+    if after_commit and message.status == Message.Status.QUEUED:
+        transaction.on_commit(lambda: deliver_quietly(message, timeout=timeout), using=using)
+        return True
+    return False
+
+
+def deliver_quietly(
+    message: Message,
+    sender: Sender | None = None,
+    *,
+    claimed: bool = False,
+    timeout: float | None = None,
+) -> None:
+    """Send ``message`` for a caller that has no one to raise to (after a commit, an admin
+    action): a permanent failure is recorded on the message and logged, not raised.
+
+    ``claimed``: the message was recorded already claimed by this process, so
+    this makes the attempt; otherwise it is claimed first, as a worker would.
+    """
+    own = sender is None
+    sender = sender or Sender(pool_size=1, timeout=timeout)
+    try:
+        if claimed:
+            sender.attempt(message)
+        else:
+            sender.deliver(message)
+    except TxMailError:
+        logger.warning("Message %s was not sent", message.pk, exc_info=True)
+    finally:
+        if own:
+            sender.close()

@@ -1,0 +1,395 @@
+"""The one owner of ``Message.status``: the allowed transitions, and every write.
+
+A message's status changes for a handful of reasons (*causes*). Each cause
+may move a message only from some statuses to some others; that table is
+:data:`TRANSITIONS` below, written once, as data. Every status write in the
+package is one of the guarded UPDATEs in this module, whose WHERE clause is
+taken from the table, so a write outside it cannot happen: two processes
+racing on one row both run their UPDATE and exactly one matches.
+
+::
+
+                  claim                        accept
+    (record) ─► queued ───► sending ──────────────────► sent ─┐
+        │         ▲ ▲  transient │ │ permanent, give up        │ provider
+        │  release│ └────────────┘ └────► failed (ours)        │ events,
+        │         └───── retry now ──────────┘   │             │ by rank
+        ├─► scheduled ── due: claim ─► sending   │             ▼
+        │   (held by us, or by the provider)     └──────► delivered, deferred,
+        └─► sending (recorded claimed)                    bounced, rejected,
+                                                          complained, failed
+    queued, scheduled ── cancel ──► cancelled
+
+Provider events move the status by *rank* (:func:`rank`): an event sets the
+status it implies only when that ranks higher than the current one, so
+events may arrive late, twice or in any order and still end in one status.
+A failure is kept with its origin (``Message.failure_origin``): a verdict of
+ours (the attempts ran out, an error we could not resolve) ranks below any
+word from the provider, so a message we gave up on that the provider later
+reports delivered, bounced or complained takes that status; a failure the
+provider reported ranks with bounces, as it always has.
+
+The status groups other modules ask about (``NOT_SENT_YET``,
+``WAITING``, ...) are defined here once.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import router, transaction
+from django.db.models import Case, F, Q, Value, When
+from django.utils import timezone
+
+from django_txmail.event_types import EventType
+from django_txmail.models import Message
+
+S = Message.Status
+Origin = Message.FailureOrigin
+
+
+class Cause(enum.StrEnum):
+    """Why a message's status changes."""
+
+    RECORD = "record"  # a new message is written to the outbox
+    CLAIM = "claim"  # a sender takes it (queued, due, or abandoned past its lease)
+    RELEASE = "release"  # a stopping worker gives back a claim it did not attempt
+    ACCEPT = "accept"  # the provider accepted it (or holds it for its send_at)
+    TRANSIENT = "transient"  # the attempt failed in a way worth retrying
+    PERMANENT = "permanent"  # the attempt failed for good
+    GIVE_UP = "give_up"  # transient failures (or abandoned sends) used every attempt
+    CANCEL = "cancel"  # support or code cancelled it before it was sent
+    RETRY_NOW = "retry_now"  # support asked for one more attempt now
+    EVENT = "event"  # the provider reported what happened (a webhook)
+
+
+@dataclass(frozen=True)
+class Transition:
+    sources: frozenset[str]
+    targets: frozenset[str]
+    why: str
+
+
+def _set(*statuses: str) -> frozenset[str]:
+    return frozenset(statuses)
+
+
+#: A resend records a *new* message (``Cause.RECORD``); the original is not changed.
+NEW = ""
+
+#: The statuses a provider event can put a message in, by event type.
+STATUS_OF_EVENT: dict[str, str] = {
+    EventType.SENT: S.SENT,
+    EventType.DEFERRED: S.DEFERRED,
+    EventType.DELIVERED: S.DELIVERED,
+    EventType.OPENED: S.DELIVERED,  # an open or a click proves delivery
+    EventType.CLICKED: S.DELIVERED,
+    EventType.BOUNCED: S.BOUNCED,
+    EventType.REJECTED: S.REJECTED,
+    EventType.FAILED: S.FAILED,
+    EventType.COMPLAINED: S.COMPLAINED,
+}
+
+#: Precedence of provider evidence (see :func:`rank`); unlisted statuses rank 0.
+_RANK = {
+    S.SENT: 1,
+    S.DEFERRED: 2,
+    S.DELIVERED: 3,
+    S.BOUNCED: 4,
+    S.REJECTED: 4,
+    S.FAILED: 4,
+    S.COMPLAINED: 5,
+}
+
+TRANSITIONS: dict[Cause, Transition] = {
+    Cause.RECORD: Transition(
+        _set(NEW), _set(S.QUEUED, S.SCHEDULED, S.SENDING), "written to the outbox"
+    ),
+    Cause.CLAIM: Transition(
+        _set(S.QUEUED, S.SCHEDULED, S.SENDING),
+        _set(S.SENDING),
+        "queued; scheduled and due; sending whose lease ran out",
+    ),
+    Cause.RELEASE: Transition(_set(S.SENDING), _set(S.QUEUED), "a claim given back unattempted"),
+    Cause.ACCEPT: Transition(
+        # Anything meaning "not sent yet" (also a give-up of ours recorded while
+        # this answer was on its way); never what the provider reported since.
+        _set(S.SENDING, S.QUEUED, S.FAILED),
+        _set(S.SENT, S.SCHEDULED),
+        "sent; scheduled when the provider holds it for send_at",
+    ),
+    Cause.TRANSIENT: Transition(_set(S.SENDING), _set(S.QUEUED), "retried after a backoff"),
+    Cause.PERMANENT: Transition(_set(S.SENDING), _set(S.FAILED), "failed, origin ours"),
+    Cause.GIVE_UP: Transition(_set(S.SENDING), _set(S.FAILED), "failed, origin ours"),
+    Cause.CANCEL: Transition(_set(S.QUEUED, S.SCHEDULED), _set(S.CANCELLED), "never sent"),
+    Cause.RETRY_NOW: Transition(
+        _set(S.FAILED, S.QUEUED), _set(S.QUEUED), "failed (ours), or waiting for a retry"
+    ),
+    Cause.EVENT: Transition(
+        frozenset(S.values), frozenset(STATUS_OF_EVENT.values()), "only to a higher rank"
+    ),
+}
+
+# The groups of statuses other modules ask about.
+
+#: Not handed to the provider yet: still to be sent (never deleted, not resent).
+NOT_SENT_YET = _set(S.QUEUED, S.SCHEDULED, S.SENDING)
+#: Waiting in the outbox, or at the provider for its send_at: can still be cancelled.
+WAITING = TRANSITIONS[Cause.CANCEL].sources
+#: Ended without reaching anyone: not counted as sent by ``send_messages()``.
+NOT_SENT = _set(S.FAILED, S.CANCELLED)
+
+
+def rank(status: str, failure_origin: str = "") -> int:
+    """How much a status says about what happened; provider evidence outranks our verdicts."""
+    if status == S.FAILED and failure_origin != Origin.PROVIDER:
+        return 0
+    return _RANK.get(status, 0)
+
+
+def allowed(cause: Cause, before: str, after: str, *, before_origin: str = "") -> bool:
+    """Whether the table lets ``cause`` move a message from ``before`` to ``after``."""
+    if before == after and cause != Cause.CLAIM:
+        return True  # not a transition
+    transition = TRANSITIONS[cause]
+    if before not in transition.sources or after not in transition.targets:
+        return False
+    if cause == Cause.EVENT:
+        return rank(after, Origin.PROVIDER) > rank(before, before_origin)
+    if cause == Cause.RETRY_NOW and before == S.FAILED:
+        return before_origin != Origin.PROVIDER
+    return True
+
+
+def after_event(status: str, failure_origin: str, event_type: str) -> tuple[str, str]:
+    """(status, failure origin) after a provider event of ``event_type``."""
+    new = STATUS_OF_EVENT.get(event_type)
+    if new is None or rank(new, Origin.PROVIDER) <= rank(status, failure_origin):
+        return status, failure_origin
+    return new, Origin.PROVIDER if new == S.FAILED else ""
+
+
+def recipient_after_event(status: str, event_type: str) -> str:
+    """A recipient's status after an event naming them (the same precedence)."""
+    return after_event(status, Origin.PROVIDER, event_type)[0]
+
+
+def _sources(cause: Cause) -> Q:
+    return Q(status__in=TRANSITIONS[cause].sources)
+
+
+# --- Recording -------------------------------------------------------------
+
+
+def initial(
+    send_at: datetime | None,
+    schedule_window: tuple[timedelta, timedelta] | None,
+    *,
+    claim: bool,
+    lease_until: datetime,
+) -> tuple[str, datetime | None, int, bool]:
+    """(status, next_attempt_at, attempts, provider holds it) for a message being recorded.
+
+    Due now: "queued", or "sending" already claimed by the caller (its first
+    attempt, with a lease) when ``claim``. Due later: "queued" and handed to
+    the provider with its send_at when the provider can hold it that long,
+    else "scheduled" in the outbox until then.
+    """
+    now = timezone.now()
+    if send_at is not None and send_at > now:
+        if schedule_window is not None and (
+            schedule_window[0] <= send_at - now <= schedule_window[1]
+        ):
+            provider_holds = True
+        else:
+            return S.SCHEDULED, send_at, 0, False
+    else:
+        provider_holds = False
+    if claim:
+        return S.SENDING, lease_until, 1, provider_holds
+    return S.QUEUED, None, 0, provider_holds
+
+
+# --- Claims ----------------------------------------------------------------
+
+
+def claim(claimable: Q, pks: Iterable, lease_until: datetime) -> int:
+    """Move the ``claimable`` rows among ``pks`` to "sending"; count the attempt.
+
+    ``claimable`` narrows the table's sources to what is due now; the number
+    of rows this call took is returned (another process took the rest).
+    """
+    now = timezone.now()
+    return Message.objects.filter(_sources(Cause.CLAIM), claimable, pk__in=list(pks)).update(
+        status=S.SENDING,
+        attempts=F("attempts") + 1,
+        next_attempt_at=lease_until,
+        updated_at=now,
+    )
+
+
+def release(message: Message) -> bool:
+    """Give back a claimed message that was not attempted: queued, due now."""
+    now = timezone.now()
+    return bool(
+        Message.objects.filter(
+            _sources(Cause.RELEASE), pk=message.pk, attempts=message.attempts
+        ).update(
+            status=S.QUEUED,
+            attempts=F("attempts") - 1,
+            next_attempt_at=now,
+            updated_at=now,
+        )
+    )
+
+
+def give_up_abandoned(now: datetime, max_attempts: int) -> int:
+    """Sends abandoned mid-request that used up their attempts end failed (ours)."""
+    return Message.objects.filter(
+        _sources(Cause.GIVE_UP), next_attempt_at__lte=now, attempts__gte=max_attempts
+    ).update(
+        status=S.FAILED,
+        failure_origin=Origin.OURS,
+        next_attempt_at=None,
+        last_error=f"Abandoned mid-send {max_attempts} times (the sending process stopped).",
+        last_error_type="abandoned",
+        updated_at=now,
+    )
+
+
+# --- Attempt outcomes --------------------------------------------------------
+
+
+def accept(message: Message, *, provider_holds: bool, **fields) -> None:
+    """Record that the provider has the message; ``fields`` are its ids and times.
+
+    A delivery event may have arrived before this answer was recorded: the
+    status moves only from the table's sources, never back from what the
+    provider reported (a failure of the provider's own included).
+    """
+    status = S.SCHEDULED if provider_holds else S.SENT
+    ours = Q(status__in=TRANSITIONS[Cause.ACCEPT].sources) & ~Q(
+        status=S.FAILED, failure_origin=Origin.PROVIDER
+    )
+    Message.objects.filter(pk=message.pk).update(
+        status=Case(When(ours, then=Value(status)), default=F("status")),
+        failure_origin=Case(When(ours, then=Value("")), default=F("failure_origin")),
+        **fields,
+    )
+    for name, value in fields.items():
+        setattr(message, name, value)
+    if message.status in TRANSITIONS[Cause.ACCEPT].sources and not (
+        message.status == S.FAILED and message.failure_origin == Origin.PROVIDER
+    ):
+        message.status, message.failure_origin = status, ""
+
+
+def fail(
+    message: Message,
+    *,
+    retry_at: datetime | None,
+    gave_up: bool,
+    last_error: str,
+    last_error_type: str,
+) -> bool:
+    """Record a failed attempt: queued for ``retry_at``, or failed (ours) when None.
+
+    Only while this attempt still owns the message ("sending" with its
+    attempt number); returns False when something else moved it meanwhile (a
+    delivery event, a cancel, another sender), which then stands.
+    """
+    if retry_at is not None:
+        cause, status, origin = Cause.TRANSIENT, S.QUEUED, ""
+    else:
+        cause, status, origin = (
+            (Cause.GIVE_UP if gave_up else Cause.PERMANENT),
+            S.FAILED,
+            Origin.OURS,
+        )
+    owned = Message.objects.filter(
+        _sources(cause), pk=message.pk, attempts=message.attempts
+    ).update(
+        status=status,
+        failure_origin=origin,
+        next_attempt_at=retry_at,
+        last_error=last_error,
+        last_error_type=last_error_type,
+        updated_at=timezone.now(),
+    )
+    if owned:
+        message.status, message.failure_origin, message.next_attempt_at = status, origin, retry_at
+        message.last_error, message.last_error_type = last_error, last_error_type
+    return bool(owned)
+
+
+# --- Support actions ---------------------------------------------------------
+
+
+def cancel(message: Message, *, held_by_provider: bool = False) -> bool:
+    """Cancel a message that has not been sent; False if it moved on first.
+
+    ``held_by_provider``: the provider already agreed to drop the message it
+    held for its send_at, so only that "scheduled" row is cancelled.
+    """
+    statuses = {S.SCHEDULED} if held_by_provider else TRANSITIONS[Cause.CANCEL].sources
+    return bool(
+        Message.objects.filter(_sources(Cause.CANCEL), pk=message.pk, status__in=statuses).update(
+            status=S.CANCELLED, next_attempt_at=None, updated_at=timezone.now()
+        )
+    )
+
+
+def retryable(message: Message) -> bool:
+    """Whether :func:`retry_now` would take ``message`` (for offering the action)."""
+    failed_by_us = message.status == S.FAILED and message.failure_origin != Origin.PROVIDER
+    return failed_by_us or (message.status == S.QUEUED and message.next_attempt_at is not None)
+
+
+def retry_now(message: Message) -> bool:
+    """Queue a failed message (our verdict), or one waiting for its retry, due now."""
+    now = timezone.now()
+    failed_by_us = Q(status=S.FAILED) & ~Q(failure_origin=Origin.PROVIDER)
+    waiting = Q(status=S.QUEUED, next_attempt_at__isnull=False)
+    return bool(
+        Message.objects.filter(
+            _sources(Cause.RETRY_NOW), failed_by_us | waiting, pk=message.pk
+        ).update(status=S.QUEUED, failure_origin="", next_attempt_at=now, updated_at=now)
+    )
+
+
+# --- Provider events -----------------------------------------------------------
+
+
+def apply_events(messages: list[tuple[Message, str]]) -> None:
+    """Write the statuses ingestion worked out for ``(message, status read)`` pairs.
+
+    The rows were read and locked (``select_for_update``) in this
+    transaction; each UPDATE is still guarded by the status read, and sent
+    as one prepared statement with executemany (``bulk_update``'s CASE over
+    every row costs more than the rest of ingestion for a batch of 500).
+    """
+    if not messages:
+        return
+    connection = transaction.get_connection(router.db_for_write(Message))
+    quote = connection.ops.quote_name
+    fields = [
+        Message._meta.get_field(name)
+        for name in ("status", "failure_origin", "recipient_status", "updated_at")
+    ]
+    pk, status = Message._meta.pk, Message._meta.get_field("status")
+    sql = "UPDATE {} SET {} WHERE {} = %s AND {} = %s".format(
+        quote(Message._meta.db_table),
+        ", ".join(f"{quote(field.column)} = %s" for field in fields),
+        quote(pk.column),
+        quote(status.column),
+    )
+    params = [
+        [field.get_db_prep_save(getattr(message, field.attname), connection) for field in fields]
+        + [pk.get_db_prep_value(message.pk, connection), before]
+        for message, before in messages
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
