@@ -15,7 +15,7 @@ TOXARGS    ?=
 # tox.ini finds Python 3.12.1 / 3.13.0 under $PYENV_ROOT; `pyenv` may not be on PATH.
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $$HOME/.pyenv)
 
-.PHONY: help venv dev test demo tox lint clean
+.PHONY: help venv dev test demo tox lint imports clean
 
 help: ## List the targets
 	@echo "Targets:"
@@ -58,6 +58,9 @@ tox: $(DEV_STAMP) ## Run the tox matrix (TOXENV=a,b to pick envs)
 
 lint: $(DEV_STAMP) ## Run ruff
 	$(VENV)/bin/ruff check .
+
+imports: $(STAMP) ## Check the layer rules (import-linter contracts in pyproject.toml)
+	$(VENV)/bin/lint-imports
 
 clean: ## Remove the venv, tox envs, build output and caches
 	rm -rf $(VENV) .tox .tmp build dist *.egg-info .pytest_cache .ruff_cache test-artifacts
