@@ -266,7 +266,7 @@ def record_outbox(messages: list[EmailMultiAlternatives]) -> float:
     sending nothing; return the seconds it took."""
     from django_txmail.compose import compose
     from django_txmail.conf import get_settings
-    from django_txmail.outbox.store import record
+    from django_txmail.outbox.store import plan, record
     from django_txmail.providers import load_adapter
     from django_txmail.routing import resolve
 
@@ -279,7 +279,7 @@ def record_outbox(messages: list[EmailMultiAlternatives]) -> float:
         if name not in adapters:
             adapters[name] = load_adapter(get_settings().account(name))
         adapters[name].check(email, resolved.route)
-        record(email, resolved, adapters[name].scheduling_window(resolved.route))
+        record(plan(email, adapters[name].scheduling_window(resolved.route)), resolved)
     return time.perf_counter() - started
 
 

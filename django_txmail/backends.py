@@ -40,9 +40,10 @@ from django_txmail.conf import get_settings
 from django_txmail.exceptions import TxMailError
 from django_txmail.message import TxMailResult
 from django_txmail.models import Message
+from django_txmail.outbound_email import OutboundEmail
 from django_txmail.outbox import states
 from django_txmail.outbox.dispatch import hand_over, in_caller_transaction
-from django_txmail.outbox.store import record
+from django_txmail.outbox.store import plan, record
 from django_txmail.routing import ResolvedRoute, resolve
 from django_txmail.sending.attempt import Sender
 
@@ -128,7 +129,8 @@ class EmailBackend(BaseEmailBackend):
 
     def _send_all(self, email_messages: Sequence[EmailMessage]) -> int:
         recorded: list[tuple[EmailMessage, list[Message]]] = []
-        claimed: dict = {}  # new rows this call recorded as "sending": it sends them
+        # New rows this call recorded as "sending", with what to send: it sends them.
+        claimed: dict[Any, tuple[Message, OutboundEmail]] = {}
         errors: list[TxMailError] = []
         unexpected: BaseException | None = None
         for django_message in email_messages:
@@ -142,7 +144,9 @@ class EmailBackend(BaseEmailBackend):
                 unexpected = exc
                 break
             recorded.append((django_message, messages))
-            claimed.update((m.pk, m) for m in created if m.status == Message.Status.SENDING)
+            claimed.update(
+                (m.pk, (m, sent)) for m, sent in created if m.status == Message.Status.SENDING
+            )
         errors += self._deliver_claimed(list(claimed.values()))
         if unexpected is not None:
             raise unexpected
@@ -167,58 +171,60 @@ class EmailBackend(BaseEmailBackend):
             raise errors[0]
         return sent
 
-    def _record(self, django_message: EmailMessage) -> tuple[list[Message], list[Message]]:
+    def _record(
+        self, django_message: EmailMessage
+    ) -> tuple[list[Message], list[tuple[Message, OutboundEmail]]]:
         """Compose, route, check and record one Django message (maybe in parts).
 
-        Returns its messages and those of them newly recorded: a reused
-        idempotency key returns the existing row, which this call must not
-        send (another process may be sending it).
+        Returns its messages and those of them newly recorded, each with the
+        email its first attempt sends (the one checked, its payload already
+        built). A reused idempotency key returns the existing row, which this
+        call must not send (another process may be sending it).
         """
         assert self.sender is not None
         email = compose(django_message)
         resolved = self._resolve(email)
         adapter = self.sender.adapter(resolved.account.name)
-        parts = adapter.split(email)
-        for part in parts:  # every part is checked before any is recorded
-            adapter.check(part, resolved.route)
         by_task = get_settings().delivery == "task"
         after_commit = not by_task and in_caller_transaction()
+        window = adapter.scheduling_window(resolved.route)
+        plans = [
+            plan(part, window, claim=not (by_task or after_commit)) for part in adapter.split(email)
+        ]
+        for planned in plans:  # every part is checked before any is recorded
+            adapter.check(planned.sent, resolved.route)
         messages, new = [], []
-        for part in parts:
-            message, created = record(
-                part,
-                resolved,
-                adapter.scheduling_window(resolved.route),
-                claim=not (by_task or after_commit),
-            )
+        for planned in plans:
+            message, created = record(planned, resolved)
             if created:
                 self._hand_over(message, by_task, after_commit)
-                new.append(message)
+                new.append((message, planned.sent))
             messages.append(message)
         return messages, new
 
-    def _deliver_claimed(self, messages: list[Message]) -> list[TxMailError]:
+    def _deliver_claimed(self, claimed: list[tuple[Message, OutboundEmail]]) -> list[TxMailError]:
         """Send the messages this call recorded as claimed; return the failures."""
         assert self.sender is not None
         # One batch per account and route kind (and grant); sending domains may mix.
-        groups: dict[tuple[str, str, str], list[Message]] = defaultdict(list)
-        singles: list[Message] = []
+        groups: dict[tuple[str, str, str], list[tuple[Message, OutboundEmail]]] = defaultdict(list)
+        singles: list[tuple[Message, OutboundEmail]] = []
         errors: list[TxMailError] = []
-        for message in messages:
+        for message, email in claimed:
             if self.sender.adapter(message.provider).batches and not message.attachment_count:
                 key = (message.provider, message.route, message.route_grant_id)
-                groups[key].append(message)
+                groups[key].append((message, email))
             else:
-                singles.append(message)
+                singles.append((message, email))
         for group in groups.values():
             if len(group) == 1:
                 singles += group
                 continue
-            outcomes = self.sender.attempt_batch(group)
+            messages = [message for message, _ in group]
+            outcomes = self.sender.attempt_batch(messages, {m.pk: email for m, email in group})
             errors += [outcome for outcome in outcomes if isinstance(outcome, TxMailError)]
-        for message in singles:
+        for message, email in singles:
             try:
-                self.sender.attempt(message)
+                self.sender.attempt(message, email)
             except TxMailError as exc:
                 errors.append(exc)
         return errors

@@ -138,9 +138,12 @@ class OutboundEmail:
     # Routing requests from the caller (msg.grant_id / msg.provider).
     grant_id: str = ""
     provider: str = ""
-    # Set once the message is recorded in the outbox.
+    # Given when the message is planned for the outbox (django_txmail.outbox.store.plan).
     message_id: UUID | None = None
     idempotency_key: str = ""
+    #: The provider payloads built from this message (``Adapter.payload``), so the one
+    #: measured when it is checked is the one sent; a copy starts with none.
+    payloads: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def recipients(self) -> list[Address]:

@@ -313,7 +313,7 @@ def test_esp_extra_is_merged_into_the_payload(adapter):
 def test_the_size_check_is_the_exact_request_size(adapter):
     attachment = Attachment.from_bytes(b"\xff" * 1000, filename="ж.bin", mimetype="x/y")
     email = make(attachments=[attachment], esp_extra={"pad": "ü" * 10})
-    assert adapter._json_size(adapter._payload(email), email) == len(
+    assert adapter._json_size(adapter.payload(email, DOMAIN), email) == len(
         adapter.build_send(email, DOMAIN).body
     )
 

@@ -12,7 +12,7 @@ from django.db import connection
 from django_txmail.compose import compose
 from django_txmail.message import TxMessage
 from django_txmail.models import Message
-from django_txmail.outbox.store import load, record
+from django_txmail.outbox.store import load, plan, record
 from django_txmail.routing import resolve
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +55,7 @@ def comparable(email):
 def test_loaded_message_equals_the_composed_one(domain):
     email = compose(rich_message())
     expected = comparable(email)
-    message, created = record(email, resolve(email))
+    message, created = record(plan(email), resolve(email))
     assert created
     loaded = load(Message.objects.get(pk=message.pk))
     assert comparable(loaded) == expected
@@ -64,7 +64,7 @@ def test_loaded_message_equals_the_composed_one(domain):
 
 def test_stored_content_is_json_not_pickle(domain):
     email = compose(rich_message())
-    message, _ = record(email, resolve(email))
+    message, _ = record(plan(email), resolve(email))
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT options, headers, metadata, "
@@ -85,7 +85,7 @@ def test_generated_idempotency_keys_are_unique_per_message(domain):
     keys = set()
     for _ in range(3):
         email = compose(mail.EmailMessage("s", "b", "noreply@example.com", ["a@x.example"]))
-        message, _ = record(email, resolve(email))
+        message, _ = record(plan(email), resolve(email))
         keys.add(message.idempotency_key)
     assert len(keys) == 3
 
@@ -94,9 +94,9 @@ def test_a_recorded_key_returns_the_existing_message(domain):
     first = compose(
         TxMessage("s", "b", "noreply@example.com", ["a@x.example"], idempotency_key="k-1")
     )
-    message, created = record(first, resolve(first))
+    message, created = record(plan(first), resolve(first))
     again = compose(
         TxMessage("s", "b", "noreply@example.com", ["a@x.example"], idempotency_key="k-1")
     )
-    same, created_again = record(again, resolve(again))
+    same, created_again = record(plan(again), resolve(again))
     assert created and not created_again and same.pk == message.pk

@@ -10,7 +10,7 @@ from django_txmail.compose import compose
 from django_txmail.conf import get_settings
 from django_txmail.message import TxMessage
 from django_txmail.models import Attempt, DeliveryEvent, Message
-from django_txmail.outbox.store import record
+from django_txmail.outbox.store import plan, record
 from django_txmail.providers import load_adapter
 from django_txmail.routing import resolve
 from django_txmail.sandbox import Fault
@@ -32,7 +32,7 @@ def test_the_same_key_twice_in_one_call_sends_once(sandbox, domain):
 
 def test_a_reused_key_never_sends_a_row_another_process_is_sending(sandbox, domain):
     email = compose(msg(idempotency_key="order-9"))
-    other, _ = record(email, resolve(email), claim=True)  # process A, mid-send
+    other, _ = record(plan(email, claim=True), resolve(email))  # process A, mid-send
     again = msg(idempotency_key="order-9")
     again.send()  # process B: a retried web request
     assert sandbox.requests == []
@@ -54,7 +54,7 @@ def event(message, kind="delivered"):
 
 def test_a_late_failure_never_undoes_delivered_nor_sends_again(sandbox, domain):
     email = compose(msg())
-    message, _ = record(email, resolve(email), claim=True)
+    message, _ = record(plan(email, claim=True), resolve(email))
     Message.objects.filter(pk=message.pk).update(status="delivered")  # a webhook got there first
     sandbox.inject(Fault(status=503))
     with Transport() as transport:
@@ -67,7 +67,7 @@ def test_a_late_failure_never_undoes_delivered_nor_sends_again(sandbox, domain):
 
 def test_a_slow_attempt_that_succeeds_after_being_given_up_ends_sent(sandbox, domain):
     email = compose(msg())
-    message, _ = record(email, resolve(email), claim=True)
+    message, _ = record(plan(email, claim=True), resolve(email))
     Message.objects.filter(pk=message.pk).update(status="failed", last_error_type="abandoned")
     with Transport() as transport:
         assert attempt(message, load_adapter(get_settings().account("nylas")), transport)
@@ -77,7 +77,7 @@ def test_a_slow_attempt_that_succeeds_after_being_given_up_ends_sent(sandbox, do
 
 def test_a_message_taken_over_after_its_lease_is_not_sent_by_the_first_sender(sandbox, domain):
     email = compose(msg())
-    message, _ = record(email, resolve(email), claim=True)
+    message, _ = record(plan(email, claim=True), resolve(email))
     # The lease ran out and a worker claimed it (attempt 2) while we were busy.
     Message.objects.filter(pk=message.pk).update(attempts=2, next_attempt_at=timezone.now())
     message.next_attempt_at = timezone.now()
@@ -96,7 +96,7 @@ def test_a_batch_leaves_out_messages_another_sender_took_over(txmail_sandbox, se
     rows = []
     for i in range(3):
         email = compose(TxMessage(f"m{i}", "b", MAILTRAP_FROM, [f"u{i}@x.example"]))
-        rows.append(record(email, resolve(email), claim=True)[0])
+        rows.append(record(plan(email, claim=True), resolve(email))[0])
     Message.objects.filter(pk=rows[1].pk).update(attempts=2)  # a worker has it now
     adapter = load_adapter(get_settings().account("mailtrap"))
     with Transport() as transport:

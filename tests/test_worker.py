@@ -22,7 +22,7 @@ from django_txmail.compose import compose
 from django_txmail.message import TxMessage
 from django_txmail.models import Attempt, Message, MessageAttachment
 from django_txmail.outbox.claims import claim_batch
-from django_txmail.outbox.store import record
+from django_txmail.outbox.store import plan, record
 from django_txmail.routing import resolve
 from django_txmail.sandbox import Fault, FaultPlan
 from django_txmail.sending.worker import Worker
@@ -38,7 +38,7 @@ def outbox(count: int, *, due: bool = True) -> list[Message]:
     messages = []
     for i in range(count):
         email = compose(TxMessage(f"m{i}", "b", "noreply@example.com", [f"u{i}@x.example"]))
-        messages.append(record(email, resolve(email))[0])
+        messages.append(record(plan(email), resolve(email))[0])
     if due:
         Message.objects.update(next_attempt_at=timezone.now())
     return messages

@@ -26,7 +26,7 @@ from django_txmail.exceptions import CannotResend, CannotRetry
 from django_txmail.models import Message
 from django_txmail.outbox import states
 from django_txmail.outbox.dispatch import deliver_quietly, hand_over, in_caller_transaction
-from django_txmail.outbox.store import load, record
+from django_txmail.outbox.store import load, plan, record
 from django_txmail.routing import ResolvedRoute
 from django_txmail.sending.attempt import Sender, route_of
 
@@ -101,7 +101,7 @@ def resend(message: Message, *, force: bool = False, sender: Sender | None = Non
             sending_domain=original.sending_domain,
         )
         try:
-            copy, _ = record(email, resolved, claim=not (by_task or after_commit))
+            copy, _ = record(plan(email, claim=not (by_task or after_commit)), resolved)
         except OSError as exc:
             raise CannotResend(
                 f"The stored attachments of message {original.pk} cannot be read "

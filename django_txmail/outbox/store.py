@@ -16,7 +16,8 @@ import hashlib
 import json
 import uuid
 from contextlib import nullcontext
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.files.base import ContentFile
@@ -133,41 +134,76 @@ def _existing(key: str, content_hash: str) -> Message | None:
     return existing
 
 
-def record(
+@dataclass
+class Plan:
+    """A message about to be recorded: its ids, its first state, what the provider gets."""
+
+    #: As the caller gave it, with its message id and idempotency key.
+    email: OutboundEmail
+    #: As every attempt sends it (what ``load`` rebuilds from the row): check this one.
+    sent: OutboundEmail
+    status: str
+    next_attempt_at: datetime | None
+    attempts: int
+    provider_holds: bool
+    #: The idempotency key is the caller's, so the message may be in the outbox already.
+    caller_key: bool
+
+
+def plan(
     email: OutboundEmail,
-    resolved: ResolvedRoute,
     schedule_window: tuple[timedelta, timedelta] | None = None,
     *,
     claim: bool = False,
-) -> tuple[Message, bool]:
-    """Store ``email`` in the outbox; return the row and whether it is new.
+) -> Plan:
+    """Decide, before anything is written, how ``email`` will be recorded and sent.
+
+    It gets its message id and (unless the caller gave one) an idempotency
+    key, so the provider request can be built — and checked — before the row
+    exists, and the first attempt sends that very request. ``schedule_window``
+    is how far ahead the provider can hold a message on this route (None: it
+    cannot). With ``claim``, a message due now is recorded already claimed by
+    the caller ("sending", first attempt, a lease), which then makes the
+    attempt itself: if the caller dies first, the lease runs out and a worker
+    sends it.
+    """
+    caller_key = bool(email.idempotency_key)
+    if email.message_id is None:
+        email.message_id = uuid.uuid4()
+    if not email.idempotency_key:
+        email.idempotency_key = f"txmail-{uuid.uuid4()}"
+    status, next_attempt_at, attempts, provider_holds = states.initial(
+        email.send_at, schedule_window, claim=claim, lease_until=lease_until(timezone.now())
+    )
+    # The provider gets send_at only when it holds the message itself.
+    sent = email if provider_holds or email.send_at is None else replace(email, send_at=None)
+    return Plan(email, sent, status, next_attempt_at, attempts, provider_holds, caller_key)
+
+
+def record(planned: Plan, resolved: ResolvedRoute) -> tuple[Message, bool]:
+    """Store a planned message in the outbox; return the row and whether it is new.
 
     A caller-supplied idempotency key that is already in the outbox returns
     the existing message instead of a second copy — the same key is the same
     message, so a retried web request never sends twice — unless the content
-    differs, which is an error. ``schedule_window`` is how far ahead the
-    provider can hold a message on this route (None: it cannot).
-
-    With ``claim``, a message to be sent now is inserted already claimed by
-    the caller ("sending", first attempt, a lease), which then makes the
-    attempt itself: if the caller dies first, the lease runs out and a
-    worker sends it.
+    differs, which is an error.
     """
+    email = planned.email
     contents = [attachment.read() for attachment in email.attachments]
     content_hash = _content_hash(email, contents)
-    if email.idempotency_key and (existing := _existing(email.idempotency_key, content_hash)):
+    key = email.idempotency_key
+    if planned.caller_key and (existing := _existing(key, content_hash)):
+        email.message_id = existing.pk
         return existing, False
-    key = email.idempotency_key or f"txmail-{uuid.uuid4()}"
-    status, next_attempt_at, attempts, provider_scheduled = states.initial(
-        email.send_at, schedule_window, claim=claim, lease_until=lease_until(timezone.now())
-    )
+    status, next_attempt_at, attempts = planned.status, planned.next_attempt_at, planned.attempts
     options = _options(email)
-    if provider_scheduled:
+    if planned.provider_holds:
         options["provider_scheduled"] = True
     try:
         # One INSERT is atomic on its own; files and their rows need a transaction.
         with transaction.atomic() if contents else nullcontext():
             message = Message.objects.create(
+                id=email.message_id,
                 route=resolved.route.kind,
                 provider=resolved.route.provider,
                 sending_domain=resolved.sending_domain,
@@ -204,8 +240,6 @@ def record(
         if existing := _existing(key, content_hash):
             return existing, False
         raise
-    email.message_id = message.pk
-    email.idempotency_key = key
     return message, True
 
 

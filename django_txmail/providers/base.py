@@ -191,6 +191,23 @@ class Adapter:
     def build_send(self, email: OutboundEmail, route: Route) -> ProviderRequest:
         raise NotImplementedError  # abstract
 
+    def payload(self, email: OutboundEmail, route: Route) -> Any:
+        """``build_payload(email, route)``, built once per message and route.
+
+        ``check`` measures the payload and ``build_send`` sends it; both ask
+        here, so a message checked and then sent in the same process is built
+        once. Callers copy before changing it.
+        """
+        key = (type(self), self.account.name, route)
+        if key not in email.payloads:
+            email.payloads[key] = self.build_payload(email, route)
+        return email.payloads[key]
+
+    def build_payload(self, email: OutboundEmail, route: Route) -> Any:
+        """The provider's body for ``email`` before attachment contents (adapters that
+        measure it in ``check`` implement this and read it through ``payload``)."""
+        raise NotImplementedError
+
     def parse_send(self, response: ProviderResponse, route: Route) -> SendResult:
         raise NotImplementedError  # abstract
 

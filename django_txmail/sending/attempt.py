@@ -40,6 +40,7 @@ from django.utils import timezone
 from django_txmail.conf import get_settings
 from django_txmail.exceptions import DeliveryError, ProviderAPIError, TxMailError
 from django_txmail.models import Attempt, Message
+from django_txmail.outbound_email import OutboundEmail
 from django_txmail.outbox import states
 from django_txmail.outbox.claims import claim, renew
 from django_txmail.outbox.store import load
@@ -81,13 +82,16 @@ class Sender:
         """Claim ``message`` and make one attempt (see :func:`deliver`)."""
         return deliver(message, self.adapter(message.provider), self.transport)
 
-    def attempt(self, message: Message) -> SendResult | None:
+    def attempt(self, message: Message, email: OutboundEmail | None = None) -> SendResult | None:
         """One attempt at a message this sender has already claimed."""
-        return attempt(message, self.adapter(message.provider), self.transport)
+        return attempt(message, self.adapter(message.provider), self.transport, email)
 
-    def attempt_batch(self, messages: list[Message]) -> list[SendResult | TxMailError | None]:
+    def attempt_batch(
+        self, messages: list[Message], emails: dict | None = None
+    ) -> list[SendResult | TxMailError | None]:
         """One attempt at claimed messages of one account, in batch requests."""
-        return attempt_batch(messages, self.adapter(messages[0].provider), self.transport)
+        adapter = self.adapter(messages[0].provider)
+        return attempt_batch(messages, adapter, self.transport, emails)
 
     def close(self) -> None:
         self.transport.close()
@@ -138,14 +142,29 @@ def deliver(message: Message, adapter: Adapter, transport: Transport) -> SendRes
     return attempt(message, adapter, transport)
 
 
-def attempt(message: Message, adapter: Adapter, transport: Transport) -> SendResult | None:
-    """One attempt at a message already claimed by this process (see :func:`deliver`)."""
+def attempt(
+    message: Message,
+    adapter: Adapter,
+    transport: Transport,
+    email: OutboundEmail | None = None,
+) -> SendResult | None:
+    """One attempt at a message already claimed by this process (see :func:`deliver`).
+
+    ``email`` is what the process that recorded the message planned to send
+    (``outbox.store.plan``), its payload built when it was checked; without
+    it, it is rebuilt from the row, identical, as for every retry.
+    """
     with _reporting_outcome() as nested:
-        return _attempt(message, adapter, transport, report=not nested)
+        return _attempt(message, adapter, transport, email, report=not nested)
 
 
 def _attempt(
-    message: Message, adapter: Adapter, transport: Transport, *, report: bool
+    message: Message,
+    adapter: Adapter,
+    transport: Transport,
+    email: OutboundEmail | None,
+    *,
+    report: bool,
 ) -> SendResult | None:
     if _lease_half_gone(message) and not renew([message]):
         return None  # taken over by another sender while this one was busy
@@ -153,7 +172,7 @@ def _attempt(
     outcome: SendResult | TxMailError
     try:
         route = route_of(message)
-        request = adapter.build_send(load(message), route)
+        request = adapter.build_send(email or load(message), route)
         outcome = transport.call(adapter, request, adapter.parse_send, route)
     except Exception as exc:
         outcome = _as_error(exc, message, adapter, report)
@@ -164,9 +183,15 @@ def _attempt(
 
 
 def attempt_batch(
-    messages: list[Message], adapter: Adapter, transport: Transport
+    messages: list[Message],
+    adapter: Adapter,
+    transport: Transport,
+    emails: dict | None = None,
 ) -> list[SendResult | TxMailError | None]:
     """One attempt at several claimed messages of one account, in batch requests.
+
+    ``emails`` maps message ids to what the recording process planned to
+    send (see :func:`attempt`); the others are rebuilt from their rows.
 
     Returns, per message in order, its result when accepted, None when it
     waits for a retry, or the error it failed with (raised by nobody: one
@@ -176,10 +201,11 @@ def attempt_batch(
     with _reporting_outcome() as nested:
         report = not nested
         outcomes: dict = {}
-        emails = []
+        planned = emails or {}
+        loaded = []
         for message in messages:
             try:
-                emails.append(load(message))
+                loaded.append(planned[message.pk] if message.pk in planned else load(message))
             except Exception as exc:
                 error = _as_error(exc, message, adapter, report)
                 outcomes[message.pk] = _finish(
@@ -188,7 +214,7 @@ def attempt_batch(
         remaining = [
             (message, email)
             for message, email in zip(
-                [m for m in messages if m.pk not in outcomes], emails, strict=True
+                [m for m in messages if m.pk not in outcomes], loaded, strict=True
             )
         ]
         batches: list = []

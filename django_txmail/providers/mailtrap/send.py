@@ -135,7 +135,7 @@ class MailtrapAdapter(Adapter):
                 raise InvalidMessage(
                     "Mailtrap needs a filename for every attachment, inline images included."
                 )
-        size = self._json_size(self._payload(email), email)
+        size = self._json_size(self.payload(email, route), email)
         if size > JSON_LIMIT:
             raise MessageTooLarge(
                 f"The message is {size / 1e6:.1f} MB as sent; Mailtrap accepts emails up to "
@@ -209,7 +209,7 @@ class MailtrapAdapter(Adapter):
 
     # -- building the request --------------------------------------------------
 
-    def _payload(self, email: OutboundEmail) -> dict[str, Any]:
+    def build_payload(self, email: OutboundEmail, route: Route) -> dict[str, Any]:
         """The JSON body without attachments and before ``esp_extra``."""
         payload: dict[str, Any] = {"from": _address(email.from_email)}
         for field in ("to", "cc", "bcc"):
@@ -279,7 +279,7 @@ class MailtrapAdapter(Adapter):
         }
 
     def build_send(self, email: OutboundEmail, route: Route) -> ProviderRequest:
-        data = self._body(self._payload(email), email, _base64)
+        data = self._body(self.payload(email, route), email, _base64)
         return ProviderRequest("POST", self.url(), self._request_headers(), body=data)
 
     # -- batches ---------------------------------------------------------------
@@ -312,7 +312,7 @@ class MailtrapAdapter(Adapter):
             items, size = [], 0
 
         for email in emails:
-            item = self._body(self._payload(email), email, _base64)
+            item = self._body(self.payload(email, route), email, _base64)
             if len(items) == BATCH_MESSAGES or size + len(item) + 64 > BATCH_BYTES:
                 flush()
             items.append(item)

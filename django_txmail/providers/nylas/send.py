@@ -134,7 +134,7 @@ class NylasAdapter(NylasDomainsMixin, Adapter):
     def check(self, email: OutboundEmail, route: Route) -> None:
         super().check(email, route)
         self._metadata(email)  # raises on metadata Nylas cannot take
-        size = len(self._multipart(self._payload(email, route), email))
+        size = len(self._multipart(self.payload(email, route), email))
         if size > MULTIPART_LIMIT:
             raise MessageTooLarge(
                 f"The message is {size / 1e6:.1f} MB; Nylas accepts at most "
@@ -170,7 +170,7 @@ class NylasAdapter(NylasDomainsMixin, Adapter):
 
     # -- building the request --------------------------------------------------
 
-    def _payload(self, email: OutboundEmail, route: Route) -> dict[str, Any]:
+    def build_payload(self, email: OutboundEmail, route: Route) -> dict[str, Any]:
         """The JSON body without attachments and before ``esp_extra``."""
         payload: dict[str, Any] = {
             "from": email.from_email.as_dict(),
@@ -270,7 +270,7 @@ class NylasAdapter(NylasDomainsMixin, Adapter):
         }
 
     def build_send(self, email: OutboundEmail, route: Route) -> ProviderRequest:
-        payload = self._payload(email, route)
+        payload = self.payload(email, route)
         headers = self._headers()
         if email.idempotency_key:
             headers["Idempotency-Key"] = email.idempotency_key
