@@ -99,13 +99,12 @@ def test_the_first_attempt_sends_the_request_every_retry_rebuilds(settings):
         assert first == retry, django_message.subject
 
 
+@pytest.mark.usefixtures("sandbox")
 @pytest.mark.parametrize(
     ("adapter_class", "from_email"),
     [(NylasAdapter, "noreply@example.com"), (MailtrapAdapter, MAILTRAP_FROM)],
 )
-def test_a_message_is_checked_and_sent_from_one_payload(
-    sandbox, monkeypatch, adapter_class, from_email
-):
+def test_a_message_is_checked_and_sent_from_one_payload(monkeypatch, adapter_class, from_email):
     built = []
     original = adapter_class.build_payload
 
