@@ -130,3 +130,19 @@ class CannotRetry(TxMailError):
     """The message is not waiting for a retry nor failed, so there is nothing to retry."""
 
     error_type = "cannot_retry"
+
+
+# Sending-domain DNS checks (django_txmail.dns): what one DNS question can end in.
+
+
+class LookupFailed(Exception):
+    """The DNS question got no usable answer; ``kind`` is ``timeout``,
+    ``servfail``, ``refused`` or ``error``."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class NameMissing(Exception):
+    """NXDOMAIN: the name does not exist at all (no record of any type)."""

@@ -12,8 +12,9 @@ parent with exactly one DMARC record — as DMARCbis's tree walk does.
 from __future__ import annotations
 
 from django_txmail.dns.records import FAILED, OK, WARNING, RecordCheck, RequiredRecord
-from django_txmail.dns.resolver import Lookup, NameMissing
+from django_txmail.dns.resolver import Lookup
 from django_txmail.dns.tags import DMARC_POLICIES, dmarc_policy, is_dmarc, parse_tags
+from django_txmail.exceptions import NameMissing
 
 _PREFIX = "_dmarc."
 

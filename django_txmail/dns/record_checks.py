@@ -15,8 +15,9 @@ from collections.abc import Callable
 from django_txmail.dns import spf
 from django_txmail.dns.dmarc import check_dmarc
 from django_txmail.dns.records import ERROR, FAILED, OK, WARNING, RecordCheck, RequiredRecord
-from django_txmail.dns.resolver import Lookup, LookupFailed, NameMissing
+from django_txmail.dns.resolver import Lookup
 from django_txmail.dns.tags import dkim_key
+from django_txmail.exceptions import LookupFailed, NameMissing
 
 
 def check_record(record: RequiredRecord, lookup: Lookup) -> RecordCheck:

@@ -20,18 +20,7 @@ import dns.nameserver
 import dns.rdatatype
 import dns.resolver
 
-
-class LookupFailed(Exception):
-    """The DNS question got no usable answer; ``kind`` is ``timeout``,
-    ``servfail``, ``refused`` or ``error``."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-class NameMissing(Exception):
-    """NXDOMAIN: the name does not exist at all (no record of any type)."""
+from django_txmail.exceptions import LookupFailed, NameMissing
 
 
 @dataclass(frozen=True)

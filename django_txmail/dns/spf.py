@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from django_txmail.dns.resolver import Lookup, NameMissing
+from django_txmail.dns.resolver import Lookup
+from django_txmail.exceptions import NameMissing
 
 #: RFC 7208 4.6.4: more DNS-querying terms than this is a permerror.
 MAX_LOOKUPS = 10

@@ -35,8 +35,8 @@ from django.utils import timezone
 from django_txmail.conf import get_settings
 from django_txmail.dns.record_checks import apex_spf, check_record, recommended_dmarc
 from django_txmail.dns.records import ERROR, FAILED, OK, PENDING, RecordCheck, RequiredRecord
-from django_txmail.dns.resolver import Lookup, LookupFailed, parse_nameserver
-from django_txmail.exceptions import ProviderAPIError
+from django_txmail.dns.resolver import Lookup, parse_nameserver
+from django_txmail.exceptions import LookupFailed, ProviderAPIError
 from django_txmail.models import SendingDomain
 from django_txmail.providers import load_adapter
 from django_txmail.providers.base import Adapter
