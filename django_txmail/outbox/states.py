@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import router, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import F, Q
 from django.utils import timezone
 
 from django_txmail.event_types import EventType
@@ -268,23 +268,28 @@ def accept(message: Message, *, provider_holds: bool, **fields) -> None:
 
     A delivery event may have arrived before this answer was recorded: the
     status moves only from the table's sources, never back from what the
-    provider reported (a failure of the provider's own included).
+    provider reported (a failure of the provider's own included), while the
+    ids and times are recorded either way.
     """
     status = S.SCHEDULED if provider_holds else S.SENT
-    ours = Q(status__in=TRANSITIONS[Cause.ACCEPT].sources) & ~Q(
-        status=S.FAILED, failure_origin=Origin.PROVIDER
+    row = Message.objects.filter(pk=message.pk)
+    moved = row.filter(status__in=TRANSITIONS[Cause.ACCEPT].sources - {S.FAILED}).update(
+        status=status, failure_origin="", **fields
     )
-    Message.objects.filter(pk=message.pk).update(
-        status=Case(When(ours, then=Value(status)), default=F("status")),
-        failure_origin=Case(When(ours, then=Value("")), default=F("failure_origin")),
-        **fields,
-    )
+    if not moved:  # our own give-up is replaced too, the provider's failure never
+        moved = (
+            row.filter(status=S.FAILED)
+            .exclude(failure_origin=Origin.PROVIDER)
+            .update(status=status, failure_origin="", **fields)
+        )
+    if not moved:
+        row.update(**fields)
     for name, value in fields.items():
         setattr(message, name, value)
-    if message.status in TRANSITIONS[Cause.ACCEPT].sources and not (
-        message.status == S.FAILED and message.failure_origin == Origin.PROVIDER
-    ):
+    if moved:
         message.status, message.failure_origin = status, ""
+    else:
+        message.refresh_from_db(fields=["status", "failure_origin"])
 
 
 def fail(
