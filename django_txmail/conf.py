@@ -40,6 +40,11 @@ class ProviderAccount:
     #: Every secret a webhook signature may be made with (several while rotating).
     webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret of the account (credentials, webhook secrets): text that must not leak."""
+        return tuple(s for s in (*self.credentials.values(), *self.webhook_secrets) if s)
+
 
 @dataclass(frozen=True)
 class TxMailSettings:

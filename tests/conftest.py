@@ -32,6 +32,14 @@ def txmail_settings(url: str, **overrides) -> dict:
     }
 
 
+def use_our_backend(settings) -> None:
+    """Django's test environment swaps the email backend for locmem; use ours."""
+    if django.VERSION >= (6, 1):
+        settings.MAILERS = {"default": {"BACKEND": BACKEND}}
+    else:
+        settings.EMAIL_BACKEND = BACKEND
+
+
 @pytest.fixture
 def sandbox(txmail_sandbox, settings):
     """The sandbox, with TXMAIL pointing at it and our backend in use.
@@ -40,10 +48,7 @@ def sandbox(txmail_sandbox, settings):
     tests want the real one.
     """
     settings.TXMAIL = txmail_settings(txmail_sandbox.url)
-    if django.VERSION >= (6, 1):
-        settings.MAILERS = {"default": {"BACKEND": BACKEND}}
-    else:
-        settings.EMAIL_BACKEND = BACKEND
+    use_our_backend(settings)
     return txmail_sandbox
 
 

@@ -19,7 +19,6 @@ from email.mime.image import MIMEImage
 from email.utils import make_msgid, unquote
 from typing import Any
 
-import django
 import pytest
 from django.core import mail
 from django.core.mail import EmailMessage, EmailMultiAlternatives
@@ -35,7 +34,7 @@ from django_txmail.sandbox import (
     Fault,
 )
 from django_txmail.signals import delivery_event, message_sent
-from tests.conftest import BACKEND
+from tests.conftest import use_our_backend
 
 pytestmark = [pytest.mark.django_db, pytest.mark.e2e]
 
@@ -68,10 +67,7 @@ def sandbox(txmail_sandbox, settings):
         "DEFAULT_PROVIDER": "nylas",
         "TIMEOUT": 5,
     }
-    if django.VERSION >= (6, 1):
-        settings.MAILERS = {"default": {"BACKEND": BACKEND}}
-    else:
-        settings.EMAIL_BACKEND = BACKEND
+    use_our_backend(settings)
     for provider in PROVIDERS:
         SendingDomain.objects.create(name=f"{provider}.example", provider=provider)
     return txmail_sandbox

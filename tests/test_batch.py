@@ -10,7 +10,8 @@ from django_txmail.exceptions import ProviderAPIError
 from django_txmail.models import Attempt, Message, SendingDomain
 from django_txmail.sandbox import Fault, SandboxServer
 from django_txmail.sending.worker import Worker
-from tests.test_send_providers_e2e import MAILTRAP_FROM, accounts, use_our_backend
+from tests.conftest import use_our_backend
+from tests.test_send_providers_e2e import MAILTRAP_FROM, accounts
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import django
 import pytest
 from django.core import mail
 
@@ -24,7 +23,7 @@ from django_txmail.exceptions import InvalidMessage, ProviderAPIError, Unsupport
 from django_txmail.message import TxMessage
 from django_txmail.models import Attempt, DeliveryEvent, Message, SendingDomain
 from django_txmail.providers import load_adapter
-from tests.conftest import BACKEND
+from tests.conftest import use_our_backend
 from tests.custom_adapter import AcmeMailAdapter
 
 pytestmark = pytest.mark.django_db
@@ -101,10 +100,7 @@ def acme(settings) -> Iterator[AcmeMail]:
         "TIMEOUT": 5,
         "RETRY_BACKOFF": (60, 600),
     }
-    if django.VERSION >= (6, 1):
-        settings.MAILERS = {"default": {"BACKEND": BACKEND}}
-    else:
-        settings.EMAIL_BACKEND = BACKEND
+    use_our_backend(settings)
     SendingDomain.objects.create(
         name="acme.example", provider="acme", status=SendingDomain.Status.VERIFIED
     )

@@ -10,7 +10,6 @@ import json
 from datetime import timedelta
 from email.mime.image import MIMEImage
 
-import django
 import pytest
 from django.core import mail
 from django.utils import timezone
@@ -34,7 +33,7 @@ from django_txmail.sandbox import (
 )
 from django_txmail.sending.attempt import deliver
 from django_txmail.sending.transport import Transport
-from tests.conftest import BACKEND, wait_for_requests
+from tests.conftest import use_our_backend, wait_for_requests
 
 pytestmark = [pytest.mark.django_db, pytest.mark.e2e]
 
@@ -71,14 +70,6 @@ def sandbox(txmail_sandbox, settings):
     SendingDomain.objects.create(name="mailtrap.example", provider="mailtrap")
     SendingDomain.objects.create(name="mailerlogic.example", provider="mailerlogic")
     return txmail_sandbox
-
-
-def use_our_backend(settings) -> None:
-    """Django's test environment swaps the email backend for locmem; these tests want ours."""
-    if django.VERSION >= (6, 1):
-        settings.MAILERS = {"default": {"BACKEND": BACKEND}}
-    else:
-        settings.EMAIL_BACKEND = BACKEND
 
 
 def override(settings, provider: str, **fields) -> None:

@@ -8,7 +8,6 @@ import io
 import json
 import re
 
-import django
 import pytest
 import requests
 from django.core import mail
@@ -18,7 +17,7 @@ from django_txmail.message import TxMessage
 from django_txmail.models import DeliveryEvent, Message
 from django_txmail.providers import Adapter
 from django_txmail.sandbox import WebhookOptions
-from tests.conftest import BACKEND, SANDBOX_KEY, txmail_settings
+from tests.conftest import SANDBOX_KEY, txmail_settings, use_our_backend
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
@@ -42,14 +41,6 @@ def app(txmail_sandbox, live_server, settings, domain):
     txmail_sandbox.set_webhook("nylas", f"{live_server.url}/txmail/webhooks/nylas/", SECRET)
     yield txmail_sandbox
     txmail_sandbox.clear_webhooks()
-
-
-def use_our_backend(settings):
-    """Django's test environment swaps in locmem; these tests send for real."""
-    if django.VERSION >= (6, 1):
-        settings.MAILERS = {"default": {"BACKEND": BACKEND}}
-    else:
-        settings.EMAIL_BACKEND = BACKEND
 
 
 def send_to(*recipients, **extras):

@@ -33,6 +33,8 @@ from django_txmail.exceptions import ProviderAPIError, UnsupportedFeature, Webho
 from django_txmail.outbound_email import Feature, OutboundEmail
 
 USER_AGENT = f"django-txmail/{__version__}"
+#: What stands in for a secret in text bound for logs, errors or test records.
+REDACTED = "[redacted]"
 
 
 @dataclass(frozen=True)
@@ -332,9 +334,8 @@ class Adapter:
 
     def redact(self, text: str) -> str:
         """Remove this account's credentials from text bound for logs or errors."""
-        for secret in (*self.account.credentials.values(), *self.account.webhook_secrets):
-            if secret:
-                text = text.replace(secret, "[redacted]")
+        for secret in self.account.secrets:
+            text = text.replace(secret, REDACTED)
         return text
 
     def api_error(
