@@ -112,7 +112,9 @@ def test_opens_and_clicks_arrive_as_delivery_events(app):
 
 def test_duplicated_and_shuffled_webhooks_end_the_same_and_are_stored_once(app):
     app.set_webhook_options(
-        WebhookOptions(delay=0.05, duplicates=0.5, reorder=True, reorder_window=0.3, seed=5)
+        # Every notification twice: which ones a share would pick depends on the
+        # target URL, whose port the live server picks anew each run.
+        WebhookOptions(delay=0.05, duplicates=1.0, reorder=True, reorder_window=0.3, seed=5)
     )
     sent = {
         address: send_to(address)
@@ -123,7 +125,7 @@ def test_duplicated_and_shuffled_webhooks_end_the_same_and_are_stored_once(app):
     assert_every_post_answered_200(app)
     log = app.webhook_log
     duplicates = [d for d in log if d.duplicate]
-    assert duplicates, "seed 5 duplicates some notifications"
+    assert len(duplicates) == len({d.notification_id for d in log}) > 0
     assert all(d.payload["id"] in {o.notification_id for o in log if not o.duplicate} for d in log)
     for message in sent.values():
         message.refresh_from_db()
