@@ -70,7 +70,7 @@ from delivery import (  # noqa: E402
 )
 from django.conf import settings  # noqa: E402
 
-from django_txmail.sandbox import DEFAULT_MAILTRAP_API_TOKEN, SandboxServer  # noqa: E402
+from txmail_sandbox import DEFAULT_MAILTRAP_API_TOKEN, SandboxServer  # noqa: E402
 
 THROUGHPUT_TARGET = 10.0  # ours / anymail, messages per second
 SINGLE_TARGET = 1.2  # ours / anymail, seconds

@@ -16,7 +16,7 @@ from django_txmail.models import Grant, SendingDomain
 
 # Also registered through the package's pytest11 entry point; loading it here
 # keeps a plain source checkout working. The plugin registers itself once.
-pytest_plugins = ["django_txmail.sandbox.pytest_plugin", "tests.dns_zones"]
+pytest_plugins = ["txmail_sandbox.pytest_plugin", "tests.dns_zones"]
 
 SANDBOX_KEY = "sandbox-nylas-key"
 BACKEND = "django_txmail.backends.EmailBackend"

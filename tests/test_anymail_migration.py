@@ -28,7 +28,7 @@ from django.utils import timezone
 from django_txmail.exceptions import UnsupportedFeature
 from django_txmail.message import TxMessage
 from django_txmail.models import Grant, Message, SendingDomain
-from django_txmail.sandbox import (
+from txmail_sandbox import (
     DEFAULT_MAILERLOGIC_API_KEY,
     DEFAULT_MAILTRAP_API_TOKEN,
     DEFAULT_NYLAS_API_KEY,

@@ -8,7 +8,7 @@ from django.core import mail
 from django_txmail.backends import EmailBackend
 from django_txmail.exceptions import ProviderAPIError
 from django_txmail.models import Attempt, Message, SendingDomain
-from django_txmail.sandbox import Fault, SandboxServer
+from txmail_sandbox import Fault, SandboxServer
 from django_txmail.worker import Worker
 from tests.test_send_providers_e2e import MAILTRAP_FROM, accounts, use_our_backend
 

@@ -21,7 +21,7 @@ from django_txmail.message import TxMessage
 from django_txmail.models import Attempt, Message, MessageAttachment, SendingDomain
 from django_txmail.providers import load_adapter
 from django_txmail.providers.base import retry_after
-from django_txmail.sandbox import Fault
+from txmail_sandbox import Fault
 from django_txmail.signals import message_sent
 
 pytestmark = pytest.mark.django_db

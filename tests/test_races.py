@@ -15,7 +15,7 @@ from django_txmail.models import Attempt, DeliveryEvent, Message
 from django_txmail.outbox import record
 from django_txmail.providers import load_adapter
 from django_txmail.routing import resolve
-from django_txmail.sandbox import Fault
+from txmail_sandbox import Fault
 from django_txmail.worker import Worker
 
 pytestmark = pytest.mark.django_db

@@ -21,7 +21,7 @@ import pytest
 import requests
 from urllib3 import encode_multipart_formdata
 
-from django_txmail.sandbox import Fault, SandboxServer
+from txmail_sandbox import Fault, SandboxServer
 
 API_KEY = "sandbox-nylas-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -1034,7 +1034,7 @@ def test_stop_closes_idle_keep_alive_connections(http):
 
 
 def test_sandbox_imports_without_django():
-    code = "import sys, django_txmail.sandbox; assert 'django' not in sys.modules"
+    code = "import sys, txmail_sandbox; assert 'django' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=30)
 
 
@@ -1143,7 +1143,7 @@ def test_sandbox_runs_standalone_without_django():
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "django_txmail.sandbox", "--port", "0"],
+        [sys.executable, "-m", "txmail_sandbox", "--port", "0"],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -1211,11 +1211,11 @@ def test_pytest_plugin_loads_once_whichever_way_it_is_registered(tmp_path, entry
             "Metadata-Version: 2.1\nName: txmail-sandbox-entry-point\nVersion: 0\n"
         )
         (dist_info / "entry_points.txt").write_text(
-            "[pytest11]\ntxmail_sandbox = django_txmail.sandbox.pytest_plugin\n"
+            "[pytest11]\ntxmail_sandbox = txmail_sandbox.pytest_plugin\n"
         )
     project = tmp_path / "project"
     project.mkdir()
-    plugins = '"django_txmail.sandbox.pytest_plugin"' if conftest else ""
+    plugins = '"txmail_sandbox.pytest_plugin"' if conftest else ""
     (project / "conftest.py").write_text(
         f"import pytest\npytest_plugins = [{plugins}]\n\n"
         "@pytest.fixture(scope='session')\n"

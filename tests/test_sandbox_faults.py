@@ -21,10 +21,10 @@ import requests
 from django.core.management import CommandError, call_command
 
 from django_txmail.management.commands.txmail_sandbox import Command
-from django_txmail.sandbox import FAULT_KINDS, Fault, FaultPlan, RequestRecord, SandboxServer
-from django_txmail.sandbox.__main__ import main as sandbox_main
-from django_txmail.sandbox.console import format_record
-from django_txmail.sandbox.fault_plan import parse_kinds
+from txmail_sandbox import FAULT_KINDS, Fault, FaultPlan, RequestRecord, SandboxServer
+from txmail_sandbox.__main__ import main as sandbox_main
+from txmail_sandbox.console import format_record
+from txmail_sandbox.fault_plan import parse_kinds
 from tests.test_sandbox import (
     AUTH,
     REPO,
@@ -386,7 +386,7 @@ def test_log_line_shows_the_fault_and_a_missing_answer():
 
 def test_standalone_sandbox_takes_a_fault_plan_and_reports_it():
     process = subprocess.Popen(
-        [sys.executable, "-m", "django_txmail.sandbox", "--port", "0", "--quiet"]
+        [sys.executable, "-m", "txmail_sandbox", "--port", "0", "--quiet"]
         + ["--fault-rate", "1", "--fault-seed", "7", "--fault-kinds", "503", "--slow", "0.5"],
         cwd=REPO,
         stdout=subprocess.PIPE,

@@ -11,7 +11,7 @@ import sys
 import pytest
 import requests
 
-from django_txmail.sandbox import DEFAULT_MAILERLOGIC_API_KEY, Fault, FaultPlan, SandboxServer
+from txmail_sandbox import DEFAULT_MAILERLOGIC_API_KEY, Fault, FaultPlan, SandboxServer
 from tests.test_sandbox import REPO, read_first_line, url_in
 
 KEY = DEFAULT_MAILERLOGIC_API_KEY
@@ -249,7 +249,7 @@ def test_the_messages_endpoint_lists_mailerlogic_messages(txmail_sandbox, http):
 def test_the_standalone_sandbox_accepts_the_default_keys():
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "django_txmail.sandbox", "--port", "0"],
+        [sys.executable, "-m", "txmail_sandbox", "--port", "0"],
         cwd=REPO,
         env={**env, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,

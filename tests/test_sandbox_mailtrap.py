@@ -8,7 +8,7 @@ import signal
 import pytest
 import requests
 
-from django_txmail.sandbox import DEFAULT_MAILTRAP_API_TOKEN, Fault, FaultPlan, SandboxServer
+from txmail_sandbox import DEFAULT_MAILTRAP_API_TOKEN, Fault, FaultPlan, SandboxServer
 from tests.test_sandbox import read_first_line, start_command, url_in
 
 TOKEN = DEFAULT_MAILTRAP_API_TOKEN

@@ -9,8 +9,8 @@ import requests
 from django_txmail.exceptions import ProviderAPIError
 from django_txmail.message import TxMessage
 from django_txmail.models import Message
-from django_txmail.sandbox import DEFAULT_MAILTRAP_API_TOKEN, DEFAULT_NYLAS_API_KEY
-from django_txmail.sandbox.mustache import MissingVariables, TemplateSyntax, render
+from txmail_sandbox import DEFAULT_MAILTRAP_API_TOKEN, DEFAULT_NYLAS_API_KEY
+from txmail_sandbox.mustache import MissingVariables, TemplateSyntax, render
 
 NYLAS = {"Authorization": f"Bearer {DEFAULT_NYLAS_API_KEY}"}
 MAILTRAP = {"Api-Token": DEFAULT_MAILTRAP_API_TOKEN}

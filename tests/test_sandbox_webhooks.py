@@ -24,9 +24,9 @@ from django_txmail.providers import Adapter, ProviderResponse
 from django_txmail.providers.nylas import NylasAdapter
 from django_txmail.providers.nylas_webhooks import TYPES
 from django_txmail.providers.nylas_webhooks import parse as parse_nylas
-from django_txmail.sandbox import SandboxServer, WebhookOptions
-from django_txmail.sandbox.mailbox_simulator import outcome
-from django_txmail.sandbox.webhook_console import (
+from txmail_sandbox import SandboxServer, WebhookOptions
+from txmail_sandbox.mailbox_simulator import outcome
+from txmail_sandbox.webhook_console import (
     webhook_options_from_options,
     webhook_targets_from_options,
 )
@@ -632,7 +632,7 @@ def test_the_command_line_sandbox_posts_to_the_webhook_url(receiver):
         [
             sys.executable,
             "-m",
-            "django_txmail.sandbox",
+            "txmail_sandbox",
             "--port=0",
             f"--webhook-url=nylas={receiver.url}",
             f"--webhook-secret=nylas={SECRET}",

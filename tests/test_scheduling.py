@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_txmail.exceptions import CannotCancel
 from django_txmail.message import TxMessage
 from django_txmail.models import Message
-from django_txmail.sandbox import Fault
+from txmail_sandbox import Fault
 from django_txmail.scheduling import cancel
 from django_txmail.worker import Worker
 

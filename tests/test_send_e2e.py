@@ -26,7 +26,7 @@ from django_txmail.exceptions import (
 from django_txmail.message import TxMessage
 from django_txmail.models import Attempt, Message, MessageAttachment
 from django_txmail.providers import load_adapter
-from django_txmail.sandbox import Fault
+from txmail_sandbox import Fault
 from tests.conftest import wait_for_requests
 
 pytestmark = [pytest.mark.django_db, pytest.mark.e2e]

@@ -27,7 +27,7 @@ from django_txmail.exceptions import (
 from django_txmail.message import TxMessage
 from django_txmail.models import Attempt, DeliveryEvent, Message, SendingDomain
 from django_txmail.providers import load_adapter
-from django_txmail.sandbox import (
+from txmail_sandbox import (
     DEFAULT_MAILERLOGIC_API_KEY,
     DEFAULT_MAILTRAP_API_TOKEN,
     DEFAULT_NYLAS_API_KEY,

@@ -40,7 +40,7 @@ from django_txmail.checks import check_settings
 from django_txmail.claims import ORPHAN_AFTER, due
 from django_txmail.message import TxMessage
 from django_txmail.models import Attempt, Message
-from django_txmail.sandbox import Fault
+from txmail_sandbox import Fault
 from django_txmail.tasks import _sender, deliver_message, enqueue_delivery
 
 if django.VERSION >= (6, 0):

@@ -25,7 +25,7 @@ from django_txmail.providers.nylas_domains import (
     service_account_headers,
     signed_text,
 )
-from django_txmail.sandbox import SandboxServer
+from txmail_sandbox import SandboxServer
 
 from .conftest import SANDBOX_KEY
 from .dns_zones import NYLAS_DKIM, nylas_records
@@ -147,7 +147,7 @@ def test_a_dkim_key_that_does_not_match_nylas_is_reported_and_not_sent_for_verif
 
 @pytest.mark.django_db
 def test_right_dns_that_nylas_cannot_see_yet_fails_with_nylas_s_message(nylas, monkeypatch):
-    monkeypatch.setattr("django_txmail.sandbox.nylas_domains.NylasDomainsAPI.dns_timeout", 0.2)
+    monkeypatch.setattr("txmail_sandbox.nylas_domains.NylasDomainsAPI.dns_timeout", 0.2)
     nylas.add_nylas_domain("nylas-good.zone.test", nylas_records("nylas-good.zone.test"))
     domain = SendingDomain.objects.create(name="nylas-good.zone.test", provider="nylas")
     nylas.set_dns_nameservers([("127.0.0.1", 9)])  # Nylas's view of DNS: nothing answers
@@ -163,7 +163,7 @@ def test_right_dns_that_nylas_cannot_see_yet_fails_with_nylas_s_message(nylas, m
 
 @pytest.mark.django_db
 def test_the_domain_id_is_found_across_pages_of_the_domain_list(nylas, monkeypatch):
-    monkeypatch.setattr("django_txmail.sandbox.nylas_domains.NylasDomainsAPI.page_size", 1)
+    monkeypatch.setattr("txmail_sandbox.nylas_domains.NylasDomainsAPI.page_size", 1)
     nylas.add_nylas_domain("first.zone.test", {})
     nylas.add_nylas_domain("second.zone.test", {})
     wanted = nylas.add_nylas_domain("nylas-good.zone.test", nylas_records("nylas-good.zone.test"))

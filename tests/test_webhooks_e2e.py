@@ -17,7 +17,7 @@ from django.core.management import CommandError, call_command
 from django_txmail.message import TxMessage
 from django_txmail.models import DeliveryEvent, Message
 from django_txmail.providers import Adapter
-from django_txmail.sandbox import WebhookOptions
+from txmail_sandbox import WebhookOptions
 from tests.conftest import BACKEND, SANDBOX_KEY, txmail_settings
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]

@@ -24,7 +24,7 @@ from django_txmail.message import TxMessage
 from django_txmail.models import Attempt, Message, MessageAttachment
 from django_txmail.outbox import record
 from django_txmail.routing import resolve
-from django_txmail.sandbox import Fault, FaultPlan
+from txmail_sandbox import Fault, FaultPlan
 from django_txmail.worker import Worker
 from tests.conftest import txmail_settings
 

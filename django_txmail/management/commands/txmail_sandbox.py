@@ -10,11 +10,11 @@ Keys are never printed.
 
 ``--fault-rate`` (with ``--fault-seed``, ``--fault-kinds``, ``--retry-after``,
 ``--hang``, ``--slow``) makes a reproducible share of sends fail, for trying
-delivery under provider trouble; see ``django_txmail/sandbox/fault_plan.py``.
+delivery under provider trouble; see ``sandbox/txmail_sandbox/fault_plan.py``.
 
 ``--webhook-url nylas=URL`` posts delivery notifications for the messages it
 accepts back to the app (outcomes by recipient address, see
-``django_txmail/sandbox/mailbox_simulator.py``), signed with
+``sandbox/txmail_sandbox/mailbox_simulator.py``), signed with
 ``--webhook-secret nylas=SECRET`` or else the ``WEBHOOK_SECRET`` of the
 project's ``nylas`` account; ``--webhook-delay``, ``--webhook-duplicates``,
 ``--webhook-reorder`` and ``--webhook-seed`` shape their delivery. See
@@ -29,15 +29,15 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_txmail.conf import BUILTIN_ADAPTERS
-from django_txmail.sandbox import SandboxServer
-from django_txmail.sandbox.console import (
+from txmail_sandbox import SandboxServer
+from txmail_sandbox.console import (
     add_fault_arguments,
     describe_faults,
     fault_plan_from_options,
     line_writer,
     serve_until_signalled,
 )
-from django_txmail.sandbox.webhook_console import (
+from txmail_sandbox.webhook_console import (
     add_webhook_arguments,
     describe_webhooks,
     webhook_options_from_options,
