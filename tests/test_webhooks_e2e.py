@@ -103,7 +103,8 @@ def test_a_rejected_message_ends_rejected(app):
     app.flush_webhooks(TIMEOUT)
     message.refresh_from_db()
     assert message.status == "rejected"
-    assert DeliveryEvent.objects.get().type == "rejected"
+    event = DeliveryEvent.objects.get()
+    assert (event.type, event.recipient) == ("rejected", "")  # the whole message
 
 
 def test_opens_and_clicks_arrive_as_delivery_events(app):
@@ -115,7 +116,8 @@ def test_opens_and_clicks_arrive_as_delivery_events(app):
     events = {e.type: e for e in DeliveryEvent.objects.all()}
     assert set(events) == {"delivered", "opened", "clicked"}
     assert events["clicked"].click_url == "https://example.com/orders/42"
-    assert events["opened"].user_agent
+    assert events["clicked"].provider_message_id == msg.txmail.provider_message_ids[0]
+    assert events["opened"].user_agent and events["clicked"].user_agent
     assert Message.objects.get().status == "delivered"
 
 
