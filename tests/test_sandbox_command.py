@@ -7,6 +7,7 @@ The command runs in a subprocess with its own tiny settings module
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import signal
@@ -21,6 +22,7 @@ import requests
 from django.core.management import CommandError, call_command
 
 from django_txmail.management.commands.txmail_sandbox import (
+    SANDBOX_MISSING,
     Command,
     webhook_secret_from_settings,
 )
@@ -232,3 +234,35 @@ def test_the_secret_defaults_to_the_accounts_webhook_secret(settings):
     with pytest.raises(ValueError, match="different WEBHOOK_SECRETs"):
         webhook_secret_from_settings("nylas")
 
+
+# Without the sandbox
+
+
+@pytest.fixture
+def no_sandbox(monkeypatch):
+    """As if django-txmail-sandbox were not installed: importing it fails."""
+    for name in [name for name in sys.modules if name.split(".")[0] == "txmail_sandbox"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "txmail_sandbox", None)
+
+
+def test_without_the_sandbox_the_command_says_how_to_install_it(no_sandbox):
+    with pytest.raises(CommandError) as raised:
+        call_command("txmail_sandbox", "--port", "0")
+    assert str(raised.value) == SANDBOX_MISSING
+    assert "pip install django-txmail-sandbox" in SANDBOX_MISSING
+    assert 'pip install "django-txmail[sandbox]"' in SANDBOX_MISSING
+
+
+def test_without_the_sandbox_the_command_line_gets_the_message_not_a_traceback(no_sandbox, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        Command().run_from_argv(["manage.py", "txmail_sandbox", "--fault-rate", "0.3"])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == f"CommandError: {SANDBOX_MISSING}\n"
+
+
+def test_without_the_sandbox_the_command_module_still_imports(no_sandbox, monkeypatch):
+    """So ``manage.py help`` and the other commands are unaffected."""
+    name = Command.__module__
+    monkeypatch.delitem(sys.modules, name)
+    assert importlib.import_module(name).Command.help == Command.help
