@@ -2,7 +2,8 @@
 own cost per message against an instant one.
 
 Run by hand from the repository root (never from the test suite), with
-django-txmail installed in the environment (``make dev`` or ``pip install -e .``)::
+django-txmail and its sandbox installed in the environment (``make dev`` or
+``pip install -e ./sandbox -e .``)::
 
     python bench/delivery.py                          # SQLite, 1,000 messages, 50 ms
     python bench/delivery.py --messages 200           # a quicker run
