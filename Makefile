@@ -31,19 +31,23 @@ $(VPY):
 		echo "Could not create $(VENV). On Debian/Ubuntu: apt-get install python3-venv" >&2; exit 1; }
 	$(VPY) -m pip install --quiet --upgrade pip
 
-# Re-install only when pyproject.toml changes. The default environment is
+# Re-install only when a pyproject.toml changes. The default environment is
 # Django 5.2 LTS whatever Python is installed; tox covers 6.0 and 6.1.
 DJANGO_PIN ?= Django>=5.2,<6.0
+# Both distributions of this repository, editable. The sandbox is named on the
+# command line because the `sandbox` extra (which `test` includes) cannot be
+# resolved from PyPI.
+PROJECTS   := pyproject.toml sandbox/pyproject.toml
 
-$(STAMP): pyproject.toml | $(VPY)
-	$(VPY) -m pip install --quiet -e ".[test]" "$(DJANGO_PIN)"
+$(STAMP): $(PROJECTS) | $(VPY)
+	$(VPY) -m pip install --quiet -e ./sandbox -e ".[test]" "$(DJANGO_PIN)"
 	@touch $@
 
-$(DEV_STAMP): pyproject.toml | $(VPY)
-	$(VPY) -m pip install --quiet -e ".[dev]" "$(DJANGO_PIN)"
+$(DEV_STAMP): $(PROJECTS) | $(VPY)
+	$(VPY) -m pip install --quiet -e ./sandbox -e ".[dev]" "$(DJANGO_PIN)"
 	@touch $@ $(STAMP)
 
-venv: $(STAMP) ## Create .venv and install the project with its test extras
+venv: $(STAMP) ## Create .venv; install the project (test extras) and the sandbox, editable
 
 dev: $(DEV_STAMP) ## Also install the dev extras (tox, ruff)
 

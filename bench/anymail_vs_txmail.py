@@ -1,7 +1,8 @@
 """django-anymail's Mailtrap backend against ours, side by side in one run.
 
 Run by hand from the repository root (never from the test suite), with
-django-txmail and django-anymail installed (``pip install -e ".[bench]"``)::
+django-txmail, its sandbox and django-anymail installed
+(``pip install -e ./sandbox -e ".[bench]"``)::
 
     python bench/anymail_vs_txmail.py                       # 1,000 + 300 messages, 20 ms
     python bench/anymail_vs_txmail.py --messages 200 --single 100 --repeat 1
@@ -70,7 +71,7 @@ from delivery import (  # noqa: E402
 )
 from django.conf import settings  # noqa: E402
 
-from django_txmail.sandbox import DEFAULT_MAILTRAP_API_TOKEN, SandboxServer  # noqa: E402
+from txmail_sandbox import DEFAULT_MAILTRAP_API_TOKEN, SandboxServer  # noqa: E402
 
 THROUGHPUT_TARGET = 10.0  # ours / anymail, messages per second
 SINGLE_TARGET = 1.2  # ours / anymail, seconds

@@ -2,7 +2,8 @@
 own cost per message against an instant one.
 
 Run by hand from the repository root (never from the test suite), with
-django-txmail installed in the environment (``make dev`` or ``pip install -e .``)::
+django-txmail and its sandbox installed in the environment (``make dev`` or
+``pip install -e ./sandbox -e .``)::
 
     python bench/delivery.py                          # SQLite, 1,000 messages, 50 ms
     python bench/delivery.py --messages 200           # a quicker run
@@ -72,7 +73,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.test.utils import override_settings
 from requests.adapters import BaseAdapter
 
-from django_txmail.sandbox import DEFAULT_NYLAS_API_KEY, SandboxServer
+from txmail_sandbox import DEFAULT_NYLAS_API_KEY, SandboxServer
 
 DOMAIN = "bench.example"
 FROM_EMAIL = f"Shop <orders@{DOMAIN}>"
@@ -199,7 +200,7 @@ class InProcessSandbox:
 
 
 class ChildProcessSandbox:
-    """``python -m django_txmail.sandbox`` in a child process, read and emptied
+    """``python -m txmail_sandbox`` in a child process, read and emptied
     through its inspection API: its work no longer competes for this
     interpreter's lock, as a real provider's would not."""
 
@@ -211,7 +212,7 @@ class ChildProcessSandbox:
         self._process: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> ChildProcessSandbox:
-        command = [sys.executable, "-m", "django_txmail.sandbox", "--port", "0", "--quiet"]
+        command = [sys.executable, "-m", "txmail_sandbox", "--port", "0", "--quiet"]
         command += ["--latency", str(self.latency)]
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         assert self._process.stdout is not None

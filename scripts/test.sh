@@ -26,9 +26,9 @@ if [[ -z "$PYTHON" ]]; then
     echo "scripts/test.sh: no python found; run 'make test' or activate a virtualenv" >&2
     exit 2
 fi
-if ! "$PYTHON" -c 'import django, pytest, pytest_django' 2>/dev/null; then
-    echo "scripts/test.sh: $PYTHON lacks Django/pytest/pytest-django." >&2
-    echo "Run 'make test' (creates .venv) or: pip install -e '.[test]'" >&2
+if ! "$PYTHON" -c 'import django, pytest, pytest_django, txmail_sandbox' 2>/dev/null; then
+    echo "scripts/test.sh: $PYTHON lacks Django/pytest/pytest-django/txmail_sandbox." >&2
+    echo "Run 'make test' (creates .venv) or: pip install -e ./sandbox -e '.[test]'" >&2
     exit 2
 fi
 

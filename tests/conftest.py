@@ -1,7 +1,9 @@
 """Fixtures: a sandbox on an ephemeral port and the sending setup that uses it.
 
-The sandbox server itself comes from django-txmail's pytest plugin
-(``txmail_sandbox``), which the package registers as a pytest11 entry point.
+The sandbox server itself (the ``txmail_sandbox`` fixture) comes from the
+pytest plugin of the django-txmail-sandbox distribution, registered by its
+``pytest11`` entry point once it is installed (``make venv`` and tox install
+it from ``sandbox/``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,7 @@ import pytest
 
 from django_txmail.models import Grant, SendingDomain
 
-# Also registered through the package's pytest11 entry point; loading it here
-# keeps a plain source checkout working. The plugin registers itself once.
-pytest_plugins = ["django_txmail.sandbox.pytest_plugin", "tests.dns_zones"]
+pytest_plugins = ["tests.dns_zones"]
 
 SANDBOX_KEY = "sandbox-nylas-key"
 BACKEND = "django_txmail.backends.EmailBackend"

@@ -1,5 +1,5 @@
 """Settings for running ``txmail_sandbox`` in a subprocess from
-``tests/test_sandbox.py``: just what the command reads, no apps, no database."""
+``tests/test_sandbox_command.py``: just what the command reads, no apps, no database."""
 
 SECRET_KEY = "tests-only-not-secret"
 USE_TZ = True

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from django_txmail.models import DeliveryEvent, Message
-from django_txmail.sandbox.faults import Fault
+from txmail_sandbox.faults import Fault
 
 from .message_rows import event_row, message_row
 

@@ -27,14 +27,14 @@ from django.utils import timezone
 from django_txmail.exceptions import UnsupportedFeature
 from django_txmail.message import TxMessage
 from django_txmail.models import Grant, Message, SendingDomain
-from django_txmail.sandbox import (
+from django_txmail.signals import delivery_event, message_sent
+from tests.conftest import use_our_backend
+from txmail_sandbox import (
     DEFAULT_MAILERLOGIC_API_KEY,
     DEFAULT_MAILTRAP_API_TOKEN,
     DEFAULT_NYLAS_API_KEY,
     Fault,
 )
-from django_txmail.signals import delivery_event, message_sent
-from tests.conftest import use_our_backend
 
 pytestmark = [pytest.mark.django_db, pytest.mark.e2e]
 

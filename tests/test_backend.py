@@ -11,8 +11,8 @@ from django_txmail.backends import EmailBackend
 from django_txmail.exceptions import InvalidMessage
 from django_txmail.message import TxMessage
 from django_txmail.models import Message, MessageAttachment
-from django_txmail.sandbox import Fault
 from tests.conftest import wait_for_requests
+from txmail_sandbox import Fault
 
 pytestmark = pytest.mark.django_db
 

@@ -8,10 +8,10 @@ from django.core import mail
 from django_txmail.backends import EmailBackend
 from django_txmail.exceptions import ProviderAPIError
 from django_txmail.models import Attempt, Message, SendingDomain
-from django_txmail.sandbox import Fault, SandboxServer
 from django_txmail.sending.worker import Worker
 from tests.conftest import use_our_backend
 from tests.test_send_providers_e2e import MAILTRAP_FROM, accounts
+from txmail_sandbox import Fault, SandboxServer
 
 pytestmark = pytest.mark.django_db
 

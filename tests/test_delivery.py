@@ -18,11 +18,11 @@ from django_txmail.models import Attempt, Message, MessageAttachment, SendingDom
 from django_txmail.outbox.claims import claim
 from django_txmail.providers import load_adapter
 from django_txmail.providers.base import retry_after
-from django_txmail.sandbox import Fault
 from django_txmail.sending import attempt as delivery
 from django_txmail.sending.attempt import deliver, retry_delay
 from django_txmail.sending.transport import Transport
 from django_txmail.signals import message_sent
+from txmail_sandbox import Fault
 
 pytestmark = pytest.mark.django_db
 

@@ -13,10 +13,10 @@ from django_txmail.models import Attempt, DeliveryEvent, Message
 from django_txmail.outbox.store import plan, record
 from django_txmail.providers import load_adapter
 from django_txmail.routing import resolve
-from django_txmail.sandbox import Fault
 from django_txmail.sending.attempt import attempt
 from django_txmail.sending.transport import Transport
 from django_txmail.sending.worker import Worker
+from txmail_sandbox import Fault
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from django.core.files.storage import default_storage
 
 from django_txmail.models import Message
 from django_txmail.outbox.resend import CannotResend, CannotRetry, resend, retry
-from django_txmail.sandbox.faults import Fault
+from txmail_sandbox.faults import Fault
 
 pytestmark = pytest.mark.django_db
 

@@ -174,7 +174,7 @@ def test_long_runs_show_progress_on_stderr(sandbox, domain):
 
 
 def test_a_failed_resend_is_counted_and_pointed_at(sandbox, domain):
-    from django_txmail.sandbox.faults import Fault
+    from txmail_sandbox.faults import Fault
 
     message = send()
     sandbox.inject(Fault(status=400, message="Recipient rejected"))

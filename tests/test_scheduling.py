@@ -13,8 +13,8 @@ from django_txmail.exceptions import CannotCancel
 from django_txmail.message import TxMessage
 from django_txmail.models import Message
 from django_txmail.outbox.cancel import cancel
-from django_txmail.sandbox import Fault
 from django_txmail.sending.worker import Worker
+from txmail_sandbox import Fault
 
 pytestmark = pytest.mark.django_db
 

@@ -24,10 +24,10 @@ from django_txmail.exceptions import (
 from django_txmail.message import TxMessage
 from django_txmail.models import Attempt, Message, MessageAttachment
 from django_txmail.providers import load_adapter
-from django_txmail.sandbox import Fault
 from django_txmail.sending.attempt import deliver
 from django_txmail.sending.transport import Transport
 from tests.conftest import wait_for_requests
+from txmail_sandbox import Fault
 
 pytestmark = [pytest.mark.django_db, pytest.mark.e2e]
 

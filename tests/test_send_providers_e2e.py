@@ -24,16 +24,16 @@ from django_txmail.exceptions import (
 from django_txmail.message import TxMessage
 from django_txmail.models import Attempt, DeliveryEvent, Message, SendingDomain
 from django_txmail.providers import load_adapter
-from django_txmail.sandbox import (
+from django_txmail.sending.attempt import deliver
+from django_txmail.sending.transport import Transport
+from tests.conftest import use_our_backend, wait_for_requests
+from txmail_sandbox import (
     DEFAULT_MAILERLOGIC_API_KEY,
     DEFAULT_MAILTRAP_API_TOKEN,
     DEFAULT_NYLAS_API_KEY,
     Fault,
     SandboxServer,
 )
-from django_txmail.sending.attempt import deliver
-from django_txmail.sending.transport import Transport
-from tests.conftest import use_our_backend, wait_for_requests
 
 pytestmark = [pytest.mark.django_db, pytest.mark.e2e]
 

@@ -40,8 +40,8 @@ from django_txmail.checks import check_settings
 from django_txmail.message import TxMessage
 from django_txmail.models import Attempt, Message
 from django_txmail.outbox.claims import ORPHAN_AFTER, due
-from django_txmail.sandbox import Fault
 from django_txmail.sending.tasks import _sender, deliver_message, enqueue_delivery
+from txmail_sandbox import Fault
 
 if django.VERSION >= (6, 0):
     from django.tasks import task_backends

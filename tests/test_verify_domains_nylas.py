@@ -25,8 +25,8 @@ from django_txmail.providers.nylas.domains import (
     signed_text,
 )
 from django_txmail.providers.nylas.send import NylasAdapter
-from django_txmail.sandbox import SandboxServer
 from django_txmail.sending.transport import Transport
+from txmail_sandbox import SandboxServer
 
 from .conftest import SANDBOX_KEY
 from .dns_zones import NYLAS_DKIM, nylas_records
@@ -148,7 +148,7 @@ def test_a_dkim_key_that_does_not_match_nylas_is_reported_and_not_sent_for_verif
 
 @pytest.mark.django_db
 def test_right_dns_that_nylas_cannot_see_yet_fails_with_nylas_s_message(nylas, monkeypatch):
-    monkeypatch.setattr("django_txmail.sandbox.nylas_domains.NylasDomainsAPI.dns_timeout", 0.2)
+    monkeypatch.setattr("txmail_sandbox.nylas_domains.NylasDomainsAPI.dns_timeout", 0.2)
     nylas.add_nylas_domain("nylas-good.zone.test", nylas_records("nylas-good.zone.test"))
     domain = SendingDomain.objects.create(name="nylas-good.zone.test", provider="nylas")
     nylas.set_dns_nameservers([("127.0.0.1", 9)])  # Nylas's view of DNS: nothing answers
@@ -164,7 +164,7 @@ def test_right_dns_that_nylas_cannot_see_yet_fails_with_nylas_s_message(nylas, m
 
 @pytest.mark.django_db
 def test_the_domain_id_is_found_across_pages_of_the_domain_list(nylas, monkeypatch):
-    monkeypatch.setattr("django_txmail.sandbox.nylas_domains.NylasDomainsAPI.page_size", 1)
+    monkeypatch.setattr("txmail_sandbox.nylas_domains.NylasDomainsAPI.page_size", 1)
     nylas.add_nylas_domain("first.zone.test", {})
     nylas.add_nylas_domain("second.zone.test", {})
     wanted = nylas.add_nylas_domain("nylas-good.zone.test", nylas_records("nylas-good.zone.test"))

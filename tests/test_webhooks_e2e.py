@@ -16,8 +16,8 @@ from django.core.management import CommandError, call_command
 from django_txmail.message import TxMessage
 from django_txmail.models import DeliveryEvent, Message
 from django_txmail.providers import Adapter
-from django_txmail.sandbox import WebhookOptions
 from tests.conftest import SANDBOX_KEY, txmail_settings, use_our_backend
+from txmail_sandbox import WebhookOptions
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
@@ -94,7 +94,8 @@ def test_a_rejected_message_ends_rejected(app):
     app.flush_webhooks(TIMEOUT)
     message.refresh_from_db()
     assert message.status == "rejected"
-    assert DeliveryEvent.objects.get().type == "rejected"
+    event = DeliveryEvent.objects.get()
+    assert (event.type, event.recipient) == ("rejected", "")  # the whole message
 
 
 def test_opens_and_clicks_arrive_as_delivery_events(app):
@@ -106,7 +107,8 @@ def test_opens_and_clicks_arrive_as_delivery_events(app):
     events = {e.type: e for e in DeliveryEvent.objects.all()}
     assert set(events) == {"delivered", "opened", "clicked"}
     assert events["clicked"].click_url == "https://example.com/orders/42"
-    assert events["opened"].user_agent
+    assert events["clicked"].provider_message_id == msg.txmail.provider_message_ids[0]
+    assert events["opened"].user_agent and events["clicked"].user_agent
     assert Message.objects.get().status == "delivered"
 
 

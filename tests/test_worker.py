@@ -24,9 +24,9 @@ from django_txmail.models import Attempt, Message, MessageAttachment
 from django_txmail.outbox.claims import claim_batch
 from django_txmail.outbox.store import plan, record
 from django_txmail.routing import resolve
-from django_txmail.sandbox import Fault, FaultPlan
 from django_txmail.sending.worker import Worker
 from tests.conftest import txmail_settings
+from txmail_sandbox import Fault, FaultPlan
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,39 +10,54 @@ Keys are never printed.
 
 ``--fault-rate`` (with ``--fault-seed``, ``--fault-kinds``, ``--retry-after``,
 ``--hang``, ``--slow``) makes a reproducible share of sends fail, for trying
-delivery under provider trouble; see ``django_txmail/sandbox/fault_plan.py``.
+delivery under provider trouble; see ``txmail_sandbox/fault_plan.py`` in the sandbox
+distribution.
 
 ``--webhook-url nylas=URL`` posts delivery notifications for the messages it
 accepts back to the app (outcomes by recipient address, see
-``django_txmail/sandbox/mailbox_simulator.py``), signed with
+``txmail_sandbox/mailbox_simulator.py``), signed with
 ``--webhook-secret nylas=SECRET`` or else the ``WEBHOOK_SECRET`` of the
 project's ``nylas`` account; ``--webhook-delay``, ``--webhook-duplicates``,
 ``--webhook-reorder`` and ``--webhook-seed`` shape their delivery. See
 ``docs/webhooks.md``.
+
+The sandbox is its own distribution, ``django-txmail-sandbox`` (the extra
+``django-txmail[sandbox]``); where it is not installed the command says how
+to install it.
 """
 
 from __future__ import annotations
 
+import sys
+from types import ModuleType
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_txmail.conf import BUILTIN_ADAPTERS
-from django_txmail.sandbox import SandboxServer
-from django_txmail.sandbox.console import (
-    add_fault_arguments,
-    describe_faults,
-    fault_plan_from_options,
-    line_writer,
-    serve_until_signalled,
+
+SANDBOX_MISSING = (
+    "The sandbox is not installed. It is a separate distribution: "
+    'pip install django-txmail-sandbox (or pip install "django-txmail[sandbox]"); '
+    "in a checkout of django-txmail, pip install -e ./sandbox."
 )
-from django_txmail.sandbox.webhook_console import (
-    add_webhook_arguments,
-    describe_webhooks,
-    webhook_options_from_options,
-    webhook_targets_from_options,
-)
+
+
+def import_sandbox() -> tuple[ModuleType, ModuleType, ModuleType]:
+    """The sandbox package and its command-line helpers.
+
+    Imported here rather than at the top of the module, so that listing the
+    commands (``manage.py help``) works where the sandbox is not installed.
+    """
+    try:
+        import txmail_sandbox
+        from txmail_sandbox import console, webhook_console
+    except ModuleNotFoundError as exc:
+        if exc.name != "txmail_sandbox":
+            raise
+        raise CommandError(SANDBOX_MISSING) from None
+    return txmail_sandbox, console, webhook_console
 
 
 class Command(BaseCommand):
@@ -55,7 +70,18 @@ class Command(BaseCommand):
     # so it starts even while the project is misconfigured.
     requires_system_checks: list[str] = []
 
+    def run_from_argv(self, argv: list[str]) -> None:
+        # Django reports a CommandError briefly only once the options are parsed,
+        # and the sandbox's own options (--fault-rate, ...) need the sandbox.
+        try:
+            import_sandbox()
+        except CommandError as exc:
+            self.stderr.write(f"CommandError: {exc}")
+            sys.exit(exc.returncode)
+        super().run_from_argv(argv)
+
     def add_arguments(self, parser: CommandParser) -> None:
+        _, console, webhook_console = import_sandbox()
         parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
         parser.add_argument("--port", type=int, default=8025, help="port to listen on (0: any)")
         parser.add_argument(
@@ -86,16 +112,19 @@ class Command(BaseCommand):
             "--latency", type=float, default=0.0, help="seconds added to every send"
         )
         parser.add_argument("--quiet", action="store_true", help="no line per request")
-        add_fault_arguments(parser)
-        add_webhook_arguments(parser)
+        console.add_fault_arguments(parser)
+        webhook_console.add_webhook_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        sandbox, console, webhook_console = import_sandbox()
         if options["latency"] < 0:
             raise CommandError("--latency must be >= 0 seconds.")
         try:
-            plan = fault_plan_from_options(options)
-            webhook_options = webhook_options_from_options(options)
-            webhooks = webhook_targets_from_options(options, webhook_secret_from_settings)
+            plan = console.fault_plan_from_options(options)
+            webhook_options = webhook_console.webhook_options_from_options(options)
+            webhooks = webhook_console.webhook_targets_from_options(
+                options, webhook_secret_from_settings
+            )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         api_keys = options["api_keys"] or credentials_from_settings("nylas", "API_KEY")
@@ -113,7 +142,7 @@ class Command(BaseCommand):
                 "'mailerlogic'."
             )
         try:
-            server = SandboxServer(
+            server = sandbox.SandboxServer(
                 options["host"],
                 options["port"],
                 nylas_api_keys=api_keys,
@@ -121,7 +150,7 @@ class Command(BaseCommand):
                 mailerlogic_api_keys=mailerlogic_keys,
                 latency=options["latency"],
                 faults=plan,
-                on_request=None if options["quiet"] else line_writer(self._write_line),
+                on_request=None if options["quiet"] else console.line_writer(self._write_line),
                 webhooks=webhooks,
                 webhook_options=webhook_options,
             )
@@ -143,10 +172,11 @@ class Command(BaseCommand):
         )
         ready = (
             f"Sandbox listening on {server.url} ({accepted}; "
-            f"{describe_faults(plan)}; {describe_webhooks(webhooks, webhook_options)}). "
+            f"{console.describe_faults(plan)}; "
+            f"{webhook_console.describe_webhooks(webhooks, webhook_options)}). "
             "Stop with Ctrl-C."
         )
-        serve_until_signalled(server, on_ready=lambda: self._write_line(ready))
+        console.serve_until_signalled(server, on_ready=lambda: self._write_line(ready))
         self._write_line("Sandbox stopped.")
 
     def _write_line(self, line: str) -> None:

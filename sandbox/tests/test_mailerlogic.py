@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import base64
-import os
 import signal
-import subprocess
-import sys
 
 import pytest
 import requests
 
-from django_txmail.sandbox import DEFAULT_MAILERLOGIC_API_KEY, Fault, FaultPlan, SandboxServer
-from tests.test_sandbox import REPO, read_first_line, url_in
+from sandbox_support import read_first_line, start_module, url_in
+from txmail_sandbox import DEFAULT_MAILERLOGIC_API_KEY, Fault, FaultPlan, SandboxServer
 
 KEY = DEFAULT_MAILERLOGIC_API_KEY
 AUTH = {"X-API-Key": KEY}
 TIMEOUT = 10
 INVITE = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n"
-
-
-@pytest.fixture
-def http():
-    with requests.Session() as session:
-        yield session
 
 
 def message(**fields):
@@ -247,15 +238,7 @@ def test_the_messages_endpoint_lists_mailerlogic_messages(txmail_sandbox, http):
 
 
 def test_the_standalone_sandbox_accepts_the_default_keys():
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "django_txmail.sandbox", "--port", "0"],
-        cwd=REPO,
-        env={**env, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_module("--port", "0")
     try:
         url = url_in(read_first_line(process))
         with requests.Session() as http:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -18,34 +16,25 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from django.core.management import CommandError, call_command
 
-from django_txmail.management.commands.txmail_sandbox import Command
-from django_txmail.sandbox import FAULT_KINDS, Fault, FaultPlan, RequestRecord, SandboxServer
-from django_txmail.sandbox.__main__ import main as sandbox_main
-from django_txmail.sandbox.console import format_record
-from django_txmail.sandbox.fault_plan import parse_kinds
-from tests.test_sandbox import (
+from sandbox_support import (
     AUTH,
-    REPO,
     TIMEOUT,
     assert_nylas_error,
     message,
     read_first_line,
     send,
-    start_command,
+    start_module,
     url_in,
     wait_for,
 )
+from txmail_sandbox import FAULT_KINDS, Fault, FaultPlan, RequestRecord, SandboxServer
+from txmail_sandbox.__main__ import main as sandbox_main
+from txmail_sandbox.console import format_record
+from txmail_sandbox.fault_plan import parse_kinds
 
 #: Plan settings under which every kind answers (or fails) at once, for many sends.
 QUICK = {"hang": 0.0, "slow": 0.0}
-
-
-@pytest.fixture
-def http():
-    with requests.Session() as session:
-        yield session
 
 
 def only(kind, **settings):
@@ -385,14 +374,8 @@ def test_log_line_shows_the_fault_and_a_missing_answer():
 
 
 def test_standalone_sandbox_takes_a_fault_plan_and_reports_it():
-    process = subprocess.Popen(
-        [sys.executable, "-m", "django_txmail.sandbox", "--port", "0", "--quiet"]
-        + ["--fault-rate", "1", "--fault-seed", "7", "--fault-kinds", "503", "--slow", "0.5"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    plan = ["--fault-rate", "1", "--fault-seed", "7", "--fault-kinds", "503", "--slow", "0.5"]
+    process = start_module("--port", "0", "--quiet", *plan)
     try:
         line = read_first_line(process)
         url = url_in(line)
@@ -413,34 +396,6 @@ def test_standalone_sandbox_takes_a_fault_plan_and_reports_it():
     assert process.returncode == 0
 
 
-def test_management_command_takes_a_fault_plan_and_reports_it():
-    process = start_command(
-        "--port", "0", "--fault-rate", "0.25", "--fault-kinds", "reset:1,slow:3", "--hang", "5"
-    )
-    try:
-        line = read_first_line(process)
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=30)
-    finally:
-        process.kill()
-        process.wait(30)
-    assert "25% of sends fail; seed 0; kinds reset:1,slow:3;" in line
-    assert "hang 5 s" in line
-    assert process.returncode == 0
-
-
-def test_command_lines_without_a_fault_plan_say_so():
-    process = start_command("--port", "0")
-    try:
-        line = read_first_line(process)
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=30)
-    finally:
-        process.kill()
-        process.wait(30)
-    assert "no random faults" in line
-
-
 BAD_FAULT_OPTIONS = {
     "rate-over-1": (["--fault-rate", "2"], "--fault-rate must be between 0 and 1"),
     "rate-not-a-number": (["--fault-rate", "often"], "--fault-rate"),
@@ -457,9 +412,3 @@ def test_standalone_sandbox_refuses_bad_fault_options(capsys, argv, mentions):
         sandbox_main(["--port", "0", *argv])
     assert exit_info.value.code == 2
     assert mentions in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("argv, mentions", BAD_FAULT_OPTIONS.values(), ids=BAD_FAULT_OPTIONS)
-def test_management_command_refuses_bad_fault_options(argv, mentions):
-    with pytest.raises(CommandError, match=mentions.replace("(", r"\(")):
-        call_command(Command(), "--port", "0", "--api-key", "k", *argv)

@@ -1,4 +1,4 @@
-"""``python -m django_txmail.sandbox``: the sandbox without Django (for
+"""``python -m txmail_sandbox``: the sandbox without Django (for
 benchmarks and non-Django tools). ``manage.py txmail_sandbox`` is the same
 with API keys read from ``settings.TXMAIL``."""
 
@@ -28,7 +28,7 @@ from .webhook_console import (
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m django_txmail.sandbox", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m txmail_sandbox", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument(

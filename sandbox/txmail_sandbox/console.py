@@ -1,6 +1,6 @@
 """Running the sandbox in the foreground: the command-line options it shares,
 one log line per request, and a clean stop on SIGINT or SIGTERM. Shared by
-``manage.py txmail_sandbox`` and ``python -m django_txmail.sandbox``, so the
+``manage.py txmail_sandbox`` and ``python -m txmail_sandbox``, so the
 two commands take the same options and print the same lines."""
 
 from __future__ import annotations

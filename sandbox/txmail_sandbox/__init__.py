@@ -1,10 +1,12 @@
 """A local emulator of the providers' send APIs, for development, tests and
 benchmarks with no provider account.
 
-Run it with ``manage.py txmail_sandbox`` (or ``python -m
-django_txmail.sandbox`` without Django), or in-process::
+It is its own distribution, ``django-txmail-sandbox``, so production
+installs of django-txmail do without it. Run it with ``manage.py
+txmail_sandbox`` (or ``python -m txmail_sandbox`` without Django), or
+in-process::
 
-    from django_txmail.sandbox import Fault, FaultPlan, SandboxServer
+    from txmail_sandbox import Fault, FaultPlan, SandboxServer
 
     with SandboxServer(nylas_api_keys={"sandbox-nylas-key"}) as sandbox:
         ...  # point the provider's API_URI at sandbox.url and send
@@ -13,7 +15,8 @@ django_txmail.sandbox`` without Django), or in-process::
     # 30 % of sends fail, the same way on every run:
     SandboxServer(faults=FaultPlan(seed=42, rate=0.3))
 
-It imports nothing from Django, so it also runs where Django is not set up.
+It imports nothing from Django or django-txmail, so it also runs where
+Django is not set up.
 """
 
 from .fault_plan import FAULT_KINDS, FaultPlan

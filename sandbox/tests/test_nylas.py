@@ -1,8 +1,6 @@
-"""The local provider sandbox, exercised over real HTTP on loopback.
+"""The sandbox's Nylas API, exercised over real HTTP on loopback.
 
-These tests need neither Django's database nor configured settings; the
-management command runs in a subprocess with its own tiny settings module.
-"""
+These tests need neither Django nor django-txmail."""
 
 from __future__ import annotations
 
@@ -15,53 +13,32 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
 from urllib3 import encode_multipart_formdata
 
-from django_txmail.sandbox import Fault, SandboxServer
+from sandbox_support import (
+    API_KEY,
+    AUTH,
+    PROJECT,
+    TIMEOUT,
+    assert_nylas_error,
+    message,
+    read_first_line,
+    send,
+    send_url,
+    start_module,
+    url_in,
+    wait_for,
+)
+from txmail_sandbox import Fault, SandboxServer
 
-API_KEY = "sandbox-nylas-key"
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
-TIMEOUT = 10
 MB = 1024 * 1024
-REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def http():
-    with requests.Session() as session:
-        yield session
-
-
-def message(**fields):
-    payload = {
-        "from": {"email": "hello@acme.io", "name": "Acme"},
-        "to": [{"email": "ann@example.com", "name": "Ann"}],
-        "subject": "Welcome",
-        "body": "<p>Hi <b>Ann</b> &amp; welcome</p>",
-    }
-    payload.update(fields)
-    return {name: value for name, value in payload.items() if value is not None}
 
 
 def grant_message(**fields):
     return message(**{"from": [{"email": "ann@gmail.com", "name": "Ann"}], **fields})
-
-
-def send_url(sandbox, route="domain", target=None):
-    if route == "domain":
-        return f"{sandbox.url}/v3/domains/{target or 'acme.io'}/messages/send"
-    return f"{sandbox.url}/v3/grants/{target or 'grant-1'}/messages/send"
-
-
-def send(http, sandbox, payload, route="domain", target=None, key=None, timeout=TIMEOUT):
-    headers = {**AUTH, **({"Idempotency-Key": key} if key else {})}
-    return http.post(
-        send_url(sandbox, route, target), json=payload, headers=headers, timeout=timeout
-    )
 
 
 def send_multipart(http, sandbox, payload, files, route="domain", key=None, boundary=None):
@@ -80,15 +57,6 @@ def attachment(content, filename="notes.txt", content_type="text/plain", **extra
         "content_type": content_type,
         **extra,
     }
-
-
-def assert_nylas_error(response, status, error_type, mentions=""):
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"] == "application/json"
-    body = response.json()
-    assert body["error"]["type"] == error_type
-    assert body["request_id"]
-    assert mentions in body["error"]["message"]
 
 
 # Authentication
@@ -1033,123 +1001,19 @@ def test_stop_closes_idle_keep_alive_connections(http):
         requests.get(f"{sandbox.url}/_sandbox/health", timeout=TIMEOUT)
 
 
-def test_sandbox_imports_without_django():
-    code = "import sys, django_txmail.sandbox; assert 'django' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=30)
-
-
-# Management command
-
-
-def start_command(*args, settings_module="tests.sandbox_cmd_settings"):
-    """Run ``txmail_sandbox`` in a subprocess (``settings_module=None``: bare
-    ``settings.configure()``, so no TXMAIL setting at all).
-
-    The command object is called directly so that the subprocess does not
-    depend on the rest of the app being importable."""
-    configure = "" if settings_module else "django.conf.settings.configure()\n"
+def test_sandbox_imports_without_django_or_django_txmail():
     code = (
-        f"import sys, django, django.conf\n{configure}django.setup()\n"
-        "from django.core.management import call_command\n"
-        "from django_txmail.management.commands.txmail_sandbox import Command\n"
-        "call_command(Command(), *sys.argv[1:])\n"
+        "import sys, txmail_sandbox, txmail_sandbox.__main__\n"
+        "assert not {'django', 'django_txmail'} & set(sys.modules), sorted(sys.modules)"
     )
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    env["PYTHONUNBUFFERED"] = "1"
-    if settings_module:
-        env["DJANGO_SETTINGS_MODULE"] = settings_module
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    subprocess.run([sys.executable, "-c", code], cwd=PROJECT, check=True, timeout=30)
 
 
-def read_first_line(process):
-    line = []
-    reader = threading.Thread(target=lambda: line.append(process.stdout.readline()))
-    reader.start()
-    reader.join(30)
-    assert line and "listening on" in line[0], (line, process.poll())
-    return line[0]
-
-
-def url_in(line):
-    return re.search(r"http://[\d.:]+", line).group(0)
-
-
-def test_management_command_serves_settings_keys_until_sigterm():
-    process = start_command("--port", "0")
-    try:
-        first_line = read_first_line(process)
-        url = url_in(first_line)
-        with requests.Session() as session:
-            for key, status in [("cmd-nylas-key-one", 200), ("cmd-nylas-key-two", 200)]:
-                response = session.post(
-                    f"{url}/v3/domains/acme.io/messages/send",
-                    json=message(),
-                    headers={"Authorization": f"Bearer {key}"},
-                    timeout=TIMEOUT,
-                )
-                assert response.status_code == status
-            mailtrap = session.post(
-                f"{url}/v3/domains/acme.io/messages/send",
-                json=message(),
-                headers={"Authorization": "Bearer cmd-mailtrap-token"},
-                timeout=TIMEOUT,
-            )
-            assert mailtrap.status_code == 401
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=30)
-    finally:
-        process.kill()
-        process.wait(30)
-
-    assert process.returncode == 0, stderr
-    assert re.search(r"^POST /v3/domains/acme.io/messages/send 200 \d+\.\d ms$", stdout, re.M)
-    assert re.search(r"^POST /v3/domains/acme.io/messages/send 401 \d+\.\d ms$", stdout, re.M)
-    assert "2 API keys" in first_line
-    assert stdout.rstrip().endswith("Sandbox stopped.")
-    assert "cmd-nylas-key" not in first_line + stdout + stderr
-
-
-def test_management_command_takes_keys_and_latency_from_options():
-    process = start_command("--port", "0", "--api-key", "cli-key", "--latency", "0.2", "--quiet")
-    try:
-        url = url_in(read_first_line(process))
-        started = time.monotonic()
-        response = requests.post(
-            f"{url}/v3/domains/acme.io/messages/send",
-            json=message(),
-            headers={"Authorization": "Bearer cli-key"},
-            timeout=TIMEOUT,
-        )
-        assert response.status_code == 200
-        assert time.monotonic() - started >= 0.2
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=30)
-    finally:
-        process.kill()
-        process.wait(30)
-    assert process.returncode == 0, stderr
-    assert "POST" not in stdout
-    assert "cli-key" not in stdout + stderr
+# Command line
 
 
 def test_sandbox_runs_standalone_without_django():
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "django_txmail.sandbox", "--port", "0"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_module("--port", "0")
     try:
         url = url_in(read_first_line(process))
         response = requests.post(
@@ -1163,84 +1027,3 @@ def test_sandbox_runs_standalone_without_django():
         process.wait(30)
     assert process.returncode == 0, stderr
     assert "POST /v3/domains/acme.io/messages/send 200" in stdout
-
-
-def test_management_command_without_keys_says_what_to_do():
-    process = start_command("--port", "0", settings_module=None)
-    try:
-        stdout, stderr = process.communicate(timeout=30)
-    finally:
-        process.kill()
-        process.wait(30)
-    assert process.returncode != 0
-    assert "--api-key" in stderr
-
-
-# pytest plugin
-
-PLUGIN_TEST = """
-def test_uses_the_sandbox(txmail_sandbox, txmail_sandbox_server):
-    import requests
-    assert txmail_sandbox is txmail_sandbox_server
-    response = requests.post(
-        txmail_sandbox.url + "/v3/domains/acme.io/messages/send",
-        json={"from": {"email": "a@acme.io"}, "to": [{"email": "b@example.com"}]},
-        headers={"Authorization": "Bearer custom-key"},
-        timeout=10,
-    )
-    assert response.status_code == 200
-    assert len(txmail_sandbox.messages) == 1
-
-
-def test_starts_empty(txmail_sandbox):
-    assert txmail_sandbox.messages == []
-"""
-
-
-@pytest.mark.parametrize(
-    "entry_point, conftest",
-    [(True, True), (True, False), (False, True)],
-    ids=["entry-point-and-conftest", "entry-point-only", "conftest-only"],
-)
-def test_pytest_plugin_loads_once_whichever_way_it_is_registered(tmp_path, entry_point, conftest):
-    site = tmp_path / "site"
-    if entry_point:
-        dist_info = site / "txmail_sandbox_entry_point-0.dist-info"
-        dist_info.mkdir(parents=True)
-        (dist_info / "METADATA").write_text(
-            "Metadata-Version: 2.1\nName: txmail-sandbox-entry-point\nVersion: 0\n"
-        )
-        (dist_info / "entry_points.txt").write_text(
-            "[pytest11]\ntxmail_sandbox = django_txmail.sandbox.pytest_plugin\n"
-        )
-    project = tmp_path / "project"
-    project.mkdir()
-    plugins = '"django_txmail.sandbox.pytest_plugin"' if conftest else ""
-    (project / "conftest.py").write_text(
-        f"import pytest\npytest_plugins = [{plugins}]\n\n"
-        "@pytest.fixture(scope='session')\n"
-        "def txmail_sandbox_api_keys():\n    return {'custom-key'}\n"
-    )
-    (project / "test_plugin.py").write_text(PLUGIN_TEST)
-    env = {k: v for k, v in os.environ.items() if k != "PYTEST_DISABLE_PLUGIN_AUTOLOAD"}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(site)])
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:django"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 passed" in result.stdout
-
-
-def wait_for(condition, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import base64
-import signal
 
 import pytest
 import requests
 
-from django_txmail.sandbox import DEFAULT_MAILTRAP_API_TOKEN, Fault, FaultPlan, SandboxServer
-from tests.test_sandbox import read_first_line, start_command, url_in
+from txmail_sandbox import DEFAULT_MAILTRAP_API_TOKEN, Fault, FaultPlan, SandboxServer
 
 TOKEN = DEFAULT_MAILTRAP_API_TOKEN
 AUTH = {"Api-Token": TOKEN}
 TIMEOUT = 10
 TEMPLATE = "b81aabcd-1a1e-41cf-91b6-eca0254b3d96"
-
-
-@pytest.fixture
-def http():
-    with requests.Session() as session:
-        yield session
 
 
 def message(**fields):
@@ -426,35 +418,3 @@ def test_the_messages_endpoint_lists_mailtrap_messages_with_their_ids(txmail_san
     assert listed["message_ids"] == [txmail_sandbox.messages[0].id]
     assert "content" not in listed["payload"]["attachments"][0]
     assert listed["attachments"][0]["size"] == 2
-
-
-def test_the_management_command_accepts_the_settings_mailtrap_token():
-    process = start_command("--port", "0", "--mailerlogic-key", "cli-ml-key")
-    try:
-        first_line = read_first_line(process)
-        url = url_in(first_line)
-        with requests.Session() as session:
-            ok = session.post(
-                f"{url}/api/send",
-                json=message(),
-                headers={"Api-Token": "cmd-mailtrap-token"},
-                timeout=TIMEOUT,
-            )
-            assert ok.status_code == 200, ok.text
-            refused = session.post(
-                f"{url}/api/send",
-                json=message(),
-                headers={"Api-Token": "cmd-nylas-key-one"},
-                timeout=TIMEOUT,
-            )
-            assert refused.status_code == 401
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=30)
-    finally:
-        process.kill()
-        process.wait(30)
-    assert process.returncode == 0, stderr
-    assert "Mailtrap: 1 API token" in first_line and "MailerLogic: 1 API key" in first_line
-    assert "POST /api/send 200" in stdout and "POST /api/send 401" in stdout
-    assert "cmd-mailtrap-token" not in first_line + stdout + stderr
-    assert "cli-ml-key" not in first_line + stdout + stderr

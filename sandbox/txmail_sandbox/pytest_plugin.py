@@ -13,9 +13,9 @@
 ``txmail_sandbox_mailtrap_tokens``, ``txmail_sandbox_mailerlogic_keys``
     The same for the Mailtrap API tokens and MailerLogic API keys.
 
-The module is registered through the ``pytest11`` entry point when the
-package is installed, and a source checkout's conftest can also list it in
-``pytest_plugins``. Either way it is registered once: whichever name it is
+The module is registered through the ``pytest11`` entry point of the
+``django-txmail-sandbox`` distribution when it is installed, and a conftest
+can also list ``"txmail_sandbox.pytest_plugin"`` in ``pytest_plugins``. Either way it is registered once: whichever name it is
 registered under first, it blocks the other, so pytest skips the second
 registration instead of failing on it.
 """
@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from django_txmail.sandbox.server import (
+from txmail_sandbox.server import (
     DEFAULT_MAILERLOGIC_API_KEY,
     DEFAULT_MAILTRAP_API_TOKEN,
     DEFAULT_NYLAS_API_KEY,

@@ -1,5 +1,5 @@
 """The command-line options of webhook emission, shared by ``manage.py
-txmail_sandbox`` and ``python -m django_txmail.sandbox`` (see ``console.py``
+txmail_sandbox`` and ``python -m txmail_sandbox`` (see ``console.py``
 for the others), so both take the same flags and say the same things.
 
 ``--webhook-url PROVIDER=URL`` (repeatable) posts that provider's delivery

@@ -42,7 +42,7 @@ from io import BufferedIOBase
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-logger = logging.getLogger("django_txmail.sandbox")
+logger = logging.getLogger("txmail_sandbox")
 
 #: Unread request bodies up to this size are read and discarded so the
 #: connection can be reused; anything larger gets its answer and a close.

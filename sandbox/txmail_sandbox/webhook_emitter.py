@@ -58,7 +58,7 @@ from .webhook_values import (
     WebhookTarget,
 )
 
-logger = logging.getLogger("django_txmail.sandbox")
+logger = logging.getLogger("txmail_sandbox")
 
 USER_AGENT = "txmail-sandbox-webhooks"
 _RESPONSE_KEPT = 2000  # characters of the app's answer kept in the log

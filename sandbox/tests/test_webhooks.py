@@ -1,14 +1,14 @@
 """The sandbox posts signed delivery notifications back to the app, and
-emulates Nylas's webhooks API. No database: a small local HTTP server
-stands in for the app's webhook endpoint."""
+emulates Nylas's webhooks API. A small local HTTP server stands in for the
+app's webhook endpoint; that django-txmail's own endpoint accepts and reads
+them is tested in the root project's ``tests/test_webhooks_e2e.py``."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,27 +17,16 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from django_txmail.conf import ProviderAccount
-from django_txmail.exceptions import ProviderAPIError, UnsupportedFeature
-from django_txmail.management.commands.txmail_sandbox import webhook_secret_from_settings
-from django_txmail.providers import Adapter, ProviderResponse
-from django_txmail.providers.nylas.send import NylasAdapter
-from django_txmail.providers.nylas.webhooks import TYPES
-from django_txmail.providers.nylas.webhooks import parse as parse_nylas
-from django_txmail.sandbox import SandboxServer, WebhookOptions
-from django_txmail.sandbox.mailbox_simulator import outcome
-from django_txmail.sandbox.webhook_console import (
+from sandbox_support import AUTH, TIMEOUT, read_first_line, start_module, url_in
+from txmail_sandbox import SandboxServer, WebhookOptions
+from txmail_sandbox.mailbox_simulator import outcome
+from txmail_sandbox.webhook_console import (
     webhook_options_from_options,
     webhook_targets_from_options,
 )
-from django_txmail.tracking.views import signature_matches
-from tests.test_sandbox import REPO, read_first_line, url_in
 
-API_KEY = "sandbox-nylas-key"
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
 SECRET = "whsec-sandbox-tests"
 FAST = WebhookOptions(delay=0, retry_delay=0.05)
-TIMEOUT = 10
 DELIVERED = "message.transactional.delivered"
 BOUNCED = "message.transactional.bounced"
 COMPLAINT = "message.transactional.complaint"
@@ -177,15 +166,18 @@ def test_each_notification_has_nylas_s_envelope_and_the_message_as_sent(sandbox,
     assert delivered["recipients"] == ["ann@x.example", "cc@x.example", "audit@x.example"]
 
 
-def test_signature_verifies_with_the_apps_own_check(sandbox, receiver):
+def nylas_signature(body, secret=SECRET):
+    """Nylas's ``X-Nylas-Signature``: the hex HMAC-SHA256 of the raw body under
+    the webhook secret."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def test_each_post_is_signed_as_nylas_signs_it(sandbox, receiver):
     send(sandbox, "ann@x.example", "bounce@x.example")
     sandbox.flush_webhooks(TIMEOUT)
     assert len(receiver.posts) == 2
     for headers, body in receiver.posts:
-        signature = headers["X-Nylas-Signature"]
-        assert signature == signature.lower() and len(signature) == 64
-        assert signature_matches(body, signature, (SECRET,))
-        assert not signature_matches(body, signature, ("another-secret",))
+        assert headers["X-Nylas-Signature"] == nylas_signature(body)
 
 
 def test_the_log_records_each_post_and_the_apps_answer(sandbox, receiver):
@@ -241,29 +233,12 @@ def test_recipients_with_the_same_outcome_share_one_notification(sandbox, receiv
     assert len({n["id"] for n in notifications}) == 3
 
 
-def test_the_apps_parser_reads_every_outcome(sandbox, receiver):
-    send(sandbox, "ann@x.example", "bounce@x.example", "complaint@x.example")
-    sandbox.flush_webhooks(TIMEOUT)
-    events = [event for _, body in receiver.posts for event in parse_nylas(body)]
-    assert sorted((e.type, e.recipient) for e in events) == [
-        ("bounced", "bounce@x.example"),
-        ("complained", "complaint@x.example"),
-        ("delivered", "ann@x.example"),
-        ("delivered", "complaint@x.example"),
-    ]
-    assert {e.message_id for e in events} == {"7b0c9d6e-0000-4000-8000-000000000042"}
-    [bounce] = [e for e in events if e.type == "bounced"]
-    assert (bounce.bounce_type, bounce.reason) == ("UserUnknown", "smtp; 550 5.1.1 user unknown")
-
-
 def test_reject_anywhere_rejects_the_whole_message_and_nothing_else(sandbox, receiver):
     send(sandbox, "ann@x.example", "reject@x.example", tracking_options=TRACK)
     sandbox.flush_webhooks(TIMEOUT)
     [notification] = receiver.notifications()
     assert notification["type"] == REJECTED
     assert isinstance(notification["data"]["object"]["rejected_at"], int)
-    [event] = parse_nylas(receiver.posts[0][1])
-    assert (event.type, event.recipient) == ("rejected", "")
 
 
 # Tracking
@@ -292,14 +267,9 @@ def test_opens_and_clicks_are_reported_when_tracking_is_on(sandbox, receiver):
         {"count": 1, "url": "https://acme.io/orders/42"},
         {"count": 0, "url": "https://acme.io/help"},
     ]
+    assert clicked["message_id"] == message_id
     assert clicked["recents"][0]["link_index"] == 0
-    [event] = parse_nylas(receiver.posts[2][1])
-    assert (event.type, event.click_url, event.provider_message_id) == (
-        "clicked",
-        "https://acme.io/orders/42",
-        message_id,
-    )
-    assert event.user_agent == recent["user_agent"]
+    assert clicked["recents"][0]["user_agent"] == recent["user_agent"]
 
 
 def test_no_tracking_events_without_tracking_an_html_body_or_a_delivery(sandbox, receiver):
@@ -344,7 +314,7 @@ def test_a_failing_answer_is_retried_with_the_same_id_and_the_attempt_counted(sa
     assert len({n["id"] for n in notifications}) == 1
     assert [d.status for d in sandbox.webhook_log] == [500, 503, 200]
     for headers, body in receiver.posts:  # each attempt signed anew
-        assert signature_matches(body, headers["X-Nylas-Signature"], (SECRET,))
+        assert headers["X-Nylas-Signature"] == nylas_signature(body)
 
 
 def test_three_failed_attempts_give_up(sandbox, receiver):
@@ -479,7 +449,7 @@ def test_a_registered_webhook_gets_its_own_secret_and_becomes_a_target(txmail_sa
     txmail_sandbox.flush_webhooks(TIMEOUT)
     assert [n["type"] for n in receiver.notifications()] == [DELIVERED, BOUNCED]
     for headers, raw in receiver.posts:
-        assert signature_matches(raw, headers["X-Nylas-Signature"], (data["webhook_secret"],))
+        assert headers["X-Nylas-Signature"] == nylas_signature(raw, data["webhook_secret"])
 
 
 def test_listing_webhooks_leaves_the_secret_out(txmail_sandbox, receiver):
@@ -529,46 +499,6 @@ def test_registration_needs_the_api_key_and_a_url_of_its_own(txmail_sandbox, rec
     assert again.status_code == 400 and "exists already" in again.json()["error"]["message"]
 
 
-# The adapter's side of registration
-
-
-def nylas_adapter():
-    account = ProviderAccount("nylas", "nylas", "https://api.us.nylas.com", {"API_KEY": "key"})
-    return NylasAdapter(account)
-
-
-def test_the_nylas_adapter_builds_the_registration_request():
-    request = nylas_adapter().build_register_webhook("https://app.example/txmail/webhooks/nylas/")
-    assert (request.method, request.url) == ("POST", "https://api.us.nylas.com/v3/webhooks")
-    assert request.headers["Authorization"] == "Bearer key"
-    body = json.loads(request.body)
-    assert body["webhook_url"] == "https://app.example/txmail/webhooks/nylas/"
-    assert body["trigger_types"] == list(TYPES)
-    assert body["description"] == "django-txmail (nylas)"
-
-
-def test_the_nylas_adapter_reads_the_new_webhook_and_its_errors():
-    data = {"id": "wh1", "webhook_url": "u", "webhook_secret": "whsec-new", "trigger_types": []}
-    webhook = nylas_adapter().parse_register_webhook(
-        ProviderResponse(200, {}, json.dumps({"request_id": "r", "data": data}).encode())
-    )
-    assert (webhook.id, webhook.url, webhook.secret) == ("wh1", "u", "whsec-new")
-    assert "whsec-new" not in repr(webhook)
-    error = {"request_id": "r", "error": {"type": "invalid_request_error", "message": "bad url"}}
-    with pytest.raises(ProviderAPIError, match="bad url"):
-        nylas_adapter().parse_register_webhook(
-            ProviderResponse(400, {}, json.dumps(error).encode())
-        )
-    with pytest.raises(ProviderAPIError, match="no data.id"):
-        nylas_adapter().parse_register_webhook(ProviderResponse(200, {}, b'{"data": {}}'))
-
-
-def test_adapters_without_a_registration_api_say_so():
-    account = ProviderAccount("other", "x.Other", "https://api.example", {})
-    with pytest.raises(UnsupportedFeature, match="webhook registration"):
-        Adapter(account).build_register_webhook("https://app.example/hook/")
-
-
 # Command-line options
 
 
@@ -613,36 +543,12 @@ def test_bad_webhook_option_values_are_explained():
         webhook_options_from_options({"webhook_delay": -1.0})
 
 
-def test_the_secret_defaults_to_the_accounts_webhook_secret(settings):
-    settings.TXMAIL = {
-        "PROVIDERS": {
-            "nylas": {"ADAPTER": "nylas", "API_KEY": "k", "WEBHOOK_SECRET": "one"},
-            "nylas-eu": {"ADAPTER": "nylas", "API_KEY": "k2"},
-        }
-    }
-    assert webhook_secret_from_settings("nylas") == "one"
-    settings.TXMAIL["PROVIDERS"]["nylas-eu"]["WEBHOOK_SECRET"] = "two"
-    with pytest.raises(ValueError, match="different WEBHOOK_SECRETs"):
-        webhook_secret_from_settings("nylas")
-
-
 def test_the_command_line_sandbox_posts_to_the_webhook_url(receiver):
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "django_txmail.sandbox",
-            "--port=0",
-            f"--webhook-url=nylas={receiver.url}",
-            f"--webhook-secret=nylas={SECRET}",
-            "--webhook-delay=0",
-        ],
-        cwd=REPO,
-        env=env | {"PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    process = start_module(
+        "--port=0",
+        f"--webhook-url=nylas={receiver.url}",
+        f"--webhook-secret=nylas={SECRET}",
+        "--webhook-delay=0",
     )
     try:
         line = read_first_line(process)
@@ -660,7 +566,7 @@ def test_the_command_line_sandbox_posts_to_the_webhook_url(receiver):
             time.sleep(0.02)
         [(headers, body)] = receiver.posts
         assert json.loads(body)["type"] == BOUNCED
-        assert signature_matches(body, headers["X-Nylas-Signature"], (SECRET,))
+        assert headers["X-Nylas-Signature"] == nylas_signature(body)
     finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=TIMEOUT)
