@@ -15,9 +15,10 @@
 
 The module is registered through the ``pytest11`` entry point of the
 ``django-txmail-sandbox`` distribution when it is installed, and a conftest
-can also list ``"txmail_sandbox.pytest_plugin"`` in ``pytest_plugins``. Either way it is registered once: whichever name it is
-registered under first, it blocks the other, so pytest skips the second
-registration instead of failing on it.
+can also list ``"txmail_sandbox.pytest_plugin"`` in ``pytest_plugins``.
+Either way it is registered once: whichever name it is registered under
+first, it blocks the other, so pytest skips the second registration instead
+of failing on it.
 """
 
 from __future__ import annotations
