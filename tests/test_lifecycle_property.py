@@ -629,6 +629,11 @@ def test_a_provider_failure_reported_before_the_accept_is_not_undone_by_it(provi
     assert row_of(message.pk)[:2] == ("failed", "provider")
 
 
+def test_the_table_never_lets_an_accept_undo_the_providers_failure():
+    assert states.allowed(Cause.ACCEPT, "failed", "sent", before_origin="ours")
+    assert not states.allowed(Cause.ACCEPT, "failed", "sent", before_origin="provider")
+
+
 @pytest.mark.parametrize("first", ["claim", "cancel"])
 def test_a_cancel_racing_a_claim_exactly_one_wins(provider, domain, first):
     message, _ = record(outbound := email(), resolve(outbound))
