@@ -159,7 +159,7 @@ def allowed(cause: Cause, before: str, after: str, *, before_origin: str = "") -
         return False
     if cause == Cause.EVENT:
         return rank(after, Origin.PROVIDER) > rank(before, before_origin)
-    if cause == Cause.RETRY_NOW and before == S.FAILED:
+    if cause in (Cause.ACCEPT, Cause.RETRY_NOW) and before == S.FAILED:
         return before_origin != Origin.PROVIDER
     return True
 
