@@ -27,7 +27,7 @@ A failure is kept with its origin (``Message.failure_origin``): a verdict of
 ours (the attempts ran out, an error we could not resolve) ranks below any
 word from the provider, so a message we gave up on that the provider later
 reports delivered, bounced or complained takes that status; a failure the
-provider reported ranks with bounces, as it always has.
+provider reported ranks above delivery, as it always has.
 
 The status groups other modules ask about (``NOT_SENT_YET``,
 ``WAITING``, ...) are defined here once.
@@ -94,14 +94,17 @@ STATUS_OF_EVENT: dict[str, str] = {
 }
 
 #: Precedence of provider evidence (see :func:`rank`); unlisted statuses rank 0.
+#: No two statuses share a rank, so reports end in one status whatever order
+#: they arrive in: of the provider's failures, the most specific stands (a
+#: bounce names the recipient's server, a rejection the provider's refusal).
 _RANK = {
     S.SENT: 1,
     S.DEFERRED: 2,
     S.DELIVERED: 3,
-    S.BOUNCED: 4,
-    S.REJECTED: 4,
     S.FAILED: 4,
-    S.COMPLAINED: 5,
+    S.REJECTED: 5,
+    S.BOUNCED: 6,
+    S.COMPLAINED: 7,
 }
 
 TRANSITIONS: dict[Cause, Transition] = {
@@ -115,16 +118,19 @@ TRANSITIONS: dict[Cause, Transition] = {
     ),
     Cause.RELEASE: Transition(_set(S.SENDING), _set(S.QUEUED), "a claim given back unattempted"),
     Cause.ACCEPT: Transition(
-        # Anything meaning "not sent yet" (also a give-up of ours recorded while
-        # this answer was on its way); never what the provider reported since.
-        _set(S.SENDING, S.QUEUED, S.FAILED),
+        # Anything meaning "not sent yet" (also a give-up of ours, or a cancel,
+        # recorded while this answer was on its way: the provider has it all
+        # the same); never what the provider reported since.
+        _set(S.SENDING, S.QUEUED, S.FAILED, S.CANCELLED),
         _set(S.SENT, S.SCHEDULED),
         "sent; scheduled when the provider holds it for send_at",
     ),
     Cause.TRANSIENT: Transition(_set(S.SENDING), _set(S.QUEUED), "retried after a backoff"),
     Cause.PERMANENT: Transition(_set(S.SENDING), _set(S.FAILED), "failed, origin ours"),
     Cause.GIVE_UP: Transition(_set(S.SENDING), _set(S.FAILED), "failed, origin ours"),
-    Cause.CANCEL: Transition(_set(S.QUEUED, S.SCHEDULED), _set(S.CANCELLED), "never sent"),
+    Cause.CANCEL: Transition(
+        _set(S.QUEUED, S.SCHEDULED), _set(S.CANCELLED), "not sent yet (a late acceptance wins)"
+    ),
     Cause.RETRY_NOW: Transition(
         _set(S.FAILED, S.QUEUED), _set(S.QUEUED), "failed (ours), or waiting for a retry"
     ),
