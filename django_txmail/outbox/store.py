@@ -150,6 +150,34 @@ class Plan:
     caller_key: bool
 
 
+#: The OutboundEmail fields that are JSON objects in the row.
+_OBJECT_FIELDS = (
+    "headers",
+    "header_overrides",
+    "metadata",
+    "template_vars",
+    "esp_extra",
+    "merge_data",
+    "merge_metadata",
+    "merge_headers",
+)
+
+
+def _in_key_order(value: Any) -> Any:
+    """``value`` with every dict in it ordered by key.
+
+    PostgreSQL's jsonb keeps an object's keys in an order of its own, SQLite
+    in the order they came: both the message as planned and the message
+    loaded from its row put them in key order, so every attempt builds the
+    same bytes (a provider refuses a reused idempotency key with another body).
+    """
+    if isinstance(value, dict):
+        return {key: _in_key_order(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_in_key_order(item) for item in value]
+    return value
+
+
 def plan(
     email: OutboundEmail,
     schedule_window: tuple[timedelta, timedelta] | None = None,
@@ -168,6 +196,8 @@ def plan(
     sends it.
     """
     caller_key = bool(email.idempotency_key)
+    for name in _OBJECT_FIELDS:
+        setattr(email, name, _in_key_order(getattr(email, name)))
     if email.message_id is None:
         email.message_id = uuid.uuid4()
     if not email.idempotency_key:
@@ -260,7 +290,7 @@ def load(message: Message) -> OutboundEmail:
     def addresses(values: list[dict[str, str]]) -> list[Address]:
         return [Address(v["email"], v.get("name", "")) for v in values]
 
-    options = dict(message.options)
+    options = _in_key_order(message.options)
     provider_scheduled = options.pop("provider_scheduled", False)
     alternatives = [tuple(alt) for alt in options.pop("alternatives", [])]
     overrides = {k: addresses(v) for k, v in options.pop("header_overrides", {}).items()}
@@ -274,13 +304,13 @@ def load(message: Message) -> OutboundEmail:
         subject=message.subject,
         text=message.text_body,
         html=message.html_body,
-        headers=dict(message.headers),
+        headers=_in_key_order(message.headers),
         header_overrides=overrides,
         alternatives=alternatives,  # type: ignore[arg-type]
         attachments=[_stored_attachment(row, storage) for row in message.attachments.all()]
         if message.attachment_count
         else [],
-        metadata=dict(message.metadata),
+        metadata=_in_key_order(message.metadata),
         tags=list(message.tags),
         # The provider gets send_at only when it holds the message itself.
         send_at=message.send_at if provider_scheduled else None,
