@@ -191,6 +191,7 @@ class MessageAdmin(MessageActions, CountlessList, admin.ModelAdmin):
                     "next_attempt_at",
                     "last_error",
                     "last_error_type",
+                    "failure_origin",
                     "resent_from",
                     "resends_display",
                     "created_at",
