@@ -148,3 +148,12 @@ def test_buttons_match_the_status_and_the_permissions(client):
     assert "Resend…" in page and "Retry now" in page and "Cancel sending" not in page
     page = client.get(change_url(queued)).text
     assert "Cancel sending" in page and "Retry now" not in page
+
+
+def test_a_failure_says_whose_verdict_it_is_and_only_ours_is_retried(admin_client):
+    ours = message_row(status="failed", failure_origin="ours")
+    reported = message_row(status="failed", failure_origin="provider")
+    page = admin_client.get(change_url(ours)).text
+    assert "our verdict" in page and "Retry now" in page
+    page = admin_client.get(change_url(reported)).text
+    assert "the provider&#x27;s report" in page and "Retry now" not in page
