@@ -16,7 +16,7 @@ from django_txmail.exceptions import ProviderAPIError
 from django_txmail.models import Message
 from django_txmail.outbox import states
 from django_txmail.outbox.states import TRANSITIONS, Cause, allowed, rank
-from tests.conftest import txmail_settings
+from tests.conftest import txmail_settings, use_our_backend
 from tests.test_webhooks import SECRET, bounced, complaint, delivered, notification, post
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +30,7 @@ def gave_up(settings, domain):
     settings.TXMAIL = txmail_settings(
         "http://127.0.0.1:9", account={"WEBHOOK_SECRET": SECRET}, MAX_ATTEMPTS=1
     )
-    settings.EMAIL_BACKEND = "django_txmail.backends.EmailBackend"
+    use_our_backend(settings)
     with pytest.raises(ProviderAPIError, match="cannot reach"):
         mail.send_mail("Receipt", "Thanks", "noreply@example.com", ["ann@x.example"])
     message = Message.objects.get()
