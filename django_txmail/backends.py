@@ -43,7 +43,7 @@ from django_txmail.models import Message
 from django_txmail.outbound_email import OutboundEmail
 from django_txmail.outbox import states
 from django_txmail.outbox.dispatch import hand_over, in_caller_transaction
-from django_txmail.outbox.store import plan, record
+from django_txmail.outbox.store import Plan, plan, record_all
 from django_txmail.routing import ResolvedRoute, resolve
 from django_txmail.sending.attempt import Sender
 
@@ -80,6 +80,8 @@ class EmailBackend(BaseEmailBackend):
         self.sender: Sender | None = None
         self._lock = threading.RLock()
         self._routes: dict[tuple[str, str, str], ResolvedRoute] = {}
+        # How this call delivers (TXMAIL["DELIVERY"], and whether the caller is in a transaction).
+        self._by_task = self._after_commit = False
 
     @property
     def session(self):
@@ -120,6 +122,8 @@ class EmailBackend(BaseEmailBackend):
         with self._lock:
             opened = self.open()
             self._routes = {}  # routes are looked up once per sender per call
+            self._by_task = get_settings().delivery == "task"
+            self._after_commit = not self._by_task and in_caller_transaction()
             try:
                 return self._send_all(email_messages)
             finally:
@@ -128,26 +132,20 @@ class EmailBackend(BaseEmailBackend):
                     self.close()
 
     def _send_all(self, email_messages: Sequence[EmailMessage]) -> int:
-        recorded: list[tuple[EmailMessage, list[Message]]] = []
-        # New rows this call recorded as "sending", with what to send: it sends them.
-        claimed: dict[Any, tuple[Message, OutboundEmail]] = {}
+        planned: list[tuple[EmailMessage, ResolvedRoute, list[Plan]]] = []
         errors: list[TxMailError] = []
         unexpected: BaseException | None = None
         for django_message in email_messages:
             try:
-                messages, created = self._record(django_message)
+                planned.append((django_message, *self._plan(django_message)))
             except TxMailError as exc:
                 errors.append(exc)
-                continue
             except Exception as exc:
-                # Send what is already recorded before letting this through.
+                # Record and send what is planned before letting this through.
                 unexpected = exc
                 break
-            recorded.append((django_message, messages))
-            claimed.update(
-                (m.pk, (m, sent)) for m, sent in created if m.status == Message.Status.SENDING
-            )
-        errors += self._deliver_claimed(list(claimed.values()))
+        recorded, claimed = self._record(planned, errors)
+        errors += self._deliver_claimed(claimed)
         if unexpected is not None:
             raise unexpected
         sent = 0
@@ -171,36 +169,60 @@ class EmailBackend(BaseEmailBackend):
             raise errors[0]
         return sent
 
-    def _record(
-        self, django_message: EmailMessage
-    ) -> tuple[list[Message], list[tuple[Message, OutboundEmail]]]:
-        """Compose, route, check and record one Django message (maybe in parts).
+    def _plan(self, django_message: EmailMessage) -> tuple[ResolvedRoute, list[Plan]]:
+        """Compose, route, plan and check one Django message (maybe in parts).
 
-        Returns its messages and those of them newly recorded, each with the
-        email its first attempt sends (the one checked, its payload already
-        built). A reused idempotency key returns the existing row, which this
-        call must not send (another process may be sending it).
+        Nothing is written: every part is checked, as the provider will get
+        it, before any part of any message of the call is recorded.
         """
         assert self.sender is not None
         email = compose(django_message)
         resolved = self._resolve(email)
         adapter = self.sender.adapter(resolved.account.name)
-        by_task = get_settings().delivery == "task"
-        after_commit = not by_task and in_caller_transaction()
         window = adapter.scheduling_window(resolved.route)
-        plans = [
-            plan(part, window, claim=not (by_task or after_commit)) for part in adapter.split(email)
-        ]
-        for planned in plans:  # every part is checked before any is recorded
-            adapter.check(planned.sent, resolved.route)
-        messages, new = [], []
+        claim = not (self._by_task or self._after_commit)
+        plans = [plan(part, window, claim=claim) for part in adapter.split(email)]
         for planned in plans:
-            message, created = record(planned, resolved)
-            if created:
-                self._hand_over(message, by_task, after_commit)
-                new.append((message, planned.sent))
-            messages.append(message)
-        return messages, new
+            adapter.check(planned.sent, resolved.route)
+        return resolved, plans
+
+    def _record(
+        self,
+        planned: list[tuple[EmailMessage, ResolvedRoute, list[Plan]]],
+        errors: list[TxMailError],
+    ) -> tuple[list[tuple[EmailMessage, list[Message]]], list[tuple[Message, OutboundEmail]]]:
+        """Record every planned message of the call in one transaction.
+
+        Returns each Django message with its rows, and the rows newly recorded
+        claimed ("sending") with the email their first attempt sends (the one
+        checked, its payload already built): this call sends those. A reused
+        idempotency key answers with the existing row, which this call must
+        not send (another process may be sending it); a refused part adds its
+        error to ``errors``.
+        """
+        outcomes = iter(
+            record_all([(p, resolved) for _, resolved, plans in planned for p in plans])
+        )
+        recorded, claimed = [], []
+        for django_message, _, plans in planned:
+            messages, refused = [], None
+            for planned_part in plans:
+                outcome = next(outcomes)
+                if isinstance(outcome, TxMailError):
+                    refused = refused or outcome
+                    continue
+                message, created = outcome
+                messages.append(message)
+                if not created:
+                    continue
+                self._hand_over(message)
+                if message.status == Message.Status.SENDING:
+                    claimed.append((message, planned_part.sent))
+            if refused is not None:
+                errors.append(refused)
+            else:
+                recorded.append((django_message, messages))
+        return recorded, claimed
 
     def _deliver_claimed(self, claimed: list[tuple[Message, OutboundEmail]]) -> list[TxMailError]:
         """Send the messages this call recorded as claimed; return the failures."""
@@ -235,10 +257,12 @@ class EmailBackend(BaseEmailBackend):
             self._routes[key] = resolve(email, provider=self.provider)
         return self._routes[key]
 
-    def _hand_over(self, message: Message, by_task: bool, after_commit: bool) -> None:
+    def _hand_over(self, message: Message) -> None:
         """Hand a newly recorded message to whatever delivers it, unless this call does.
 
         Messages recorded claimed ("sending") are sent by ``_deliver_claimed``;
         held ones wait in the outbox until due (``txmail_worker`` sends them).
         """
-        hand_over(message, by_task=by_task, after_commit=after_commit, timeout=self.timeout)
+        hand_over(
+            message, by_task=self._by_task, after_commit=self._after_commit, timeout=self.timeout
+        )

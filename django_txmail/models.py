@@ -419,8 +419,12 @@ class Message(models.Model):
     def __str__(self) -> str:
         return f"{self.subject or '(no subject)'} → {self.recipient_summary}"
 
+    def recipient_index(self) -> str:
+        """``recipient_emails`` as it should be for the current addresses."""
+        return "\n".join(email.lower() for email in self.recipients)
+
     def save(self, *args, **kwargs):
-        self.recipient_emails = "\n".join(email.lower() for email in self.recipients)
+        self.recipient_emails = self.recipient_index()
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and {"to", "cc", "bcc"} & set(update_fields):
             kwargs["update_fields"] = {*update_fields, "recipient_emails"}

@@ -18,7 +18,6 @@ file (logged), never a row pointing at a missing file.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from django.db.models import QuerySet
 
 from django_txmail.models import Attempt, DeliveryEvent, Message, MessageAttachment
 from django_txmail.outbox import states
-from django_txmail.outbox.store import attachment_storage
+from django_txmail.outbox.store import delete_files
 
 logger = logging.getLogger("django_txmail.outbox.cleanup")
 
@@ -144,20 +143,8 @@ def cleanup(
 
 
 def _delete_files(names: list[str], report: CleanupReport) -> None:
-    storage = attachment_storage()
-    folders = set()
-    for name in names:
-        try:
-            storage.delete(name)
-        except OSError as exc:
-            report.files_failed += 1
-            logger.warning("Could not delete attachment file %s: %s", name, exc)
-        else:
-            report.attachment_files += 1
-            folders.add(os.path.dirname(name))
-    for folder in folders:
-        # Each message's files share a folder; on a local disk, drop it once empty.
-        try:
-            os.rmdir(storage.path(folder))
-        except (NotImplementedError, OSError):
-            pass  # not a local storage, or the folder still holds something
+    failed = delete_files(names)
+    for name, exc in failed:
+        logger.warning("Could not delete attachment file %s: %s", name, exc)
+    report.files_failed += len(failed)
+    report.attachment_files += len(names) - len(failed)

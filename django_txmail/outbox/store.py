@@ -14,19 +14,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import uuid
-from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, storages
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
 from django_txmail.conf import get_settings
-from django_txmail.exceptions import InvalidMessage
+from django_txmail.exceptions import InvalidMessage, TxMailError
 from django_txmail.models import Message, MessageAttachment
 from django_txmail.outbound_email import Address, Attachment, OutboundEmail
 from django_txmail.outbox import states
@@ -73,33 +73,6 @@ def _options(email: OutboundEmail) -> dict[str, Any]:
     return options
 
 
-def _store_attachments(message: Message, contents: list[bytes], email: OutboundEmail) -> None:
-    storage = attachment_storage()
-    saved: list[str] = []
-    try:
-        for position, (attachment, content) in enumerate(
-            zip(email.attachments, contents, strict=True)
-        ):
-            # The real filename is on the row; the stored name never depends on it.
-            name = storage.save(f"txmail/{message.pk}/{position}", ContentFile(content))
-            saved.append(name)
-            MessageAttachment.objects.create(
-                message=message,
-                position=position,
-                filename=attachment.filename,
-                mimetype=attachment.mimetype,
-                size=len(content),
-                sha256=hashlib.sha256(content).hexdigest(),
-                content_id=attachment.content_id,
-                inline=attachment.inline,
-                storage_name=name,
-            )
-    except BaseException:
-        for name in saved:
-            storage.delete(name)
-        raise
-
-
 def _content_hash(email: OutboundEmail, contents: list[bytes]) -> str:
     """A fingerprint of what the message says and to whom (not of when it was made)."""
     canonical = {
@@ -124,14 +97,11 @@ def _content_hash(email: OutboundEmail, contents: list[bytes]) -> str:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
-def _existing(key: str, content_hash: str) -> Message | None:
-    existing = Message.objects.filter(idempotency_key=key).first()
-    if existing is not None and existing.content_hash != content_hash:
-        raise InvalidMessage(
-            f"The idempotency key {key!r} was already used for a different message "
-            f"({existing.pk}); use a new key for new content."
-        )
-    return existing
+def _mismatch(key: str, existing: Message) -> InvalidMessage:
+    return InvalidMessage(
+        f"The idempotency key {key!r} was already used for a different message "
+        f"({existing.pk}); use a new key for new content."
+    )
 
 
 @dataclass
@@ -211,66 +181,193 @@ def plan(
 
 
 def record(planned: Plan, resolved: ResolvedRoute) -> tuple[Message, bool]:
-    """Store a planned message in the outbox; return the row and whether it is new.
+    """Store one planned message (see :func:`record_all`); raise what it refuses."""
+    [outcome] = record_all([(planned, resolved)])
+    if isinstance(outcome, TxMailError):
+        raise outcome
+    return outcome
 
-    A caller-supplied idempotency key that is already in the outbox returns
-    the existing message instead of a second copy — the same key is the same
-    message, so a retried web request never sends twice — unless the content
-    differs, which is an error.
+
+@dataclass
+class _New:
+    """A message to insert, its attachment rows, and the files they name."""
+
+    message: Message
+    email: OutboundEmail
+    contents: list[bytes]
+    attachments: list[MessageAttachment] = field(default_factory=list)
+
+
+def record_all(
+    items: list[tuple[Plan, ResolvedRoute]],
+) -> list[tuple[Message, bool] | TxMailError]:
+    """Store planned messages in the outbox, in one transaction; per item, the row
+    and whether it is new, or the error that refused it.
+
+    A caller-supplied idempotency key that is already in the outbox (or
+    earlier in ``items``) answers with the existing message instead of a second
+    copy — the same key is the same message, so a retried web request never
+    sends twice — unless the content differs, which refuses that item only.
+    Attachment files are written to storage first and deleted again if the
+    transaction does not commit; the rows, messages and attachments, go in
+    bulk INSERTs: one commit however many messages a call records.
     """
-    email = planned.email
-    contents = [attachment.read() for attachment in email.attachments]
-    content_hash = _content_hash(email, contents)
-    key = email.idempotency_key
-    if planned.caller_key and (existing := _existing(key, content_hash)):
-        email.message_id = existing.pk
+    outcomes: list[tuple[Message, bool] | TxMailError | None] = [None] * len(items)
+    keys = [planned.email.idempotency_key for planned, _ in items if planned.caller_key]
+    known = {m.idempotency_key: m for m in Message.objects.filter(idempotency_key__in=keys)}
+    new: dict[int, _New] = {}
+    for index, (planned, resolved) in enumerate(items):
+        email = planned.email
+        contents = [attachment.read() for attachment in email.attachments]
+        row = _message(planned, resolved, _content_hash(email, contents), len(contents))
+        existing = known.get(email.idempotency_key) if planned.caller_key else None
+        if existing is None:
+            known[email.idempotency_key] = row
+            new[index] = _New(row, email, contents)
+        elif existing.content_hash != row.content_hash:
+            outcomes[index] = _mismatch(email.idempotency_key, existing)
+        else:
+            email.message_id = existing.pk
+            outcomes[index] = (existing, False)
+    files = _store_files(new.values())
+    try:
+        try:
+            with transaction.atomic(using=router.db_for_write(Message)):
+                Message.objects.bulk_create([item.message for item in new.values()])
+                MessageAttachment.objects.bulk_create(
+                    [row for item in new.values() for row in item.attachments]
+                )
+        except IntegrityError:
+            # Another process recorded one of the keys since we looked: one at a time.
+            for index, item in new.items():
+                outcomes[index] = _record_one(item)
+        else:
+            for index, item in new.items():
+                outcomes[index] = (item.message, True)
+    except BaseException:
+        delete_files(files)
+        raise
+    # A key another process recorded first keeps its message; our copy's files go.
+    delete_files(
+        [
+            row.storage_name
+            for index, item in new.items()
+            if not (isinstance(outcomes[index], tuple) and outcomes[index][1])
+            for row in item.attachments
+        ]
+    )
+    return outcomes  # type: ignore[return-value]
+
+
+def _record_one(item: _New) -> tuple[Message, bool] | TxMailError:
+    try:
+        with transaction.atomic(using=router.db_for_write(Message)):
+            item.message.save(force_insert=True)
+            MessageAttachment.objects.bulk_create(item.attachments)
+    except IntegrityError:
+        key = item.message.idempotency_key
+        existing = Message.objects.filter(idempotency_key=key).first()
+        if existing is None:
+            raise
+        if existing.content_hash != item.message.content_hash:
+            return _mismatch(key, existing)
+        item.email.message_id = existing.pk
         return existing, False
-    status, next_attempt_at, attempts = planned.status, planned.next_attempt_at, planned.attempts
+    return item.message, True
+
+
+def _message(planned: Plan, resolved: ResolvedRoute, content_hash: str, files: int) -> Message:
+    """The (unsaved) row for a planned message."""
+    email = planned.email
     options = _options(email)
     if planned.provider_holds:
         options["provider_scheduled"] = True
+    message = Message(
+        id=email.message_id,
+        route=resolved.route.kind,
+        provider=resolved.route.provider,
+        sending_domain=resolved.sending_domain,
+        grant=resolved.grant,
+        route_domain=resolved.route.domain,
+        route_grant_id=resolved.route.grant_id,
+        from_email=email.from_email.as_dict(),
+        from_address=email.from_email.email.lower(),
+        to=_addresses(email.to),
+        cc=_addresses(email.cc),
+        bcc=_addresses(email.bcc),
+        reply_to=_addresses(email.reply_to),
+        subject=email.subject,
+        text_body=email.text,
+        html_body=email.html,
+        headers=email.headers,
+        metadata=email.metadata,
+        tags=email.tags,
+        options=options,
+        send_at=email.send_at,
+        status=planned.status,
+        attempts=planned.attempts,
+        next_attempt_at=planned.next_attempt_at,
+        idempotency_key=email.idempotency_key,
+        content_hash=content_hash,
+        attachment_count=files,
+        template=email.template,
+        template_version=email.template_version,
+        template_language=email.template_language,
+    )
+    message.recipient_emails = message.recipient_index()
+    return message
+
+
+def _store_files(items) -> list[str]:
+    """Write the attachment files of ``items`` and make their rows; the names written."""
+    storage = attachment_storage()
+    saved: list[str] = []
     try:
-        # One INSERT is atomic on its own; files and their rows need a transaction.
-        with transaction.atomic() if contents else nullcontext():
-            message = Message.objects.create(
-                id=email.message_id,
-                route=resolved.route.kind,
-                provider=resolved.route.provider,
-                sending_domain=resolved.sending_domain,
-                grant=resolved.grant,
-                route_domain=resolved.route.domain,
-                route_grant_id=resolved.route.grant_id,
-                from_email=email.from_email.as_dict(),
-                from_address=email.from_email.email.lower(),
-                to=_addresses(email.to),
-                cc=_addresses(email.cc),
-                bcc=_addresses(email.bcc),
-                reply_to=_addresses(email.reply_to),
-                subject=email.subject,
-                text_body=email.text,
-                html_body=email.html,
-                headers=email.headers,
-                metadata=email.metadata,
-                tags=email.tags,
-                options=options,
-                send_at=email.send_at,
-                status=status,
-                attempts=attempts,
-                next_attempt_at=next_attempt_at,
-                idempotency_key=key,
-                content_hash=content_hash,
-                attachment_count=len(contents),
-                template=email.template,
-                template_version=email.template_version,
-                template_language=email.template_language,
-            )
-            _store_attachments(message, contents, email)
-    except IntegrityError:
-        # Another process recorded the same key between our check and insert.
-        if existing := _existing(key, content_hash):
-            return existing, False
+        for item in items:
+            for position, (attachment, content) in enumerate(
+                zip(item.email.attachments, item.contents, strict=True)
+            ):
+                # The real filename is on the row; the stored name never depends on it.
+                name = storage.save(f"txmail/{item.message.pk}/{position}", ContentFile(content))
+                saved.append(name)
+                item.attachments.append(
+                    MessageAttachment(
+                        message=item.message,
+                        position=position,
+                        filename=attachment.filename,
+                        mimetype=attachment.mimetype,
+                        size=len(content),
+                        sha256=hashlib.sha256(content).hexdigest(),
+                        content_id=attachment.content_id,
+                        inline=attachment.inline,
+                        storage_name=name,
+                    )
+                )
+            item.contents = []  # written: not kept in memory for the rest of the call
+    except BaseException:
+        delete_files(saved)
         raise
-    return message, True
+    return saved
+
+
+def delete_files(names: list[str]) -> list[tuple[str, OSError]]:
+    """Delete attachment files, and each message's folder once empty; the failures."""
+    storage = attachment_storage()
+    folders, failed = set(), []
+    for name in names:
+        try:
+            storage.delete(name)
+        except OSError as exc:
+            failed.append((name, exc))
+        else:
+            folders.add(os.path.dirname(name))
+    for folder in folders:
+        # Each message's files share a folder; on a local disk, drop it once empty.
+        try:
+            os.rmdir(storage.path(folder))
+        except (NotImplementedError, OSError):
+            pass  # not a local storage, or the folder still holds something
+    return failed
 
 
 def _stored_attachment(row: MessageAttachment, storage: Storage) -> Attachment:
