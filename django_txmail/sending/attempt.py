@@ -248,8 +248,10 @@ def attempt_batch(
                 results = transport.call(adapter, request, adapter.parse_batch, count)
             except Exception as exc:
                 results = [_as_error(exc, chunk[0], adapter, report)] * count
-            for message, result in zip(chunk, results, strict=True):
-                outcomes[message.pk] = _finish(message, started, clock, result, report=report)
+            finished = _finish_all(
+                list(zip(chunk, results, strict=True)), started, clock, report=report
+            )
+            outcomes.update(zip([m.pk for m in chunk], finished, strict=True))
         return [outcomes[m.pk] for m in messages]
 
 
@@ -298,42 +300,63 @@ def _finish(
     report: bool,
 ) -> SendResult | TxMailError | None:
     """Record one attempt's outcome: the result, None (retry later) or the error."""
-    entry = Attempt(
-        message=message,
-        number=message.attempts,
-        started_at=started,
-        duration_ms=int((time.monotonic() - clock) * 1000),
-    )
-    if isinstance(outcome, SendResult):
-        _accepted(message, entry, outcome, report=report)
-        return outcome
-    return outcome if _failed(message, entry, outcome, report=report) == "failed" else None
+    return _finish_all([(message, outcome)], started, clock, report=report)[0]
 
 
-def _accepted(message: Message, entry: Attempt, result: SendResult, *, report: bool) -> None:
+def _finish_all(
+    outcomes: list[tuple[Message, SendResult | TxMailError]],
+    started,
+    clock: float,
+    *,
+    report: bool,
+) -> list[SendResult | TxMailError | None]:
+    """Record the outcomes of one request (one message, or a batch) in one transaction.
+
+    Returns, per message, the result, None (retry later, or it moved on), or
+    the error it failed with. Signals and logs follow the commit.
+    """
+    duration = int((time.monotonic() - clock) * 1000)
     now = timezone.now()
-    entry.outcome = Attempt.Outcome.SENT
-    entry.http_status = 200
-    entry.request_id = result.request_id[:255]
-    with transaction.atomic(using=router.db_for_write(Message)):
-        entry.save()
-        states.accept(
-            message,
-            provider_holds=bool(message.options.get("provider_scheduled")),
-            provider_message_id=result.provider_message_id[:255],
-            provider_schedule_id=result.schedule_id[:255],
-            provider_request_id=result.request_id[:255],
-            next_attempt_at=None,
-            sent_at=now,
-            updated_at=now,
+    entries, accepted, failures = [], [], []
+    for message, outcome in outcomes:
+        entry = Attempt(
+            message=message, number=message.attempts, started_at=started, duration_ms=duration
         )
-    if report:
-        # send_robust: a failing receiver must not make a sent message look unsent.
-        message_sent.send_robust(sender=Message, message=message, result=result)
+        entries.append(entry)
+        if isinstance(outcome, SendResult):
+            entry.outcome, entry.http_status = Attempt.Outcome.SENT, 200
+            entry.request_id = outcome.request_id[:255]
+            fields = {
+                "provider_message_id": outcome.provider_message_id[:255],
+                "provider_schedule_id": outcome.schedule_id[:255],
+                "provider_request_id": outcome.request_id[:255],
+                "next_attempt_at": None,
+                "sent_at": now,
+                "updated_at": now,
+            }
+            accepted.append((message, bool(message.options.get("provider_scheduled")), fields))
+        else:
+            failures.append(_Failure(message, entry, outcome))
+    with transaction.atomic(using=router.db_for_write(Message)):
+        Attempt.objects.bulk_create(entries)
+        states.accept_all(accepted)
+        for failure in failures:
+            failure.record()
+    results: dict = {}
+    for (message, _, _), (_, outcome) in zip(
+        accepted, [o for o in outcomes if isinstance(o[1], SendResult)], strict=True
+    ):
+        results[message.pk] = outcome
+        if report:
+            # send_robust: a failing receiver must not make a sent message look unsent.
+            message_sent.send_robust(sender=Message, message=message, result=outcome)
+    for failure in failures:
+        results[failure.message.pk] = failure.error if failure.report(report) == "failed" else None
+    return [results[message.pk] for message, _ in outcomes]
 
 
-def _failed(message: Message, entry: Attempt, error: TxMailError, *, report: bool) -> str:
-    """Record a failed attempt: "retry", "failed", or "superseded".
+class _Failure:
+    """A failed attempt: what it means for the message, recorded, then reported.
 
     The message changes only while this attempt still owns it (still
     "sending" with this attempt's number): if a delivery event, a cancel or
@@ -341,51 +364,60 @@ def _failed(message: Message, entry: Attempt, error: TxMailError, *, report: boo
     ("superseded") — a late failure must never undo "delivered" or send a
     message again.
     """
-    transient = isinstance(error, ProviderAPIError) and error.transient
-    entry.outcome = Attempt.Outcome.TRANSIENT if transient else Attempt.Outcome.PERMANENT
-    entry.error_message = str(error)
-    entry.error_type = error.error_type[:128]
-    if isinstance(error, ProviderAPIError):
-        entry.http_status = error.status
-        entry.request_id = error.request_id[:255]
-    retry = transient and message.attempts < get_settings().max_attempts
-    retry_at = None
-    if retry:
-        delay = retry_delay(message.attempts, error.retry_after)  # type: ignore[union-attr]
-        retry_at = timezone.now() + timedelta(seconds=delay)
-    with transaction.atomic(using=router.db_for_write(Message)):
-        entry.save()
-        owned = states.fail(
-            message,
-            retry_at=retry_at,
-            gave_up=transient,
-            last_error=_explained(error, retry),
-            last_error_type=entry.error_type,
+
+    def __init__(self, message: Message, entry: Attempt, error: TxMailError) -> None:
+        self.message, self.entry, self.error = message, entry, error
+        self.transient = isinstance(error, ProviderAPIError) and error.transient
+        entry.outcome = Attempt.Outcome.TRANSIENT if self.transient else Attempt.Outcome.PERMANENT
+        entry.error_message = str(error)
+        entry.error_type = error.error_type[:128]
+        if isinstance(error, ProviderAPIError):
+            entry.http_status = error.status
+            entry.request_id = error.request_id[:255]
+        self.retry = self.transient and message.attempts < get_settings().max_attempts
+        self.delay = 0.0
+        self.retry_at = None
+        if self.retry:
+            self.delay = retry_delay(message.attempts, error.retry_after)  # type: ignore[union-attr]
+            self.retry_at = timezone.now() + timedelta(seconds=self.delay)
+        self.owned = False
+
+    def record(self) -> None:
+        self.owned = states.fail(
+            self.message,
+            retry_at=self.retry_at,
+            gave_up=self.transient,
+            last_error=_explained(self.error, self.retry),
+            last_error_type=self.entry.error_type,
         )
-    if not owned:
-        message.refresh_from_db(fields=["status", "next_attempt_at", "attempts"])
-        logger.info(
-            "Message %s: attempt %s failed after the message moved on (%s)",
-            message.pk,
-            entry.number,
-            message.status,
-        )
-        return "superseded"
-    if retry:
+
+    def report(self, report: bool) -> str:
+        """Log the outcome: "retry", "failed", or "superseded"."""
+        message = self.message
+        if not self.owned:
+            message.refresh_from_db(fields=["status", "next_attempt_at", "attempts"])
+            logger.info(
+                "Message %s: attempt %s failed after the message moved on (%s)",
+                message.pk,
+                self.entry.number,
+                message.status,
+            )
+            return "superseded"
+        if self.retry:
+            logger.log(
+                logging.WARNING if report else logging.DEBUG,
+                "Message %s: attempt %s failed (%s); next attempt in %.0f s",
+                message.pk,
+                message.attempts,
+                self.error,
+                self.delay,
+            )
+            return "retry"
         logger.log(
-            logging.WARNING if report else logging.DEBUG,
-            "Message %s: attempt %s failed (%s); next attempt in %.0f s",
+            logging.ERROR if report else logging.DEBUG,
+            "Message %s failed after %s attempt(s): %s",
             message.pk,
             message.attempts,
-            error,
-            delay,
+            self.error,
         )
-        return "retry"
-    logger.log(
-        logging.ERROR if report else logging.DEBUG,
-        "Message %s failed after %s attempt(s): %s",
-        message.pk,
-        message.attempts,
-        error,
-    )
-    return "failed"
+        return "failed"

@@ -1,4 +1,6 @@
-"""One transaction records a whole send_messages() call, in bulk INSERTs."""
+"""Database round trips of the outbox: one transaction records a whole
+send_messages() call, in bulk INSERTs; one transaction records the outcomes
+of one batch request, in bulk statements."""
 
 from __future__ import annotations
 
@@ -77,3 +79,23 @@ def test_a_refused_message_does_not_stop_the_others_of_the_call():
     backend = EmailBackend(fail_silently=True)
     assert backend.send_messages([first, second, third]) == 2
     assert sorted(Message.objects.values_list("subject", flat=True)) == ["m0", "m1"]
+
+
+def test_a_batch_requests_outcomes_are_recorded_in_bulk(txmail_sandbox, settings):
+    from django_txmail.models import SendingDomain
+    from tests.test_send_providers_e2e import MAILTRAP_FROM, accounts, use_our_backend
+
+    settings.TXMAIL = accounts(txmail_sandbox.url)
+    use_our_backend(settings)
+    SendingDomain.objects.create(name="mailtrap.example", provider="mailtrap")
+    batch = [TxMessage(f"m{i}", "b", MAILTRAP_FROM, [f"u{i}@x.example"]) for i in range(12)]
+    with CaptureQueriesContext(connection) as queries:
+        assert EmailBackend().send_messages(batch) == 12
+    assert len(txmail_sandbox.requests) == 1  # one /api/batch request
+    assert set(Message.objects.values_list("status", flat=True)) == {"sent"}
+    sql = [q["sql"] for q in queries]
+    updates = [q for q in sql if 'UPDATE "django_txmail_message"' in q]
+    attempt_inserts = [q for q in sql if q.startswith('INSERT INTO "django_txmail_attempt"')]
+    # The lease renewed before the request, then every outcome in one statement.
+    assert len(updates) == 2 and updates[-1].startswith("12 times: ")
+    assert len(attempt_inserts) == 1
