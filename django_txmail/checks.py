@@ -11,7 +11,7 @@ import django
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, router
+from django.db import DatabaseError, connections, router
 from django.utils import timezone
 
 from django_txmail.conf import TxMailSettings, get_settings
@@ -193,3 +193,49 @@ def check_sending_domains(
                 )
             )
     return warnings
+
+
+#: The DATABASES OPTIONS that let an SQLite outbox take several writers (Django 5.1+).
+SQLITE_OPTIONS = (
+    '"OPTIONS": {"init_command": "PRAGMA journal_mode=WAL;", '
+    '"transaction_mode": "IMMEDIATE", "timeout": 30}'
+)
+
+
+@register(Tags.database)
+def check_outbox_database(
+    app_configs: Any = None, databases: list[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Warn (W004) when the outbox is in SQLite without WAL.
+
+    With SQLite's default rollback journal every commit waits for the disk
+    several times and a writer locks out every reader: recording and sending
+    cost several times what they cost with WAL, and a worker beside the web
+    process meets "database is locked". A database check: it asks the
+    database, so it runs with ``migrate`` and ``check --database``.
+    """
+    from django_txmail.models import Message
+
+    alias = router.db_for_write(Message)
+    if not databases or alias not in databases:
+        return []
+    connection = connections[alias]
+    if connection.vendor != "sqlite" or connection.is_in_memory_db():
+        return []
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA journal_mode")
+            mode = str(cursor.fetchone()[0]).lower()
+    except DatabaseError:
+        return []
+    if mode == "wal":
+        return []
+    return [
+        Warning(
+            f"The outbox database {alias!r} is SQLite in journal mode {mode!r}: each message "
+            "waits for the disk several times, and a txmail_worker beside the web process "
+            "meets 'database is locked'.",
+            hint=f"Add to DATABASES[{alias!r}]: {SQLITE_OPTIONS}.",
+            id="txmail.W004",
+        )
+    ]

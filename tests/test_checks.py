@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import pathlib
+import subprocess
+import sys
+
 import pytest
 
 from django_txmail.checks import check_settings
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 def ids(errors):
@@ -74,3 +81,30 @@ def test_an_account_without_a_webhook_secret_is_warned_about(settings):
         }
     }
     assert "txmail.W001" not in ids(check_settings())
+
+
+@pytest.mark.parametrize(("wal", "warned"), [(False, True), (True, False)])
+def test_an_sqlite_outbox_without_wal_is_a_warning_with_the_settings_that_fix_it(
+    tmp_path, wal, warned
+):
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.sqlite_file_settings",
+        "TXMAIL_TEST_SQLITE": str(tmp_path / "db.sqlite3"),
+    }
+    env.pop("TXMAIL_TEST_SQLITE_WAL", None)
+    if wal:
+        env["TXMAIL_TEST_SQLITE_WAL"] = "1"
+    result = subprocess.run(
+        [sys.executable, "-m", "django", "check", "--database", "default"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=REPO,
+    )
+    output = result.stdout + result.stderr
+    assert ("txmail.W004" in output) is warned, output
+    if warned:
+        assert "journal mode 'delete'" in output
+        assert '"init_command": "PRAGMA journal_mode=WAL;"' in output
