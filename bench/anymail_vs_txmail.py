@@ -324,7 +324,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--latency", type=float, default=0.02, help="provider latency, seconds")
     parser.add_argument("--repeat", type=positive_int, default=3, help="runs of each scenario")
-    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--db",
+        choices=("sqlite", "sqlite-default", "postgres"),
+        default="sqlite",
+        help="sqlite: WAL, as the README configures it; sqlite-default: Django's defaults",
+    )
     parser.add_argument(
         "--sqlite-synchronous",
         choices=("OFF", "NORMAL", "FULL"),
