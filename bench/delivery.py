@@ -270,25 +270,33 @@ def email_messages(count: int) -> list[EmailMultiAlternatives]:
 
 
 def record_outbox(messages: list[EmailMultiAlternatives]) -> float:
-    """Compose, route, check and record each message as the backend does,
-    sending nothing; return the seconds it took."""
+    """Compose, route, plan, check and record the messages as one ``send_messages()``
+    call does (routes looked up once, every row in one transaction), sending
+    nothing; return the seconds it took."""
     from django_txmail.compose import compose
     from django_txmail.conf import get_settings
-    from django_txmail.outbox.store import plan, record
+    from django_txmail.outbox.store import plan, record_all
     from django_txmail.providers import load_adapter
     from django_txmail.routing import resolve
 
     adapters: dict[str, Any] = {}
+    routes: dict[str, Any] = {}
+    planned = []
     started = time.perf_counter()
     for msg in messages:
         email = compose(msg)
-        resolved = resolve(email)
+        sender = email.from_email.email.lower()
+        resolved = routes.get(sender) or routes.setdefault(sender, resolve(email))
         name = resolved.account.name
         if name not in adapters:
             adapters[name] = load_adapter(get_settings().account(name))
-        adapters[name].check(email, resolved.route)
-        record(plan(email, adapters[name].scheduling_window(resolved.route)), resolved)
-    return time.perf_counter() - started
+        planning = plan(email, adapters[name].scheduling_window(resolved.route))
+        adapters[name].check(planning.sent, resolved.route)
+        planned.append((planning, resolved))
+    outcomes = record_all(planned)
+    seconds = time.perf_counter() - started
+    assert all(isinstance(outcome, tuple) and outcome[1] for outcome in outcomes)
+    return seconds
 
 
 def make_due() -> None:
