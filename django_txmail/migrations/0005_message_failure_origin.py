@@ -4,11 +4,15 @@ from django.db import migrations, models
 
 
 def set_origin(apps, schema_editor):
-    """Failed rows with an error of ours failed by our verdict; the rest by a provider event."""
+    """A failed row with a "failed" delivery event failed by the provider's report; the
+    others by our verdict (an error of an attempt is kept after a later acceptance, so
+    it does not tell the two apart)."""
     Message = apps.get_model("django_txmail", "Message")
+    DeliveryEvent = apps.get_model("django_txmail", "DeliveryEvent")
+    reported = DeliveryEvent.objects.filter(message=models.OuterRef("pk"), type="failed")
     failed = Message.objects.filter(status="failed")
-    failed.exclude(last_error_type="").update(failure_origin="ours")
-    failed.filter(last_error_type="").update(failure_origin="provider")
+    failed.filter(models.Exists(reported)).update(failure_origin="provider")
+    failed.exclude(models.Exists(reported)).update(failure_origin="ours")
 
 
 class Migration(migrations.Migration):

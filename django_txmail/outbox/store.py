@@ -142,7 +142,8 @@ def _in_key_order(value: Any) -> Any:
     same bytes (a provider refuses a reused idempotency key with another body).
     """
     if isinstance(value, dict):
-        return {key: _in_key_order(value[key]) for key in sorted(value)}
+        # Keys as JSON writes them: {2: ..} comes back from the row as {"2": ..}.
+        return {str(key): _in_key_order(value[key]) for key in sorted(value, key=str)}
     if isinstance(value, list):
         return [_in_key_order(item) for item in value]
     return value
@@ -216,37 +217,54 @@ def record_all(
     keys = [planned.email.idempotency_key for planned, _ in items if planned.caller_key]
     known = {m.idempotency_key: m for m in Message.objects.filter(idempotency_key__in=keys)}
     new: dict[int, _New] = {}
+    first: dict[str, int] = {}  # a key new in this call → the item that records it
+    copies: dict[int, int] = {}  # a later item with that key → that item
     for index, (planned, resolved) in enumerate(items):
         email = planned.email
         contents = [attachment.read() for attachment in email.attachments]
         row = _message(planned, resolved, _content_hash(email, contents), len(contents))
-        existing = known.get(email.idempotency_key) if planned.caller_key else None
-        if existing is None:
-            known[email.idempotency_key] = row
+        key = email.idempotency_key
+        existing = known.get(key) if planned.caller_key else None
+        if planned.caller_key and key in first:
+            earlier = new[first[key]].message
+            if earlier.content_hash != row.content_hash:
+                outcomes[index] = _mismatch(key, earlier)
+            else:
+                copies[index] = first[key]
+        elif existing is None:
+            first[key] = index
             new[index] = _New(row, email, contents)
         elif existing.content_hash != row.content_hash:
-            outcomes[index] = _mismatch(email.idempotency_key, existing)
+            outcomes[index] = _mismatch(key, existing)
         else:
             email.message_id = existing.pk
             outcomes[index] = (existing, False)
     files = _store_files(new.values())
     try:
-        try:
-            with transaction.atomic(using=router.db_for_write(Message)):
-                Message.objects.bulk_create([item.message for item in new.values()])
-                MessageAttachment.objects.bulk_create(
-                    [row for item in new.values() for row in item.attachments]
-                )
-        except IntegrityError:
-            # Another process recorded one of the keys since we looked: one at a time.
-            for index, item in new.items():
-                outcomes[index] = _record_one(item)
-        else:
-            for index, item in new.items():
-                outcomes[index] = (item.message, True)
+        with transaction.atomic(using=router.db_for_write(Message)):
+            try:
+                with transaction.atomic(using=router.db_for_write(Message)):
+                    Message.objects.bulk_create([item.message for item in new.values()])
+                    MessageAttachment.objects.bulk_create(
+                        [row for item in new.values() for row in item.attachments]
+                    )
+            except IntegrityError:
+                # Another process recorded one of the keys since we looked: one at a
+                # time, each in a savepoint; anything else still rolls back the lot.
+                for index, item in new.items():
+                    outcomes[index] = _record_one(item)
+            else:
+                for index, item in new.items():
+                    outcomes[index] = (item.message, True)
     except BaseException:
         delete_files(files)
         raise
+    for index, earlier in copies.items():  # the same key again: the same message
+        outcome = outcomes[earlier]
+        if isinstance(outcome, tuple):
+            items[index][0].email.message_id = outcome[0].pk
+            outcome = (outcome[0], False)
+        outcomes[index] = outcome
     # A key another process recorded first keeps its message; our copy's files go.
     delete_files(
         [

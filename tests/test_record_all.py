@@ -1,0 +1,151 @@
+"""Recording a call's messages: every attempt sends the same bytes, a key repeated in
+one call is one message, a call that raises recorded nothing, and a batch's
+acceptances follow the same rule as one message's."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import mail
+from django.db import IntegrityError
+
+from django_txmail.compose import compose
+from django_txmail.conf import get_settings
+from django_txmail.message import TxMessage
+from django_txmail.models import Message, SendingDomain
+from django_txmail.outbox import store
+from django_txmail.outbox.store import load, plan, record
+from django_txmail.providers import load_adapter
+from django_txmail.routing import resolve
+from tests.test_batch import sandbox  # noqa: F401  (the fixture: sandbox, domains, our backend)
+from tests.test_build_once import request_bytes
+from tests.test_send_providers_e2e import accounts
+
+
+@pytest.mark.django_db
+def test_nested_non_string_keys_first_attempt_equals_retry(settings):
+    # JSON writes {2: ..} as {"2": ..}: the planned message must order its keys as the row will.
+    settings.TXMAIL = accounts("http://127.0.0.1:9")
+    SendingDomain.objects.create(name="example.com", provider="nylas")
+    msg = TxMessage("Hi", "text", "noreply@example.com", ["ann@x.example"])
+    msg.esp_extra = {"metadata": {2: "two", 10: "ten"}}
+    email = compose(msg)
+    resolved = resolve(email)
+    adapter = load_adapter(get_settings().account(resolved.account.name))
+    planned = plan(email, adapter.scheduling_window(resolved.route), claim=True)
+    adapter.check(planned.sent, resolved.route)
+    message, _ = record(planned, resolved)
+    first = request_bytes(adapter, planned.sent, resolved.route)
+    retry = request_bytes(adapter, load(Message.objects.get(pk=message.pk)), resolved.route)
+    assert first == retry
+
+
+def _other_process_records_first(monkeypatch, make_row):
+    """Simulate another process committing a row with the same key between record_all's
+    look-up of known keys and its bulk INSERT (the race the IntegrityError fallback is for)."""
+    original = store._store_files
+
+    def racing(items):
+        items = list(items)
+        make_row(items)
+        return original(items)
+
+    monkeypatch.setattr(store, "_store_files", racing)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("sandbox")
+def test_a_key_repeated_in_one_call_answers_with_a_row_that_exists(monkeypatch):
+    def make_row(items):
+        first = items[0].message
+        Message.objects.create(
+            **{
+                f.attname: getattr(first, f.attname)
+                for f in Message._meta.concrete_fields
+                if f.attname not in ("id",)
+            }
+        )
+
+    _other_process_records_first(monkeypatch, make_row)
+    a = TxMessage("Hi", "Body", "noreply@example.com", ["ann@x.example"])
+    b = TxMessage("Hi", "Body", "noreply@example.com", ["ann@x.example"])
+    a.idempotency_key = b.idempotency_key = "order-42-receipt"
+    assert mail.get_connection().send_messages([a, b]) == 2
+    [row] = Message.objects.filter(idempotency_key="order-42-receipt")
+    assert a.txmail.message_id == row.pk
+    # The second copy of the key must answer with the same (existing) row.
+    assert b.txmail.message_id == row.pk
+    assert Message.objects.filter(pk=b.txmail.message_id).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("sandbox")
+def test_a_send_that_raises_in_the_fallback_leaves_no_rows_and_no_dangling_files(monkeypatch):
+    """A constraint other than the key fails (the second message's SendingDomain is
+    deleted while the call runs): the call raises, and nothing of it is recorded."""
+    SendingDomain.objects.create(name="other.example", provider="nylas")
+
+    def make_row(items):
+        SendingDomain.objects.filter(name="other.example").delete()
+
+    _other_process_records_first(monkeypatch, make_row)
+    a = TxMessage("A", "Body", "noreply@example.com", ["ann@x.example"])
+    a.attach("a.txt", b"aaa", "text/plain")
+    b = TxMessage("B", "Body", "noreply@other.example", ["bob@x.example"])
+    b.attach("b.txt", b"bbb", "text/plain")
+    with pytest.raises(IntegrityError):
+        mail.get_connection().send_messages([a, b])
+    storage = store.attachment_storage()
+    leftovers = [
+        (m.subject, m.status, [storage.exists(att.storage_name) for att in m.attachments.all()])
+        for m in Message.objects.all()
+    ]
+    # A send that raises recorded nothing (and a recorded row would keep its files).
+    assert leftovers == []
+
+
+@pytest.mark.django_db
+def test_accept_all_matches_accept(settings):
+    from django.utils import timezone
+
+    from django_txmail.outbox import states
+
+    S = Message.Status
+    cases = [
+        (S.SENDING, "", False, (S.SENT, "")),
+        (S.QUEUED, "", True, (S.SCHEDULED, "")),
+        (S.FAILED, "ours", False, (S.SENT, "")),
+        (S.FAILED, "provider", False, (S.FAILED, "provider")),
+        (S.DELIVERED, "", False, (S.DELIVERED, "")),
+        (S.CANCELLED, "", False, (S.SENT, "")),
+        (S.BOUNCED, "", True, (S.BOUNCED, "")),
+    ]
+    accepted, expected = [], {}
+    now = timezone.now()
+    for i, (status, origin, holds, want) in enumerate(cases):
+        m = Message.objects.create(
+            route="domain",
+            provider="nylas",
+            route_domain="example.com",
+            from_email={"email": "n@example.com", "name": ""},
+            from_address="n@example.com",
+            status=status,
+            failure_origin=origin,
+            idempotency_key=f"k{i}",
+        )
+        fields = {
+            "provider_message_id": f"p{i}",
+            "provider_schedule_id": "",
+            "provider_request_id": f"r{i}",
+            "next_attempt_at": None,
+            "sent_at": now,
+            "updated_at": now,
+        }
+        accepted.append((m, holds, fields))
+        expected[m.pk] = want
+    states.accept_all(accepted)
+    for m, _, fields in accepted:
+        db = Message.objects.get(pk=m.pk)
+        assert (db.status, db.failure_origin) == expected[m.pk]
+        assert (m.status, m.failure_origin) == expected[m.pk]
+        assert db.provider_message_id == fields["provider_message_id"]
+        assert db.sent_at == now
