@@ -59,6 +59,7 @@ import sysconfig
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -202,6 +203,22 @@ class InProcessSandbox:
     def received_keys(self) -> list[str | None]:
         return [m.idempotency_key for m in self.server.messages]
 
+    def payloads(self) -> list[dict[str, Any]]:
+        """The JSON payload of every message received, oldest first."""
+        return [m.payload for m in self.server.messages]
+
+    #: How many requests each ``requests_answered()`` adds itself.
+    own_requests = 0
+
+    def requests_answered(self) -> int:
+        """Provider API requests answered since the last reset."""
+        return sum(1 for r in self.server.requests if not r.path.startswith("/_"))
+
+    def refused(self) -> dict[int | None, int]:
+        """Provider API answers outside 2xx since the last reset, by status."""
+        statuses = Counter(r.status for r in self.server.requests if not r.path.startswith("/_"))
+        return {s: c for s, c in statuses.items() if s is None or not 200 <= s < 300}
+
     def reset(self) -> None:
         self.server.reset()
 
@@ -240,10 +257,30 @@ class ChildProcessSandbox:
             self._process.kill()
             self._process.wait()
 
-    def received_keys(self) -> list[str | None]:
+    def _messages(self) -> list[dict[str, Any]]:
         response = requests.get(f"{self.url}/_sandbox/messages", timeout=30)
         response.raise_for_status()
-        return [m["idempotency_key"] for m in response.json()]
+        return response.json()
+
+    def received_keys(self) -> list[str | None]:
+        return [m["idempotency_key"] for m in self._messages()]
+
+    def payloads(self) -> list[dict[str, Any]]:
+        """The JSON payload of every message received, oldest first."""
+        return [m["payload"] for m in self._messages()]
+
+    #: Each ``requests_answered()`` is itself a request the next one counts.
+    own_requests = 1
+
+    def requests_answered(self) -> int:
+        """Requests answered so far (the stats endpoint leaves out the one asking)."""
+        response = requests.get(f"{self.url}/_sandbox/stats", timeout=30)
+        response.raise_for_status()
+        return response.json()["requests"]
+
+    def refused(self) -> dict[int | None, int]:
+        """Not reported across processes; a refused send raises in either backend."""
+        return {}
 
     def reset(self) -> None:
         requests.delete(f"{self.url}/_sandbox/messages", timeout=30).raise_for_status()
