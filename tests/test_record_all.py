@@ -16,6 +16,7 @@ from django_txmail.outbox import store
 from django_txmail.outbox.store import load, plan, record
 from django_txmail.providers import load_adapter
 from django_txmail.routing import resolve
+from tests.message_rows import message_row
 from tests.test_batch import sandbox  # noqa: F401  (the fixture: sandbox, domains, our backend)
 from tests.test_build_once import request_bytes
 from tests.test_send_providers_e2e import accounts
@@ -122,16 +123,7 @@ def test_accept_all_matches_accept(settings):
     accepted, expected = [], {}
     now = timezone.now()
     for i, (status, origin, holds, want) in enumerate(cases):
-        m = Message.objects.create(
-            route="domain",
-            provider="nylas",
-            route_domain="example.com",
-            from_email={"email": "n@example.com", "name": ""},
-            from_address="n@example.com",
-            status=status,
-            failure_origin=origin,
-            idempotency_key=f"k{i}",
-        )
+        m = message_row(status=status, failure_origin=origin)
         fields = {
             "provider_message_id": f"p{i}",
             "provider_schedule_id": "",

@@ -17,6 +17,7 @@ from django_txmail.models import Message
 from django_txmail.outbox import states
 from django_txmail.outbox.states import TRANSITIONS, Cause, allowed, rank
 from tests.conftest import txmail_settings, use_our_backend
+from tests.message_rows import message_row
 from tests.test_webhooks import SECRET, bounced, complaint, delivered, notification, post
 
 pytestmark = pytest.mark.django_db
@@ -67,17 +68,7 @@ def test_a_provider_reported_failure_keeps_its_precedence_over_a_late_delivered(
     client, domain, settings
 ):
     settings.TXMAIL = txmail_settings("http://127.0.0.1:9", account={"WEBHOOK_SECRET": SECRET})
-    message = Message.objects.create(
-        route="domain",
-        provider="nylas",
-        route_domain="example.com",
-        from_email={"email": "noreply@example.com", "name": ""},
-        from_address="noreply@example.com",
-        to=[{"email": "ann@x.example", "name": ""}],
-        status=S.SENT,
-        idempotency_key="k-late",
-        provider_message_id="nylas-late",
-    )
+    message = message_row(provider_message_id="nylas-late")
     rejected = notification(
         "message.transactional.rejected",
         {"message": {"id": "nylas-late", "metadata": {}}, "rejected_at": 1_800_000_001},
@@ -93,17 +84,7 @@ def test_a_provider_failure_event_ranks_with_bounces_and_is_not_retried(domain):
     from django_txmail.providers.base import WebhookEvent
     from django_txmail.tracking.ingest import ingest
 
-    message = Message.objects.create(
-        route="domain",
-        provider="nylas",
-        route_domain="example.com",
-        from_email={"email": "noreply@example.com", "name": ""},
-        from_address="noreply@example.com",
-        to=[{"email": "ann@x.example", "name": ""}],
-        status=S.SENT,
-        idempotency_key="k-failed",
-        provider_message_id="p-1",
-    )
+    message = message_row(provider_message_id="p-1")
     now = timezone.now()
 
     def event(kind: str, seconds: int) -> WebhookEvent:
@@ -125,16 +106,7 @@ def test_a_provider_failure_event_ranks_with_bounces_and_is_not_retried(domain):
 
 
 def test_a_late_acceptance_replaces_our_give_up_but_not_the_providers_failure(domain):
-    message = Message.objects.create(
-        route="domain",
-        provider="nylas",
-        route_domain="example.com",
-        from_email={"email": "noreply@example.com", "name": ""},
-        from_address="noreply@example.com",
-        status=S.FAILED,
-        failure_origin="ours",
-        idempotency_key="k-accept",
-    )
+    message = message_row(status=S.FAILED, failure_origin="ours", provider_message_id="")
     states.accept(message, provider_holds=False, provider_message_id="p-2")
     message.refresh_from_db()
     assert (message.status, message.failure_origin, message.provider_message_id) == (
@@ -173,15 +145,7 @@ def test_causes_outside_the_table_are_refused():
 
 
 def test_a_cancel_after_the_message_moved_on_changes_nothing(domain):
-    message = Message.objects.create(
-        route="domain",
-        provider="nylas",
-        route_domain="example.com",
-        from_email={"email": "noreply@example.com", "name": ""},
-        from_address="noreply@example.com",
-        status=S.SENT,
-        idempotency_key="k-cancel",
-    )
+    message = message_row()
     assert not states.cancel(message)
     message.refresh_from_db()
     assert message.status == S.SENT

@@ -342,17 +342,18 @@ def _finish_all(
         states.accept_all(accepted)
         for failure in failures:
             failure.record()
-    results: dict = {}
-    for (message, _, _), (_, outcome) in zip(
-        accepted, [o for o in outcomes if isinstance(o[1], SendResult)], strict=True
-    ):
-        results[message.pk] = outcome
-        if report:
-            # send_robust: a failing receiver must not make a sent message look unsent.
-            message_sent.send_robust(sender=Message, message=message, result=outcome)
-    for failure in failures:
-        results[failure.message.pk] = failure.error if failure.report(report) == "failed" else None
-    return [results[message.pk] for message, _ in outcomes]
+    failed = {failure.message.pk: failure for failure in failures}
+    results: list[SendResult | TxMailError | None] = []
+    for message, outcome in outcomes:  # reported in the order sent
+        if isinstance(outcome, SendResult):
+            if report:
+                # send_robust: a failing receiver must not make a sent message look unsent.
+                message_sent.send_robust(sender=Message, message=message, result=outcome)
+            results.append(outcome)
+        else:
+            failure = failed[message.pk]
+            results.append(failure.error if failure.report(report) == "failed" else None)
+    return results
 
 
 class _Failure:
