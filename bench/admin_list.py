@@ -36,11 +36,13 @@ URL = "/admin/django_txmail/message/"
 PAGES = [
     ("first page", {}, True),
     ("status = bounced", {"status__exact": "bounced"}, True),
-    ("domain = d7.example", {"route_domain": "d7.example"}, False),
-    ("template = welcome", {"template": "welcome"}, False),
-    ("search a recipient", {"q": "user4242@customers.example"}, False),
+    ("domain = d7.example", {"route_domain": "d7.example"}, True),
+    ("template = welcome", {"template": "welcome"}, True),
+    ("created in the past 7 days", "past 7 days", True),
+    ("search a recipient", {"q": "user4242@customers.example"}, True),
+    ("search part of an address", {"q": "user4242@"}, False),
     ("search a subject word", {"q": "invoice"}, False),
-    ("a page deep in the list", {"p": "50"}, False),
+    ("a page deep in the list", {"p": "50"}, True),
 ]
 
 urlpatterns: list = []  # filled by configure(): this module is the URLconf
@@ -97,8 +99,16 @@ def configure(db: str, tmp: str) -> str:
 
 
 def fill(count: int) -> float:
-    """Bulk-insert ``count`` messages; return the seconds it took."""
+    """Insert ``count`` messages (COPY on PostgreSQL); return the seconds it took.
+
+    Rows are written straight to the table, not through the model: the column
+    values shared by every row are prepared once by Django's fields, and each
+    row varies only what the admin filters and searches on. A million rows
+    take about a minute on PostgreSQL (mostly the indexes).
+    """
+    import json
     import random
+    import uuid
 
     from django.db import connection
     from django.utils import timezone
@@ -117,41 +127,62 @@ def fill(count: int) -> float:
     )
     statuses = ["delivered"] * 80 + ["sent"] * 10 + ["bounced"] * 4 + ["failed"] * 2
     statuses += ["complained", "deferred", "queued", "cancelled"]
+    providers = ["nylas", "nylas", "mailtrap", "mailerlogic"]
     now = timezone.now()
-    batch = []
-    for n in range(count):
-        to = f"user{rng.randrange(count // 2 or 1)}@customers.example"
-        slug = rng.choice(slugs)
-        created = now - timedelta(seconds=rng.randrange(90 * 86400))
-        batch.append(
-            Message(
-                route="domain",
-                provider=rng.choice(["nylas", "nylas", "mailtrap", "mailerlogic"]),
-                route_domain=rng.choice(domains),
-                from_email={"email": "noreply@d1.example", "name": "Shop"},
-                from_address="noreply@d1.example",
-                to=[{"email": to, "name": ""}],
-                recipient_emails=to,
-                subject=f"Your {slug} #{n}",
-                text_body="Thanks for your order. " * 20,
-                html_body="<p>Thanks for your order.</p>" * 20,
-                status=rng.choice(statuses),
-                idempotency_key=f"bench-{n}",
-                content_hash="0" * 64,
-                provider_message_id=f"pm-{n}",
-                template=slug,
-                template_version=1,
-                created_at=created,
-                sent_at=created,
-            )
-        )
-        if len(batch) == 5000:
-            Message.objects.bulk_create(batch)
-            batch = []
-    Message.objects.bulk_create(batch)
-    # bulk_create cannot skip auto_now_add: spread created_at as generated.
+    shared = Message(
+        route="domain",
+        from_email={"email": "noreply@d1.example", "name": "Shop"},
+        from_address="noreply@d1.example",
+        text_body="Thanks for your order. " * 20,
+        html_body="<p>Thanks for your order.</p>" * 20,
+        content_hash="0" * 64,
+        template_version=1,
+    )
+    fields = Message._meta.concrete_fields
+    prepared = {
+        f.column: f.get_db_prep_save(f.pre_save(shared, add=False), connection) for f in fields
+    }
+    varied = ["id", "provider", "route_domain", "to", "recipient_emails", "subject", "status"]
+    varied += ["idempotency_key", "provider_message_id", "template"]
+    varied += ["created_at", "updated_at", "sent_at"]
+    fixed = [f.column for f in fields if f.column not in varied]
+    columns = varied + fixed
+    tail = tuple(prepared[c] for c in fixed)
+    if connection.vendor == "sqlite":
+        tail = tuple(json.dumps(v) if isinstance(v, (dict, list)) else v for v in tail)
+
+    def rows():
+        for n in range(count):
+            to = f"user{rng.randrange(count // 2 or 1)}@customers.example"
+            slug = rng.choice(slugs)
+            created = now - timedelta(seconds=rng.randrange(90 * 86400))
+            stamp = connection.ops.adapt_datetimefield_value(created)
+            yield (
+                uuid.UUID(int=rng.getrandbits(128), version=4).hex,
+                rng.choice(providers),
+                rng.choice(domains),
+                json.dumps([{"email": to, "name": ""}]),
+                to,
+                f"Your {slug} #{n}",
+                rng.choice(statuses),
+                f"bench-{n}",
+                f"pm-{n}",
+                slug,
+                stamp,
+                stamp,
+                stamp,
+            ) + tail
+
+    table = connection.ops.quote_name(Message._meta.db_table)
+    names = ", ".join(connection.ops.quote_name(c) for c in columns)
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE django_txmail_message SET created_at = sent_at")
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows():
+                    copy.write_row(row)
+        else:
+            marks = ", ".join(["%s"] * len(columns))
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows())
         cursor.execute("ANALYZE")
     return time.perf_counter() - started
 
@@ -178,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
     from django.contrib.auth.models import User
     from django.db import connection
     from django.test import Client
+    from django.utils import timezone
 
     seconds = fill(args.messages)
     print(
@@ -188,7 +220,13 @@ def run(args: argparse.Namespace) -> int:
     client.force_login(User.objects.create_superuser("bench", "b@example.com", "pw"))
     failed = False
     print(f"{'page':28} {'median ms':>10} {'max ms':>8} {'queries':>8}  result")
+    today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     for label, params, held in PAGES:
+        if params == "past 7 days":  # what the admin's date filter links to
+            params = {
+                "created_at__gte": str(today - timedelta(days=7)),
+                "created_at__lt": str(today + timedelta(days=1)),
+            }
         if "p" in params:  # page 50, or half-way through a smaller outbox
             params = {"p": str(max(1, min(50, args.messages // 200)))}
             label = f"page {params['p']}"
@@ -202,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
             verdict += f" {counts} COUNT query(ies)!"
             failed = True
         print(f"{label:28} {median:10.1f} {max(times):8.1f} {queries:8d}  {verdict}")
-    print(f"target: median under {TARGET_MS} ms for the first page and a filtered page")
+    print(f"target: median under {TARGET_MS} ms for every page marked PASS or MISS")
     return 1 if failed else 0
 
 

@@ -21,6 +21,12 @@ On Django 6.1+ the backend is configured in ``MAILERS`` with OPTIONS:
 * ``timeout`` — seconds for one provider request (default ``TXMAIL["TIMEOUT"]``).
 
 Unknown OPTIONS raise Django's ``InvalidMailer``.
+
+A backend kept open across calls (``get_connection()`` then ``open()``, or
+``with get_connection() as connection:``) reuses its HTTP connections and
+the routes it has looked up (``routing.ROUTE_MAX_AGE``): a run of sends
+from one address then costs, per message, one INSERT and one commit to
+record it and one transaction for its outcome, and nothing else.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from django_txmail.outbound_email import OutboundEmail
 from django_txmail.outbox import states
 from django_txmail.outbox.dispatch import hand_over, in_caller_transaction
 from django_txmail.outbox.store import Plan, plan, record_all
-from django_txmail.routing import ResolvedRoute, resolve
+from django_txmail.routing import ResolvedRoute, Routes
 from django_txmail.sending.attempt import Sender
 
 logger = logging.getLogger("django_txmail.backends")
@@ -79,7 +85,7 @@ class EmailBackend(BaseEmailBackend):
         self.timeout = timeout
         self.sender: Sender | None = None
         self._lock = threading.RLock()
-        self._routes: dict[tuple[str, str, str], ResolvedRoute] = {}
+        self._routes = Routes()  # kept while the backend is open
         # How this call delivers (TXMAIL["DELIVERY"], and whether the caller is in a transaction).
         self._by_task = self._after_commit = False
 
@@ -94,6 +100,7 @@ class EmailBackend(BaseEmailBackend):
             if self.sender is not None:
                 return False
             self.sender = Sender(POOL_SIZE, self.timeout)
+            self._routes.clear()
             return True
 
     def close(self) -> None:
@@ -101,6 +108,7 @@ class EmailBackend(BaseEmailBackend):
             if self.sender is not None:
                 self.sender.close()
                 self.sender = None
+            self._routes.clear()
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         """Send each message; return how many were accepted for delivery.
@@ -121,13 +129,11 @@ class EmailBackend(BaseEmailBackend):
             return 0
         with self._lock:
             opened = self.open()
-            self._routes = {}  # routes are looked up once per sender per call
             self._by_task = get_settings().delivery == "task"
             self._after_commit = not self._by_task and in_caller_transaction()
             try:
                 return self._send_all(email_messages)
             finally:
-                self._routes = {}
                 if opened:
                     self.close()
 
@@ -177,7 +183,7 @@ class EmailBackend(BaseEmailBackend):
         """
         assert self.sender is not None
         email = compose(django_message)
-        resolved = self._resolve(email)
+        resolved = self._routes.resolve(email, provider=self.provider)
         adapter = self.sender.adapter(resolved.account.name)
         window = adapter.scheduling_window(resolved.route)
         claim = not (self._by_task or self._after_commit)
@@ -250,12 +256,6 @@ class EmailBackend(BaseEmailBackend):
             except TxMailError as exc:
                 errors.append(exc)
         return errors
-
-    def _resolve(self, email) -> ResolvedRoute:
-        key = (email.from_email.email.lower(), email.grant_id, email.provider)
-        if key not in self._routes:
-            self._routes[key] = resolve(email, provider=self.provider)
-        return self._routes[key]
 
     def _hand_over(self, message: Message) -> None:
         """Hand a newly recorded message to whatever delivers it, unless this call does.

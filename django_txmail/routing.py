@@ -8,11 +8,18 @@
 ``msg.provider`` (or the backend's ``provider`` option) restricts all of
 this to one provider account. A domain that is not verified is refused
 unless its account is the sandbox or the domain allows unverified sending.
+
+An open backend keeps the routes it found in a :class:`Routes`, so a run of
+sends from one address looks its route up once (see ``ROUTE_MAX_AGE``).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from django.db.models.signals import post_delete, post_save
 
 from django_txmail.conf import ProviderAccount, get_settings
 from django_txmail.exceptions import UnroutableSender
@@ -91,3 +98,49 @@ def resolve(email: OutboundEmail, *, provider: str = "") -> ResolvedRoute:
         )
     route = Route("domain", domain.provider, domain=domain.name)
     return ResolvedRoute(route, account, sending_domain=domain)
+
+
+#: Seconds an open backend keeps a route it looked up. A Grant or SendingDomain
+#: saved or deleted in this process is seen at the next send; a change made by
+#: another process (the admin on another server, a webhook), within this time.
+ROUTE_MAX_AGE = 30.0
+
+_changes = 0  # Grant and SendingDomain rows saved or deleted in this process
+
+
+def _routing_changed(**kwargs) -> None:
+    global _changes
+    _changes += 1
+
+
+for _model in (Grant, SendingDomain):
+    for _signal in (post_save, post_delete):
+        _signal.connect(
+            _routing_changed, sender=_model, dispatch_uid=f"txmail-routes-{_model.__name__}"
+        )
+
+
+class Routes:
+    """The routes one open backend has found, by sender, grant id and provider.
+
+    A route found is used again until ``ROUTE_MAX_AGE`` has passed or a
+    Grant or SendingDomain changes in this process; a refusal
+    (``UnroutableSender``) is never kept.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._found: dict[tuple[str, str, str], tuple[ResolvedRoute, int, float]] = {}
+
+    def resolve(self, email: OutboundEmail, *, provider: str = "") -> ResolvedRoute:
+        key = (email.from_email.email.lower(), email.grant_id, email.provider or provider)
+        now = self.clock()
+        found = self._found.get(key)
+        if found is not None and found[1] == _changes and now - found[2] < ROUTE_MAX_AGE:
+            return found[0]
+        resolved = resolve(email, provider=provider)
+        self._found[key] = (resolved, _changes, now)
+        return resolved
+
+    def clear(self) -> None:
+        self._found.clear()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -226,3 +226,89 @@ def test_a_page_of_events_costs_the_same_queries_for_1_or_31_events(admin_client
     assert not [sql for sql in _sql(many) if 'FROM "DJANGO_TXMAIL_MESSAGE"' in sql]
     message = page.context["cl"].result_list[1].message_id
     assert reverse("admin:django_txmail_message_change", args=[message]) in page.text
+
+
+needs_postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="pg_trgm is a PostgreSQL extension"
+)
+TRIGRAM_INDEX = "txmail_msg_recipients_trgm"
+
+
+def _recipient_search_plan(term: str) -> str:
+    """The plan of the admin's recipient search, with sequential scans priced out."""
+    from django.contrib.admin.sites import site
+
+    model_admin = site._registry[Message]
+    queryset, _ = model_admin.get_search_results(None, Message.objects.all(), term)
+    sql, params = queryset.order_by().query.sql_with_params()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+@needs_postgresql
+def test_recipient_search_uses_the_trigram_index_on_postgresql(admin_client):
+    message_row(subject="to ann", to="Ann@Shop.example")
+    message_row(subject="to bob", to="bob@shop.example")
+    assert TRIGRAM_INDEX in _recipient_search_plan("ann@shop")
+    assert listed(admin_client, q="ann@shop") == {"to ann"}
+    assert listed(admin_client, q="@shop.example") == {"to ann", "to bob"}
+
+
+def _trigram_migration():
+    import importlib
+
+    return importlib.import_module("django_txmail.migrations.0006_recipient_trigram_index")
+
+
+@needs_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_without_the_right_to_install_pg_trgm_the_migration_passes_and_search_scans():
+    from django.apps import apps
+
+    migration = _trigram_migration()
+    message_row(subject="to ann", to="ann@shop.example")
+    with connection.cursor() as cursor:
+        cursor.execute("DROP EXTENSION pg_trgm CASCADE")  # and the index with it
+        cursor.execute("DROP ROLE IF EXISTS txmail_plain")
+        cursor.execute("CREATE ROLE txmail_plain")
+        cursor.execute(f"GRANT SELECT ON {Message._meta.db_table} TO txmail_plain")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET ROLE txmail_plain")
+        try:
+            with connection.schema_editor(atomic=False) as editor:
+                migration.create_index(apps, editor)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'")
+                assert cursor.fetchone() is None
+            assert TRIGRAM_INDEX not in _recipient_search_plan("ann@shop")
+            assert [
+                m.subject for m in Message.objects.filter(recipient_emails__contains="ann@")
+            ] == ["to ann"]
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET ROLE")
+        # Once someone with the right installs it, running the migration again adds the index.
+        with connection.schema_editor(atomic=False) as editor:
+            migration.create_index(apps, editor)
+        assert TRIGRAM_INDEX in _recipient_search_plan("ann@shop")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            cursor.execute(f"REVOKE ALL ON {Message._meta.db_table} FROM txmail_plain")
+            cursor.execute("DROP ROLE txmail_plain")
+        with connection.schema_editor(atomic=False) as editor:
+            migration.create_index(apps, editor)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_trigram_migration_leaves_other_databases_alone():
+    from django.apps import apps
+
+    with connection.schema_editor(atomic=False) as editor:
+        _trigram_migration().create_index(apps, editor)
+    with connection.cursor() as cursor:
+        names = connection.introspection.get_constraints(cursor, Message._meta.db_table)
+    assert (TRIGRAM_INDEX in names) == (connection.vendor == "postgresql")

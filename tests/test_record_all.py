@@ -141,3 +141,42 @@ def test_accept_all_matches_accept(settings):
         assert (m.status, m.failure_origin) == expected[m.pk]
         assert db.provider_message_id == fields["provider_message_id"]
         assert db.sent_at == now
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("sandbox")
+def test_a_single_send_on_an_open_backend_pays_two_commits_and_no_other_query(monkeypatch):
+    """Record (one INSERT, one commit), then the outcome (the attempt and the status,
+    one commit): the route was looked up by the first send of the open backend."""
+    import re
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    backend = mail.get_connection()
+    backend.open()
+    try:
+        backend.send_messages([TxMessage("First", "Body", "noreply@example.com", ["a@x.example"])])
+        commits = []
+        commit = connection._commit
+        monkeypatch.setattr(connection, "_commit", lambda: commits.append(1) or commit())
+        with CaptureQueriesContext(connection) as queries:
+            sent = backend.send_messages(
+                [TxMessage("Second", "Body", "noreply@example.com", ["b@x.example"])]
+            )
+    finally:
+        backend.close()
+    assert sent == 1
+    table = re.compile(r"django_txmail_\w+")
+    statements = [
+        " ".join([q["sql"].split()[0], *table.findall(q["sql"])[:1]])
+        for q in queries.captured_queries
+        if q["sql"].split()[0] not in ("BEGIN", "COMMIT")
+    ]
+    assert statements == [
+        "INSERT django_txmail_message",
+        "INSERT django_txmail_attempt",
+        "UPDATE django_txmail_message",
+    ]
+    assert len(commits) == 2
+    assert Message.objects.get(subject="Second").status == "sent"

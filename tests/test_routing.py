@@ -93,3 +93,59 @@ def test_grant_email_is_stored_lowercase(db):
     grant = Grant.objects.create(email="Bob@Example.ORG", provider="nylas", grant_id="g-b")
     assert grant.email == "bob@example.org"
     assert resolve(email("bob@example.org")).grant == grant
+
+
+def _route_lookups(queries) -> int:
+    tables = ("django_txmail_grant", "django_txmail_sendingdomain")
+    return sum(any(f'FROM "{t}"' in q["sql"] for t in tables) for q in queries.captured_queries)
+
+
+class _Clock:
+    now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_open_backend_looks_a_route_up_once_until_it_changes_or_ages(domain, grant):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from django_txmail.routing import ROUTE_MAX_AGE, Routes
+
+    routes, clock = Routes(), _Clock()
+    routes.clock = clock
+
+    def lookups(sender="noreply@example.com", **kwargs) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            routes.resolve(email(sender, **kwargs))
+        return _route_lookups(queries)
+
+    assert lookups() == 2  # the grant for the address, then its domain
+    assert lookups() == 0
+    assert lookups("alice@example.org") == 1  # another sender: its own lookup
+    with pytest.raises(UnroutableSender):  # another account: its own lookup
+        routes.resolve(email(provider="nylas-eu"))
+    clock.now += ROUTE_MAX_AGE - 1
+    assert lookups() == 0
+    clock.now += 1
+    assert lookups() == 2  # aged out
+    domain.allow_unverified = True
+    domain.save()  # a change in this process is seen at once
+    assert routes.resolve(email()).sending_domain.allow_unverified is True
+    assert lookups() == 0
+    grant.delete()
+    with pytest.raises(UnroutableSender):  # the grant is gone, seen at once
+        routes.resolve(email("alice@example.org"))
+    routes.clear()
+    assert lookups() == 2
+
+
+def test_a_refusal_is_never_kept(db):
+    from django_txmail.routing import Routes
+
+    routes = Routes()
+    with pytest.raises(UnroutableSender):
+        routes.resolve(email())
+    SendingDomain.objects.create(name="example.com", provider="nylas")
+    assert routes.resolve(email()).route.domain == "example.com"

@@ -240,22 +240,25 @@ def record_all(
             email.message_id = existing.pk
             outcomes[index] = (existing, False)
     files = _store_files(new.values())
+    using = router.db_for_write(Message)
     try:
-        with transaction.atomic(using=router.db_for_write(Message)):
-            try:
-                with transaction.atomic(using=router.db_for_write(Message)):
-                    Message.objects.bulk_create([item.message for item in new.values()])
-                    MessageAttachment.objects.bulk_create(
-                        [row for item in new.values() for row in item.attachments]
-                    )
-            except IntegrityError:
-                # Another process recorded one of the keys since we looked: one at a
-                # time, each in a savepoint; anything else still rolls back the lot.
+        try:
+            with transaction.atomic(using=using):
+                Message.objects.bulk_create([item.message for item in new.values()])
+                MessageAttachment.objects.bulk_create(
+                    [row for item in new.values() for row in item.attachments]
+                )
+        except IntegrityError:
+            # Another process recorded one of the keys since we looked, and the
+            # transaction rolled back: again, one row at a time, each in a
+            # savepoint, all in one transaction (anything else still rolls back
+            # the lot). The usual case pays no savepoint.
+            with transaction.atomic(using=using):
                 for index, item in new.items():
                     outcomes[index] = _record_one(item)
-            else:
-                for index, item in new.items():
-                    outcomes[index] = (item.message, True)
+        else:
+            for index, item in new.items():
+                outcomes[index] = (item.message, True)
     except BaseException:
         delete_files(files)
         raise
