@@ -48,7 +48,7 @@ from django_txmail.message import TxMailResult
 from django_txmail.models import Message
 from django_txmail.outbound_email import OutboundEmail
 from django_txmail.outbox import states
-from django_txmail.outbox.dispatch import hand_over, in_caller_transaction
+from django_txmail.outbox.dispatch import hand_over_all, in_caller_transaction
 from django_txmail.outbox.store import Plan, plan, record_all
 from django_txmail.routing import ResolvedRoute, Routes
 from django_txmail.sending.attempt import Sender
@@ -209,7 +209,7 @@ class EmailBackend(BaseEmailBackend):
         outcomes = iter(
             record_all([(p, resolved) for _, resolved, plans in planned for p in plans])
         )
-        recorded, claimed = [], []
+        recorded, claimed, new = [], [], []
         for django_message, _, plans in planned:
             messages, refused = [], None
             for planned_part in plans:
@@ -221,13 +221,19 @@ class EmailBackend(BaseEmailBackend):
                 messages.append(message)
                 if not created:
                     continue
-                self._hand_over(message)
+                new.append(message)
                 if message.status == Message.Status.SENDING:
                     claimed.append((message, planned_part.sent))
             if refused is not None:
                 errors.append(refused)
             else:
                 recorded.append((django_message, messages))
+        # Rows recorded claimed ("sending") are this call's to send (``_deliver_claimed``);
+        # the others go to tasks or wait for the caller's commit, all in one hand-over;
+        # held ones wait in the outbox until due (``txmail_worker`` sends them).
+        hand_over_all(
+            new, by_task=self._by_task, after_commit=self._after_commit, timeout=self.timeout
+        )
         return recorded, claimed
 
     def _deliver_claimed(self, claimed: list[tuple[Message, OutboundEmail]]) -> list[TxMailError]:
@@ -256,13 +262,3 @@ class EmailBackend(BaseEmailBackend):
             except TxMailError as exc:
                 errors.append(exc)
         return errors
-
-    def _hand_over(self, message: Message) -> None:
-        """Hand a newly recorded message to whatever delivers it, unless this call does.
-
-        Messages recorded claimed ("sending") are sent by ``_deliver_claimed``;
-        held ones wait in the outbox until due (``txmail_worker`` sends them).
-        """
-        hand_over(
-            message, by_task=self._by_task, after_commit=self._after_commit, timeout=self.timeout
-        )

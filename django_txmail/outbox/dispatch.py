@@ -38,18 +38,40 @@ def hand_over(
     """Have a recorded message delivered later: by a task, or once the caller's transaction
     commits (if it is queued). Returns whether it was handed over; if not, the caller
     sends it now (``deliver_quietly``) or it waits in the outbox."""
+    if not (by_task or (after_commit and message.status == Message.Status.QUEUED)):
+        return False
+    hand_over_all([message], by_task=by_task, after_commit=after_commit, timeout=timeout)
+    return True
+
+
+def hand_over_all(
+    messages: list[Message], *, by_task: bool, after_commit: bool, timeout: float | None = None
+) -> None:
+    """Have the messages one call recorded delivered once the transaction commits, with
+    one callback for them all: their tasks enqueued together (``enqueue_deliveries``:
+    one transaction where the task backend keeps tasks in a database), or, recorded
+    inside the caller's transaction, the queued ones sent through one HTTP session.
+    Messages held until later wait in the outbox; with neither mode, nothing is done."""
     using = router.db_for_write(Message)
     if by_task:
         from django_txmail.sending.tasks import (
-            enqueue_delivery,  # imports the Tasks framework only when used
+            enqueue_deliveries,  # imports the Tasks framework only when used
         )
 
-        transaction.on_commit(lambda: enqueue_delivery(message), using=using)
-        return True
-    if after_commit and message.status == Message.Status.QUEUED:
-        transaction.on_commit(lambda: deliver_quietly(message, timeout=timeout), using=using)
-        return True
-    return False
+        transaction.on_commit(lambda: enqueue_deliveries(messages), using=using)
+    elif after_commit:
+        queued = [m for m in messages if m.status == Message.Status.QUEUED]
+        if queued:
+            transaction.on_commit(lambda: _deliver_all_quietly(queued, timeout), using=using)
+
+
+def _deliver_all_quietly(messages: list[Message], timeout: float | None) -> None:
+    sender = Sender(pool_size=1, timeout=timeout)
+    try:
+        for message in messages:
+            deliver_quietly(message, sender)
+    finally:
+        sender.close()
 
 
 def deliver_quietly(

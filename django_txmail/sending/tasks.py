@@ -33,6 +33,7 @@ from typing import Any
 
 import django
 from django.core.exceptions import ImproperlyConfigured
+from django.db import router, transaction
 from django.utils import timezone
 
 from django_txmail.conf import get_settings
@@ -110,7 +111,7 @@ def deliver_message(message_id: str) -> None:
         _enqueue(message, message.next_attempt_at)  # a transient failure: the retry
 
 
-def enqueue_delivery(message: Message) -> None:
+def enqueue_delivery(message: Message, *, quiet: bool = True) -> None:
     """Enqueue the task that delivers a newly recorded message.
 
     A queued message gets a task now; one held in the outbox until its
@@ -121,7 +122,50 @@ def enqueue_delivery(message: Message) -> None:
     """
     held = message.status == Message.Status.SCHEDULED and message.next_attempt_at is not None
     if message.status == Message.Status.QUEUED or held:
-        _enqueue(message, message.next_attempt_at)
+        _enqueue(message, message.next_attempt_at, quiet=quiet)
+
+
+def enqueue_deliveries(messages: list[Message]) -> None:
+    """Enqueue the delivery tasks of the messages one call recorded, in as few round
+    trips as the task backend allows.
+
+    The Tasks API enqueues one task at a time. A backend that keeps its tasks
+    in one of this project's databases (django-tasks-db's ``DatabaseBackend``)
+    has them all written in one transaction: one commit per call, not one per
+    message. If that transaction fails, no task of the call is enqueued, the
+    error is logged, and ``txmail_worker`` sends the messages (as when a
+    broker is down). Other backends (RQ: a few Redis commands per task) are
+    called once per message.
+    """
+    database = _task_database(deliver_message.using(backend=get_settings().task_backend))
+    if database is None:
+        for message in messages:
+            enqueue_delivery(message)
+        return
+    try:
+        with transaction.atomic(using=database):
+            for message in messages:
+                enqueue_delivery(message, quiet=False)
+    except Exception:
+        logger.error(
+            "Could not enqueue the delivery tasks of %d message(s) on task backend %r; they "
+            "stay in the outbox and txmail_worker will send them when they are due",
+            len(messages),
+            get_settings().task_backend,
+            exc_info=True,
+        )
+
+
+def _task_database(delivery: Any) -> str | None:
+    """The database alias a task backend writes its tasks to, if it is one of ours."""
+    try:
+        from django_tasks_db.backend import DatabaseBackend
+        from django_tasks_db.models import DBTaskResult
+    except ImportError:
+        return None
+    if not isinstance(delivery.get_backend(), DatabaseBackend):
+        return None
+    return router.db_for_write(DBTaskResult)
 
 
 def _waiting(message: Message) -> bool:
@@ -133,7 +177,12 @@ def _waiting(message: Message) -> bool:
     )
 
 
-def _enqueue(message: Message, run_after: datetime | None) -> None:
+def _enqueue(message: Message, run_after: datetime | None, *, quiet: bool = True) -> None:
+    """Enqueue the task for ``message``, deferred to ``run_after`` if that is to come.
+
+    ``quiet``: an error is logged (the message stays in the outbox for
+    ``txmail_worker``) rather than raised.
+    """
     alias = get_settings().task_backend
     deferred = run_after is not None and run_after > timezone.now()
     try:
@@ -151,6 +200,8 @@ def _enqueue(message: Message, run_after: datetime | None) -> None:
             delivery = delivery.using(run_after=_next_whole_second(run_after))
         delivery.enqueue(str(message.pk))
     except Exception:
+        if not quiet:
+            raise
         # Any broker error: the message is safe in the outbox either way.
         logger.error(
             "Message %s: could not enqueue its delivery task on task backend %r; it stays "
