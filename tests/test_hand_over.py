@@ -27,7 +27,10 @@ def count_commits(monkeypatch) -> list[int]:
 
 
 def test_a_calls_tasks_go_to_a_database_task_backend_in_one_commit(
-    task_mode, domain, sandbox, monkeypatch
+    task_mode,  # noqa: F811  (the fixture)
+    domain,
+    sandbox,
+    monkeypatch,
 ):
     task_mode(DATABASE)
     commits = count_commits(monkeypatch)
@@ -41,7 +44,11 @@ def test_a_calls_tasks_go_to_a_database_task_backend_in_one_commit(
 
 
 def test_if_that_commit_fails_every_message_waits_for_the_worker(
-    task_mode, domain, sandbox, monkeypatch, caplog
+    task_mode,  # noqa: F811  (the fixture)
+    domain,
+    sandbox,
+    monkeypatch,
+    caplog,
 ):
     task_mode(DATABASE)
     enqueue, calls = DatabaseBackend.enqueue, []
@@ -60,7 +67,7 @@ def test_if_that_commit_fails_every_message_waits_for_the_worker(
     assert "4 message(s)" in caplog.text and "txmail_worker will send them" in caplog.text
 
 
-def test_other_task_backends_get_one_enqueue_per_message(task_mode, domain, sandbox):
+def test_other_task_backends_get_one_enqueue_per_message(task_mode, domain, sandbox):  # noqa: F811
     from tests.test_tasks import task_backends
 
     task_mode(DUMMY)
