@@ -256,9 +256,13 @@ class EmailBackend(BaseEmailBackend):
             messages = [message for message, _ in group]
             outcomes = self.sender.attempt_batch(messages, {m.pk: email for m, email in group})
             errors += [outcome for outcome in outcomes if isinstance(outcome, TxMailError)]
+        # One request each, in the order recorded; outcomes recorded together per account
+        # where the provider replays repeated keys (``attempt_each``).
+        by_account: dict[str, list[tuple[Message, OutboundEmail]]] = defaultdict(list)
         for message, email in singles:
-            try:
-                self.sender.attempt(message, email)
-            except TxMailError as exc:
-                errors.append(exc)
+            by_account[message.provider].append((message, email))
+        for group in by_account.values():
+            messages = [message for message, _ in group]
+            outcomes = self.sender.attempt_each(messages, {m.pk: email for m, email in group})
+            errors += [outcome for outcome in outcomes if isinstance(outcome, TxMailError)]
         return errors

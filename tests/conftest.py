@@ -79,3 +79,14 @@ def domain(db):
 @pytest.fixture
 def grant(db):
     return Grant.objects.create(email="alice@example.org", provider="nylas", grant_id="grant-alice")
+
+
+@pytest.fixture
+def commits(monkeypatch) -> list[int]:
+    """Grows by one each time the default database commits a transaction."""
+    from django.db import connection
+
+    counted: list[int] = []
+    commit = connection._commit
+    monkeypatch.setattr(connection, "_commit", lambda: counted.append(1) or commit())
+    return counted

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 from django.core import mail
-from django.db import connection, transaction
+from django.db import transaction
 from django_tasks_db.backend import DatabaseBackend
 from django_tasks_db.models import DBTaskResult
 
@@ -19,21 +19,13 @@ from tests.test_tasks import DATABASE, DUMMY, message, task_mode  # noqa: F401  
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def count_commits(monkeypatch) -> list[int]:
-    commits: list[int] = []
-    commit = connection._commit
-    monkeypatch.setattr(connection, "_commit", lambda: commits.append(1) or commit())
-    return commits
-
-
 def test_a_calls_tasks_go_to_a_database_task_backend_in_one_commit(
     task_mode,  # noqa: F811  (the fixture)
     domain,
     sandbox,
-    monkeypatch,
+    commits,
 ):
     task_mode(DATABASE)
-    commits = count_commits(monkeypatch)
     assert mail.get_connection().send_messages([message(f"m{i}") for i in range(5)]) == 5
     assert len(commits) == 2  # the messages, then their five tasks
     tasks = DBTaskResult.objects.all()

@@ -160,6 +160,17 @@ class Adapter:
     routes: ClassVar[frozenset[str]] = frozenset({"domain"})
     #: Keys of the account settings the adapter cannot work without.
     required_credentials: ClassVar[tuple[str, ...]] = ()
+    #: Seconds for which the provider answers a send repeated with the same
+    #: idempotency key from its cache instead of sending again (0: it does not).
+    #: Where that outlasts ``TXMAIL["LEASE"]``, a crash between its acceptance and
+    #: our record costs nothing (the message is retried after its lease and not
+    #: sent twice), so the outcomes of a run of sends are recorded together
+    #: (``sending.attempt.attempt_each``).
+    idempotency_window: ClassVar[float] = 0
+
+    def replays_within(self, seconds: float) -> bool:
+        """True if a send repeated ``seconds`` later is answered from the provider's cache."""
+        return seconds < self.idempotency_window
 
     def __init__(self, account: ProviderAccount) -> None:
         self.account = account

@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import requests
 from django.db import router, transaction
@@ -92,6 +92,13 @@ class Sender:
         """One attempt at claimed messages of one account, in batch requests."""
         adapter = self.adapter(messages[0].provider)
         return attempt_batch(messages, adapter, self.transport, emails)
+
+    def attempt_each(
+        self, messages: list[Message], emails: dict | None = None
+    ) -> list[SendResult | TxMailError | None]:
+        """One attempt at each of claimed messages of one account, a request each."""
+        adapter = self.adapter(messages[0].provider)
+        return attempt_each(messages, adapter, self.transport, emails)
 
     def close(self) -> None:
         self.transport.close()
@@ -169,17 +176,29 @@ def _attempt(
     if _lease_half_gone(message) and not renew([message]):
         return None  # taken over by another sender while this one was busy
     started, clock = timezone.now(), time.monotonic()
-    outcome: SendResult | TxMailError
-    try:
-        route = route_of(message)
-        request = adapter.build_send(email or load(message), route)
-        outcome = transport.call(adapter, request, adapter.parse_send, route)
-    except Exception as exc:
-        outcome = _as_error(exc, message, adapter, report)
+    outcome = _request(message, adapter, transport, email, report=report)
     outcome = _finish(message, started, clock, outcome, report=report)
     if isinstance(outcome, TxMailError):
         raise outcome
     return outcome
+
+
+def _request(
+    message: Message,
+    adapter: Adapter,
+    transport: Transport,
+    email: OutboundEmail | None,
+    *,
+    report: bool,
+) -> SendResult | TxMailError:
+    """Send one message's request (``email``, or the message rebuilt from its row); what
+    the provider answered, or the error that stands for what went wrong."""
+    try:
+        route = route_of(message)
+        request = adapter.build_send(email or load(message), route)
+        return transport.call(adapter, request, adapter.parse_send, route)
+    except Exception as exc:
+        return _as_error(exc, message, adapter, report)
 
 
 def attempt_batch(
@@ -248,10 +267,82 @@ def attempt_batch(
                 results = transport.call(adapter, request, adapter.parse_batch, count)
             except Exception as exc:
                 results = [_as_error(exc, chunk[0], adapter, report)] * count
+            took = _ms_since(clock)
             finished = _finish_all(
-                list(zip(chunk, results, strict=True)), started, clock, report=report
+                [(m, r, started, took) for m, r in zip(chunk, results, strict=True)],
+                report=report,
             )
             outcomes.update(zip([m.pk for m in chunk], finished, strict=True))
+        return [outcomes[m.pk] for m in messages]
+
+
+#: Sends to a provider that replays repeated keys (``Adapter.idempotency_window``)
+#: have their outcomes recorded together: at most this many per transaction...
+OUTCOMES_PER_COMMIT = 100
+#: ... and at most this many seconds after the first of them was known.
+OUTCOMES_WAIT = 1.0
+
+
+def attempt_each(
+    messages: list[Message],
+    adapter: Adapter,
+    transport: Transport,
+    emails: dict | None = None,
+) -> list[SendResult | TxMailError | None]:
+    """One attempt at each of several claimed messages of one account, a request each.
+
+    Where the provider's idempotency cache outlasts the lease, the outcomes
+    are recorded together, one transaction for up to ``OUTCOMES_PER_COMMIT``
+    of them (or ``OUTCOMES_WAIT`` seconds), not one per message: a crash
+    before that commit leaves the accepted messages "sending", retried after
+    the lease with the same key and answered from the provider's cache, so
+    nothing is sent twice. With any other provider each outcome is recorded
+    as soon as it is known. Whatever is known is recorded before an error
+    (or an interrupt) gets through, and before half a lease has gone.
+
+    ``emails`` as for :func:`attempt_batch`. Returns, per message in order,
+    its result, None (waits for a retry, or another sender took it), or the
+    error it failed with (raised by nobody, as for a batch).
+    """
+    with _reporting_outcome() as nested:
+        report = not nested
+        planned = emails or {}
+        together = adapter.replays_within(get_settings().lease)
+        outcomes: dict = {}
+        pending: list[tuple[Message, SendResult | TxMailError, datetime, int]] = []
+        first_known = 0.0
+
+        def record_pending() -> None:
+            finished = _finish_all(pending, report=report)
+            outcomes.update(zip([m.pk for m, *_ in pending], finished, strict=True))
+            pending.clear()
+
+        try:
+            for index, message in enumerate(messages):
+                if message.pk in outcomes:
+                    continue  # taken over by another sender
+                if _lease_half_gone(message):
+                    record_pending()
+                    rest = [m for m in messages[index:] if m.pk not in outcomes]
+                    owned = renew(rest)
+                    outcomes.update((m.pk, None) for m in rest if m.pk not in owned)
+                    if message.pk not in owned:
+                        continue
+                started, clock = timezone.now(), time.monotonic()
+                email = planned.get(message.pk)
+                outcome = _request(message, adapter, transport, email, report=report)
+                if not pending:
+                    first_known = time.monotonic()
+                pending.append((message, outcome, started, _ms_since(clock)))
+                if (
+                    not together
+                    or len(pending) >= OUTCOMES_PER_COMMIT
+                    or time.monotonic() - first_known >= OUTCOMES_WAIT
+                ):
+                    record_pending()
+        finally:
+            if pending:
+                record_pending()
         return [outcomes[m.pk] for m in messages]
 
 
@@ -300,25 +391,27 @@ def _finish(
     report: bool,
 ) -> SendResult | TxMailError | None:
     """Record one attempt's outcome: the result, None (retry later) or the error."""
-    return _finish_all([(message, outcome)], started, clock, report=report)[0]
+    return _finish_all([(message, outcome, started, _ms_since(clock))], report=report)[0]
+
+
+def _ms_since(clock: float) -> int:
+    return int((time.monotonic() - clock) * 1000)
 
 
 def _finish_all(
-    outcomes: list[tuple[Message, SendResult | TxMailError]],
-    started,
-    clock: float,
+    outcomes: list[tuple[Message, SendResult | TxMailError, datetime, int]],
     *,
     report: bool,
 ) -> list[SendResult | TxMailError | None]:
-    """Record the outcomes of one request (one message, or a batch) in one transaction.
+    """Record the outcomes of one or more requests in one transaction: per message, its
+    outcome, when its request started and how many milliseconds it took.
 
     Returns, per message, the result, None (retry later, or it moved on), or
     the error it failed with. Signals and logs follow the commit.
     """
-    duration = int((time.monotonic() - clock) * 1000)
     now = timezone.now()
     entries, accepted, failures = [], [], []
-    for message, outcome in outcomes:
+    for message, outcome, started, duration in outcomes:
         entry = Attempt(
             message=message, number=message.attempts, started_at=started, duration_ms=duration
         )
@@ -344,7 +437,7 @@ def _finish_all(
             failure.record()
     failed = {failure.message.pk: failure for failure in failures}
     results: list[SendResult | TxMailError | None] = []
-    for message, outcome in outcomes:  # reported in the order sent
+    for message, outcome, _, _ in outcomes:  # reported in the order sent
         if isinstance(outcome, SendResult):
             if report:
                 # send_robust: a failing receiver must not make a sent message look unsent.

@@ -64,6 +64,7 @@ SCHEDULE_WINDOW = (timedelta(minutes=1, seconds=30), timedelta(days=30))
 class NylasAdapter(NylasDomainsMixin, Adapter):
     name = "nylas"
     required_credentials = ("API_KEY",)
+    idempotency_window = 3600  # "Response cached 1 hour" (Idempotency-Key)
     routes = frozenset({"domain", "grant"})
     features = frozenset(
         {
