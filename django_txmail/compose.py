@@ -71,11 +71,26 @@ def parse_addresses(what: str, value: Any) -> list[Address]:
     return list(_parsed(what, _no_line_breaks(what, force_str(value).strip())))
 
 
+#: An ASCII address with nothing a header parser would have to read (no quotes,
+#: comments, groups or dots in the name), bare or after a name of plain words:
+#: taken apart directly instead of parsed as a header.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_BARE_ADDRESS = re.compile(
+    rf"(?:(?P<name>{_ATEXT}+(?: {_ATEXT}+)*) <)?"
+    rf"(?P<username>[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+)@(?P<domain>[A-Za-z0-9.-]+)"
+    r"(?(name)>)"
+)
+
+
 @functools.lru_cache(maxsize=4096)
 def _parsed(what: str, text: str) -> tuple[Address, ...]:
     """The parse of one entry; cached, as the same From address comes on every message."""
     if not text:
         raise InvalidMessage(f"{what} has an empty address.")
+    plain = _BARE_ADDRESS.fullmatch(text)
+    if plain:
+        username, domain, name = plain.group("username", "domain", "name")
+        return (_address(what, text, username, domain, name or ""),)
     try:
         header = _header_registry("To", text)
         groups = header.groups
@@ -87,26 +102,31 @@ def _parsed(what: str, text: str) -> tuple[Address, ...]:
             f"{what} {text!r} is not a valid address; write it as 'user@example.com' or "
             "'Display Name <user@example.com>' (quote names containing commas)."
         )
-    parsed = []
-    for addr in addresses:
-        if not addr.username or not addr.domain:
-            raise InvalidMessage(f"{what} {text!r} is missing the part before or after '@'.")
-        try:
-            domain = punycode(addr.domain.lower())
-        except UnicodeError:
-            raise InvalidMessage(f"{what} {text!r} has an invalid domain.") from None
-        spec = f"{addr.username}@{domain}"
-        if "." not in domain and not domain.startswith("["):
-            raise InvalidMessage(
-                f"{what} {text!r} has no dot in its domain; providers only deliver to "
-                "Internet domains (not e.g. 'localhost')."
-            )
-        try:
-            validate_email(spec)
-        except ValidationError:
-            raise InvalidMessage(f"{what} {text!r} is not a valid email address.") from None
-        parsed.append(Address(email=spec, name=addr.display_name or ""))
-    return tuple(parsed)
+    return tuple(
+        _address(what, text, addr.username, addr.domain, addr.display_name or "")
+        for addr in addresses
+    )
+
+
+def _address(what: str, text: str, username: str, domain: str, name: str) -> Address:
+    """One parsed mailbox, its domain IDNA-encoded, refused unless deliverable."""
+    if not username or not domain:
+        raise InvalidMessage(f"{what} {text!r} is missing the part before or after '@'.")
+    try:
+        domain = punycode(domain.lower())
+    except UnicodeError:
+        raise InvalidMessage(f"{what} {text!r} has an invalid domain.") from None
+    spec = f"{username}@{domain}"
+    if "." not in domain and not domain.startswith("["):
+        raise InvalidMessage(
+            f"{what} {text!r} has no dot in its domain; providers only deliver to "
+            "Internet domains (not e.g. 'localhost')."
+        )
+    try:
+        validate_email(spec)
+    except ValidationError:
+        raise InvalidMessage(f"{what} {text!r} is not a valid email address.") from None
+    return Address(email=spec, name=name)
 
 
 def _address_list(what: str, values: Any) -> list[Address]:

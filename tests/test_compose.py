@@ -6,6 +6,7 @@ import datetime as dt
 from email.mime.image import MIMEImage
 
 import django
+import hypothesis
 import pytest
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.utils.translation import gettext_lazy
@@ -444,3 +445,49 @@ def test_text_no_database_can_store_is_refused_before_recording(change):
     change(msg)
     with pytest.raises(InvalidMessage, match="NUL|Unicode"):
         compose(msg)
+
+
+@hypothesis.settings(max_examples=200, derandomize=True, deadline=None)
+@hypothesis.given(
+    text=hypothesis.strategies.from_regex(
+        r"\A(?:[A-Za-z0-9 .!#$%&'*+/=?^_`{|}~\"(),-]{0,10}<)?"
+        r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,12}@[A-Za-z0-9.-]{1,12}>?\Z"
+    )
+    | hypothesis.strategies.from_regex(
+        r"\A[A-Za-z0-9'&-]{1,6}(?: [A-Za-z0-9'&-]{1,6}){0,2} <[a-z0-9.]{1,8}@[a-z0-9.-]{1,10}>\Z"
+    )
+    | hypothesis.strategies.sampled_from(
+        [
+            "a..b@x.example",
+            ".a@x.example",
+            "a.@x.example",
+            "a@x..example",
+            "a@-x.example",
+            "a@x.example.",
+            "a@.x.example",
+            "A@X.EXAMPLE",
+            "a@localhost",
+            "a@x",
+            "a@1.2.3.4",
+        ]
+    )
+)
+def test_a_bare_address_is_read_as_the_header_parser_reads_it(text):
+    import re
+
+    from django_txmail import compose as compose_module
+
+    def outcome(parse):
+        compose_module._parsed.cache_clear()
+        try:
+            return parse("To", text)
+        except InvalidMessage as exc:
+            return type(exc)
+        finally:
+            compose_module._parsed.cache_clear()
+
+    fast = outcome(compose_module._parsed)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compose_module, "_BARE_ADDRESS", re.compile(r"(?!)"))
+        slow = outcome(compose_module._parsed)
+    assert fast == slow
