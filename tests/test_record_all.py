@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 from django.core import mail
-from django.db import IntegrityError
+from django.db import IntegrityError, connection
 
 from django_txmail.compose import compose
 from django_txmail.conf import get_settings
 from django_txmail.message import TxMessage
 from django_txmail.models import Message, SendingDomain
-from django_txmail.outbox import store
+from django_txmail.outbox import bulk, store
 from django_txmail.outbox.store import load, plan, record
 from django_txmail.providers import load_adapter
 from django_txmail.routing import resolve
@@ -105,10 +105,16 @@ def test_a_send_that_raises_in_the_fallback_leaves_no_rows_and_no_dangling_files
 
 
 @pytest.mark.django_db
-def test_accept_all_matches_accept(settings):
+@pytest.mark.parametrize("joined", [True, False], ids=["one joined UPDATE", "executemany"])
+def test_accept_all_matches_accept(settings, monkeypatch, joined):
     from django.utils import timezone
 
     from django_txmail.outbox import states
+
+    if not joined:  # as on a database that cannot join an UPDATE to a list of values
+        monkeypatch.setattr(states, "_accept_joined", states._accept_each)
+    # Chunks of 3 rows: the statements split the list as a long batch does.
+    monkeypatch.setattr(connection.features, "max_query_params", 2 * 6 + 3 * 8)
 
     S = Message.Status
     cases = [
@@ -122,7 +128,7 @@ def test_accept_all_matches_accept(settings):
     ]
     accepted, expected = [], {}
     now = timezone.now()
-    for i, (status, origin, holds, want) in enumerate(cases):
+    for i, (status, origin, holds, want) in enumerate(cases + cases[:2]):  # three chunks
         m = message_row(status=status, failure_origin=origin)
         fields = {
             "provider_message_id": f"p{i}",
@@ -220,7 +226,7 @@ def test_rows_inserted_by_record_read_back_as_bulk_create_writes_them():
         )
 
     ours, django_s = row("ours"), row("bulk")
-    store._insert([ours], router.db_for_write(Message))
+    bulk.insert([ours], router.db_for_write(Message))
     Message.objects.bulk_create([django_s])
     assert not ours._state.adding
 
@@ -240,3 +246,62 @@ def test_rows_inserted_by_record_read_back_as_bulk_create_writes_them():
     }
     created = Message.objects.get(idempotency_key="ours").created_at
     assert created is not None and created == ours.created_at
+
+
+@pytest.mark.django_db
+def test_many_rows_inserted_at_once_read_back_as_bulk_create_writes_them():
+    """Past ``COPY_FROM`` rows PostgreSQL takes them with COPY; every value comes back."""
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from django.db import router
+
+    from django_txmail.models import Attempt
+
+    count = bulk.COPY_FROM + 5
+    when = datetime(2031, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+
+    def rows(prefix: str) -> list[Message]:
+        return [
+            Message(
+                id=uuid.uuid4(),
+                route="domain",
+                provider="nylas",
+                route_domain="example.com",
+                from_email={"email": "n@example.com", "name": f'Zoë "{i}"\\t✉'},
+                from_address="n@example.com",
+                to=[{"email": f"a{i}@x.example", "name": "tab\\there"}],
+                subject=f"{prefix} \\\\ back\\nslash {i} 🎉",
+                text_body=None if i % 2 else "text",
+                metadata={"n": i, "nested": [None, True, 1.5, "\\\\N"]},
+                send_at=when + timedelta(seconds=i) if i % 3 else None,
+                status="queued",
+                idempotency_key=f"{prefix}-{i}",
+                content_hash="f" * 64,
+            )
+            for i in range(count)
+        ]
+
+    ours = rows("ours")
+    bulk.insert(ours, router.db_for_write(Message))
+    Message.objects.bulk_create(rows("bulk"))
+
+    def stored(prefix: str) -> list[dict]:
+        skip = {"id", "idempotency_key", "created_at", "updated_at"}
+        messages = Message.objects.filter(idempotency_key__startswith=f"{prefix}-")
+        return [
+            {
+                f.attname: getattr(m, f.attname)
+                for f in Message._meta.concrete_fields
+                if f.attname not in skip
+            }
+            | {"subject": m.subject.replace(prefix, "")}
+            for m in sorted(messages, key=lambda m: m.metadata["n"])
+        ]
+
+    assert stored("ours") == stored("bulk")
+    assert len(stored("ours")) == count
+    # An auto-increment key left to the database: attempts of those messages.
+    entries = [Attempt(message=m, number=1, started_at=when, duration_ms=3) for m in ours]
+    bulk.insert(entries, router.db_for_write(Message))
+    assert Attempt.objects.filter(message__in=ours).count() == count

@@ -46,6 +46,7 @@ from django.utils import timezone
 
 from django_txmail.event_types import EventType
 from django_txmail.models import Message
+from django_txmail.outbox import bulk
 
 S = Message.Status
 Origin = Message.FailureOrigin
@@ -301,23 +302,93 @@ def accept(message: Message, *, provider_holds: bool, **fields) -> None:
 def accept_all(accepted: list[tuple[Message, bool, dict]]) -> None:
     """:func:`accept` for the messages of one batch request, in one statement.
 
-    ``accepted`` holds ``(message, provider_holds, fields)``. One prepared
-    UPDATE, sent with executemany, records every message's ids and times and
-    moves its status by the same rule as :func:`accept` (a CASE on the status
-    the row has); one SELECT then reads back the statuses they ended in.
+    ``accepted`` holds ``(message, provider_holds, fields)`` (every message
+    the same fields). One UPDATE joins the table to the list of values
+    (``WITH v AS (VALUES ...)``; a prepared UPDATE sent with executemany
+    where the database cannot join an UPDATE), records every message's ids
+    and times and moves its status by the same rule as :func:`accept` (a CASE
+    on the status the row has); one SELECT then reads back the statuses they
+    ended in.
     """
     if len(accepted) < 2:
         for message, provider_holds, fields in accepted:
             accept(message, provider_holds=provider_holds, **fields)
         return
     connection = transaction.get_connection(router.db_for_write(Message))
-    quote = connection.ops.quote_name
     meta = Message._meta
-    names = list(accepted[0][2])
-    columns = [meta.get_field(name) for name in names]
-    status, origin = (quote(meta.get_field(n).column) for n in ("status", "failure_origin"))
+    columns = [meta.get_field(name) for name in accepted[0][2]]
+    rows = [
+        [
+            bulk.db_value(meta.pk, message.pk, connection),
+            str(S.SCHEDULED if provider_holds else S.SENT),
+            *(bulk.db_value(f, fields[f.name], connection) for f in columns),
+        ]
+        for message, provider_holds, fields in accepted
+    ]
+    joins = connection.vendor == "postgresql" or (
+        connection.vendor == "sqlite" and connection.Database.sqlite_version_info >= (3, 33)
+    )
+    (_accept_joined if joins else _accept_each)(connection, columns, rows)
+    rows_now = Message.objects.filter(pk__in=[m.pk for m, _, _ in accepted])
+    now = {pk: (st, fo) for pk, st, fo in rows_now.values_list("pk", "status", "failure_origin")}
+    for message, _, fields in accepted:
+        for name, value in fields.items():
+            setattr(message, name, value)
+        message.status, message.failure_origin = now[message.pk]
+
+
+def _accept_guard(connection, table: str = "") -> tuple[str, list[str]]:
+    """The SQL condition "the row's status may move by ACCEPT" and its parameters."""
+    quote = connection.ops.quote_name
+    prefix = f"{quote(table)}." if table else ""
+    status = prefix + quote(Message._meta.get_field("status").column)
+    origin = prefix + quote(Message._meta.get_field("failure_origin").column)
     pending = sorted(TRANSITIONS[Cause.ACCEPT].sources - {S.FAILED})
-    ours = f"{status} IN ({', '.join(['%s'] * len(pending))}) OR ({status} = %s AND {origin} <> %s)"
+    sql = f"{status} IN ({', '.join(['%s'] * len(pending))}) OR ({status} = %s AND {origin} <> %s)"
+    return sql, [str(value) for value in (*pending, S.FAILED, Origin.PROVIDER)]
+
+
+def _accept_joined(connection, columns: list, rows: list[list]) -> None:
+    """One UPDATE per chunk of rows, joined to their values (PostgreSQL, SQLite 3.33+)."""
+    meta = Message._meta
+    quote = connection.ops.quote_name
+    table = meta.db_table
+    ours, guard = _accept_guard(connection, table)
+    status = quote(meta.get_field("status").column)
+    origin = quote(meta.get_field("failure_origin").column)
+
+    def typed(field, name: str) -> str:  # PostgreSQL types a VALUES list by its values
+        if connection.vendor != "postgresql":
+            return name
+        return f"CAST({name} AS {field.cast_db_type(connection)})"
+
+    names = ["txmail_id", "txmail_status", *(f"txmail_{f.column}" for f in columns)]
+    assignments = [
+        f"{status} = CASE WHEN {ours} THEN v.txmail_status ELSE {quote(table)}.{status} END",
+        f"{origin} = CASE WHEN {ours} THEN '' ELSE {quote(table)}.{origin} END",
+        *(f"{quote(f.column)} = {typed(f, f'v.txmail_{f.column}')}" for f in columns),
+    ]
+    limit = connection.features.max_query_params or 30_000
+    per_statement = max(1, (limit - 2 * len(guard)) // len(names))
+    marks = f"({', '.join(['%s'] * len(names))})"
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            sql = (
+                f"WITH v ({', '.join(names)}) AS (VALUES {', '.join([marks] * len(chunk))}) "
+                f"UPDATE {quote(table)} SET {', '.join(assignments)} FROM v "
+                f"WHERE {quote(table)}.{quote(meta.pk.column)} = {typed(meta.pk, 'v.txmail_id')}"
+            )
+            cursor.execute(sql, [value for row in chunk for value in row] + guard + guard)
+
+
+def _accept_each(connection, columns: list, rows: list[list]) -> None:
+    """One prepared UPDATE per row, sent with executemany (other databases)."""
+    meta = Message._meta
+    quote = connection.ops.quote_name
+    ours, guard = _accept_guard(connection)
+    status = quote(meta.get_field("status").column)
+    origin = quote(meta.get_field("failure_origin").column)
     assignments = [
         f"{status} = CASE WHEN {ours} THEN %s ELSE {status} END",
         f"{origin} = CASE WHEN {ours} THEN '' ELSE {origin} END",
@@ -327,25 +398,10 @@ def accept_all(accepted: list[tuple[Message, bool, dict]]) -> None:
         f"UPDATE {quote(meta.db_table)} SET {', '.join(assignments)} "
         f"WHERE {quote(meta.pk.column)} = %s"
     )
-    guard = [str(value) for value in (*pending, S.FAILED, Origin.PROVIDER)]
-    params = [
-        [
-            *guard,
-            str(S.SCHEDULED if provider_holds else S.SENT),
-            *guard,
-            *(f.get_db_prep_save(fields[f.name], connection) for f in columns),
-            meta.pk.get_db_prep_value(message.pk, connection),
-        ]
-        for message, provider_holds, fields in accepted
-    ]
     with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
-    rows = Message.objects.filter(pk__in=[m.pk for m, _, _ in accepted])
-    now = {pk: (st, fo) for pk, st, fo in rows.values_list("pk", "status", "failure_origin")}
-    for message, _, fields in accepted:
-        for name, value in fields.items():
-            setattr(message, name, value)
-        message.status, message.failure_origin = now[message.pk]
+        cursor.executemany(
+            sql, [[*guard, to_status, *guard, *values, pk] for pk, to_status, *values in rows]
+        )
 
 
 def fail(

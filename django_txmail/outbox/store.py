@@ -29,7 +29,7 @@ from django_txmail.conf import get_settings
 from django_txmail.exceptions import InvalidMessage, TxMailError
 from django_txmail.models import Message, MessageAttachment
 from django_txmail.outbound_email import Address, Attachment, OutboundEmail
-from django_txmail.outbox import states
+from django_txmail.outbox import bulk, states
 from django_txmail.outbox.claims import lease_until
 from django_txmail.routing import ResolvedRoute
 
@@ -244,7 +244,7 @@ def record_all(
     try:
         try:
             with transaction.atomic(using=using):
-                _insert([item.message for item in new.values()], using)
+                bulk.insert([item.message for item in new.values()], using)
                 MessageAttachment.objects.bulk_create(
                     [row for item in new.values() for row in item.attachments]
                 )
@@ -278,48 +278,6 @@ def record_all(
         ]
     )
     return outcomes  # type: ignore[return-value]
-
-
-#: Column types whose values go to every database as they are (a ``str`` or an ``int``).
-_AS_THEY_ARE = frozenset(
-    {"CharField", "TextField", "PositiveIntegerField", "PositiveSmallIntegerField", "IntegerField"}
-)
-
-
-def _insert(rows: list[Message], using: str) -> None:
-    """INSERT new messages (their ids already chosen) with one prepared statement sent
-    with executemany.
-
-    What ``bulk_create`` does for these rows, without its per-value compiler
-    work: fields are prepared by Django where they need it (JSON, dates,
-    UUIDs, foreign keys), and a ``str`` or ``int`` for a text or integer
-    column is sent as it is. No signals are sent, as with ``bulk_create``.
-    """
-    if not rows:
-        return
-    meta = Message._meta
-    connection = transaction.get_connection(using)
-    fields = [f for f in meta.concrete_fields if not f.generated]
-    plain = [f.get_internal_type() in _AS_THEY_ARE for f in fields]
-    stamped = [getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) for f in fields]
-    quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))})"
-    )
-    params = []
-    for row in rows:
-        values = []
-        for column, as_is, stamp in zip(fields, plain, stamped, strict=True):
-            value = column.pre_save(row, add=True) if stamp else getattr(row, column.attname)
-            if not (as_is and type(value) in (str, int)):
-                value = column.get_db_prep_save(value, connection)
-            values.append(value)
-        params.append(values)
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
-    for row in rows:
-        row._state.adding, row._state.db = False, using
 
 
 def _record_one(item: _New) -> tuple[Message, bool] | TxMailError:

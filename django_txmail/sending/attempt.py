@@ -41,7 +41,7 @@ from django_txmail.conf import get_settings
 from django_txmail.exceptions import DeliveryError, ProviderAPIError, TxMailError
 from django_txmail.models import Attempt, Message
 from django_txmail.outbound_email import OutboundEmail
-from django_txmail.outbox import states
+from django_txmail.outbox import bulk, states
 from django_txmail.outbox.claims import claim, renew
 from django_txmail.outbox.store import load
 from django_txmail.providers import (
@@ -252,7 +252,10 @@ def attempt_batch(
                     break
             request, count = batches.pop(0)
             chunk = [message for message, _ in remaining[:count]]
-            owned = renew(chunk)
+            # As for one message: a claim with half its lease left cannot have been
+            # taken over; an older one is renewed first (those taken over are left).
+            stale = any(_lease_half_gone(message) for message in chunk)
+            owned = renew(chunk) if stale else {message.pk for message in chunk}
             if len(owned) < len(chunk):
                 # Some were taken over by another sender: leave them, rebuild the requests.
                 for message in chunk:
@@ -430,8 +433,9 @@ def _finish_all(
             accepted.append((message, bool(message.options.get("provider_scheduled")), fields))
         else:
             failures.append(_Failure(message, entry, outcome))
-    with transaction.atomic(using=router.db_for_write(Message)):
-        Attempt.objects.bulk_create(entries)
+    using = router.db_for_write(Message)
+    with transaction.atomic(using=using):
+        bulk.insert(entries, using)
         states.accept_all(accepted)
         for failure in failures:
             failure.record()
