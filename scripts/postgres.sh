@@ -6,6 +6,8 @@
 #       127.0.0.1 (trust auth, superuser "postgres", database "txmail"),
 #       export PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE, run CMD, then stop
 #       the server and delete the cluster. Exits with CMD's status.
+#       TXMAIL_PG_DURABLE=1 keeps PostgreSQL's durable defaults (fsync and
+#       synchronous_commit on), as a benchmark should; tests turn them off.
 #   scripts/postgres.sh bindir
 #       print the directory holding initdb/pg_ctl; exit 3 if none is installed.
 #
@@ -147,11 +149,18 @@ start_server() {
         die "initdb failed"
     }
 
+    # Tests do not need durability; a benchmark measures the server as it is
+    # installed (TXMAIL_PG_DURABLE=1: every commit waits for the disk).
+    local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    if [[ -n "${TXMAIL_PG_DURABLE:-}" && "${TXMAIL_PG_DURABLE}" != "0" ]]; then
+        durability=""
+        log "durable settings (fsync, synchronous_commit and full_page_writes on)"
+    fi
     local attempt port
     for attempt in 1 2 3 4 5; do
         port="$(free_port)"
         if as_owner "$BINDIR/pg_ctl" -D "$DATADIR" -l "$RUNDIR/server.log" -w -t 60 \
-            -o "-c listen_addresses=127.0.0.1 -p $port -k '$RUNDIR/sock' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100" \
+            -o "-c listen_addresses=127.0.0.1 -p $port -k '$RUNDIR/sock' $durability -c max_connections=100" \
             start >/dev/null 2>&1; then
             STARTED=1
             break
