@@ -226,3 +226,10 @@ def test_a_page_of_events_costs_the_same_queries_for_1_or_31_events(admin_client
     assert not [sql for sql in _sql(many) if 'FROM "DJANGO_TXMAIL_MESSAGE"' in sql]
     message = page.context["cl"].result_list[1].message_id
     assert reverse("admin:django_txmail_message_change", args=[message]) in page.text
+
+
+@pytest.mark.parametrize("page", ["99999999999999999999", str(2**63), "9" * 40])
+def test_a_page_number_too_large_for_any_database_is_out_of_range_not_an_error(admin_client, page):
+    message_row(subject="only")
+    response = admin_client.get(URL, {"p": page})
+    assert response.status_code == 302 and response["Location"] == f"{URL}?e=1"
