@@ -15,9 +15,10 @@ and records the attempt.
   worker to reconcile; an acceptance raises ``AcceptedNotRecorded`` (sent:
   do not send again), never the raw database error.
 
-The idempotency key is the message's own, so a retry of a request that
-timed out after the provider accepted it is answered from the provider's
-idempotency cache instead of sending again. A row left "sending" by a
+The idempotency key is the message's own, so where the provider honours it
+(Nylas) a retry of a request that timed out after the provider accepted it
+is answered from the provider's idempotency cache instead of sending again;
+a provider without one (Mailtrap, MailerLogic) sends it again. A row left "sending" by a
 process that died becomes claimable again once its lease runs out.
 
 A message sent *while* another delivery reports its outcome — from a
