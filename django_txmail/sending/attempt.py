@@ -18,8 +18,9 @@ and records the attempt.
 The idempotency key is the message's own, so where the provider honours it
 (Nylas) a retry of a request that timed out after the provider accepted it
 is answered from the provider's idempotency cache instead of sending again;
-a provider without one (Mailtrap, MailerLogic) sends it again. A row left "sending" by a
-process that died becomes claimable again once its lease runs out.
+a provider without one (Mailtrap, MailerLogic) sends it again. A row left
+"sending" by a process that died becomes claimable again once its lease
+runs out.
 
 A message sent *while* another delivery reports its outcome — from a
 ``message_sent`` receiver, or from a log handler such as Django's
