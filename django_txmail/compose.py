@@ -58,6 +58,22 @@ def _checked_mimetype(filename: str, mimetype: str) -> str:
     return mimetype
 
 
+def _valid_unicode(what: str, text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidMessage(f"{what} is not valid Unicode (a lone surrogate).") from None
+    return text
+
+
+def _attachment_filename(filename: str) -> str:
+    """A filename goes into a MIME header: one line of valid Unicode."""
+    return _valid_unicode(
+        f"The attachment filename {filename[:60]!r}",
+        _no_line_breaks("An attachment filename", filename),
+    )
+
+
 def _no_line_breaks(what: str, value: str) -> str:
     if "\r" in value or "\n" in value or "\0" in value:
         raise HeaderInjection(
@@ -141,7 +157,7 @@ def _one_address(what: str, value: Any) -> Address:
 
 
 def _attachment_from_tuple(filename: Any, content: Any, mimetype: Any) -> Attachment:
-    filename = force_str(filename) if filename else ""
+    filename = _attachment_filename(force_str(filename) if filename else "")
     if not mimetype:
         mimetype = (filename and mimetypes.guess_type(filename)[0]) or "application/octet-stream"
     mimetype = force_str(mimetype)
@@ -178,7 +194,7 @@ def _attachment_from_mime(part: MIMEMessage) -> Attachment:
     content_id = content_id.removeprefix("<").removesuffix(">")
     disposition = part.get_content_disposition()
     inline = bool(content_id) and disposition != "attachment"
-    filename = part.get_filename() or ""
+    filename = _attachment_filename(part.get_filename() or "")
     if not filename and content_id:
         ext = mimetypes.guess_extension(part.get_content_type()) or ""
         filename = f"{content_id.split('@')[0]}{ext}"
@@ -245,7 +261,7 @@ def _plain(value: Any) -> Any:
 def _json_value(what: str, value: Any) -> Any:
     value = _plain(value)
     try:
-        json.dumps(value)
+        json.dumps(value, allow_nan=False)  # NaN and Infinity are not JSON
     except (TypeError, ValueError) as exc:
         raise InvalidMessage(f"{what} must be JSON-serialisable: {exc}.") from None
     return value
@@ -290,15 +306,21 @@ def normalize_send_at(value: Any) -> datetime | None:
     """``send_at`` as an aware UTC datetime (naive values are in the current time zone)."""
     if value is None:
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, tz=UTC)
-    if isinstance(value, date) and not isinstance(value, datetime):
-        value = datetime.combine(value, time.min)
-    if not isinstance(value, datetime):
+    if isinstance(value, bool) or not isinstance(value, int | float | date):
         raise InvalidMessage("msg.send_at must be a datetime, a date or a Unix timestamp.")
-    if timezone.is_naive(value):
-        value = timezone.make_aware(value)
-    return value.astimezone(UTC)
+    try:
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value, tz=UTC)
+        if not isinstance(value, datetime):
+            value = datetime.combine(value, time.min)
+        if timezone.is_naive(value):
+            value = timezone.make_aware(value)
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError, OSError):  # NaN, or beyond the years datetime has
+        raise InvalidMessage(
+            f"msg.send_at {value!r} is not a time; give a datetime, a date or a Unix timestamp "
+            "between the years 1 and 9999."
+        ) from None
 
 
 def _tags(msg: EmailMessage) -> list[str]:
@@ -390,10 +412,7 @@ def _storable(email: OutboundEmail) -> OutboundEmail:
     for what, text in texts.items():
         if "\x00" in text or "\\u0000" in text:
             raise InvalidMessage(f"{what} contains a NUL character; remove it.")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidMessage(f"{what} is not valid Unicode (a lone surrogate).") from None
+        _valid_unicode(what, text)
     return email
 
 

@@ -120,6 +120,19 @@ class ProviderAPIError(TxMailError):
         super().__init__(f"{head}: {message}{tail}")
 
 
+class AcceptedNotRecorded(TxMailError):
+    """The provider accepted the message, but the database could not record that.
+
+    Do not send the message again. Its row stays "sending" under its lease
+    and is reconciled: the provider's delivery webhook records what happened
+    to it, and if none has arrived when the lease runs out a worker tries it
+    once more with the same idempotency key (answered from the provider's
+    cache where the provider honours the key; see the README on duplicates).
+    """
+
+    error_type = "accepted_not_recorded"
+
+
 class CannotResend(TxMailError):
     """The message cannot be resent (not sent yet, cancelled, or already resent)."""
 

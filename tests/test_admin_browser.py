@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ from django.core import mail
 from django.db import connections
 from playwright.sync_api import Page, expect, sync_playwright
 
-from django_txmail.models import Message
+from django_txmail.models import Message, Template
 
 from .message_rows import event_row
 
@@ -161,3 +163,55 @@ def test_the_dashboard_draws_its_chart(page: Page, outbox):
     assert box and box["width"] > 500 and box["height"] > 200
     expect(page.locator("#txmail-domains")).to_contain_text("example.com")
     shot(page, "6-dashboard")
+
+
+@pytest.fixture
+def tracker():
+    """An HTTP server standing for a remote host; records every path asked of it."""
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", hits
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_template_preview_loads_nothing_from_the_network(page: Page, tracker):
+    origin, hits = tracker
+    template = Template.objects.create(
+        slug="tracked",
+        name="Tracked",
+        subject="Hello",
+        html=(
+            f'<link rel="stylesheet" href="{origin}/style.css">'
+            f"<style>h1 {{ background: url({origin}/background.png) }}</style>"
+            f'<h1>Hello {{{{ name }}}}</h1><img src="{origin}/pixel.gif" alt="pixel">'
+            f'<p style="background-image: url({origin}/inline.png)">Order 42</p>'
+        ),
+        sample_vars={"name": "Ann"},
+    )
+    log_in(page)
+    page.goto(f"/admin/django_txmail/template/{template.pk}/preview/", wait_until="load")
+    frame = page.locator("#content-main iframe")
+    expect(frame.content_frame.locator("h1")).to_have_text("Hello Ann")
+    # The page's load event waits for its frames and everything they load.
+    assert hits == []
+    expect(frame).to_have_attribute("sandbox", "")
+    srcdoc = frame.get_attribute("srcdoc") or ""
+    assert "Content-Security-Policy" in srcdoc and "default-src 'none'" in srcdoc
+    expect(page.get_by_text("1 remote image(s) not loaded")).to_be_visible()
+    shot(page, "7-template-preview")

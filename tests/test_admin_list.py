@@ -312,3 +312,10 @@ def test_the_trigram_migration_leaves_other_databases_alone():
     with connection.cursor() as cursor:
         names = connection.introspection.get_constraints(cursor, Message._meta.db_table)
     assert (TRIGRAM_INDEX in names) == (connection.vendor == "postgresql")
+
+
+@pytest.mark.parametrize("page", ["99999999999999999999", str(2**63), "9" * 40])
+def test_a_page_number_too_large_for_any_database_is_out_of_range_not_an_error(admin_client, page):
+    message_row(subject="only")
+    response = admin_client.get(URL, {"p": page})
+    assert response.status_code == 302 and response["Location"] == f"{URL}?e=1"

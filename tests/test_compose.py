@@ -491,3 +491,52 @@ def test_a_bare_address_is_read_as_the_header_parser_reads_it(text):
         patch.setattr(compose_module, "_BARE_ADDRESS", re.compile(r"(?!)"))
         slow = outcome(compose_module._parsed)
     assert fast == slow
+
+
+def _attach(filename: str):
+    return lambda m: m.attach(filename, b"data", "application/pdf")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda m: setattr(m, "metadata", {"total": float("nan")}),
+        lambda m: setattr(m, "metadata", {"total": float("inf")}),
+        lambda m: setattr(m, "metadata", {"nested": [{"x": -float("inf")}]}),
+        lambda m: setattr(m, "esp_extra", {"x": float("nan")}),
+        lambda m: setattr(m, "send_at", 1e20),
+        lambda m: setattr(m, "send_at", 10**30),
+        lambda m: setattr(m, "send_at", float("nan")),
+        lambda m: setattr(m, "send_at", float("-inf")),
+        _attach("report\x00.pdf"),
+        _attach("report\ud800.pdf"),
+        _attach("report.pdf\r\nX-Injected: 1"),
+        _attach("report\n.pdf"),
+    ],
+    ids=[
+        "metadata-nan",
+        "metadata-infinity",
+        "metadata-nested-minus-infinity",
+        "esp-extra-nan",
+        "send-at-1e20",
+        "send-at-huge-int",
+        "send-at-nan",
+        "send-at-minus-infinity",
+        "filename-nul",
+        "filename-lone-surrogate",
+        "filename-crlf",
+        "filename-lf",
+    ],
+)
+def test_bad_extras_and_filenames_raise_invalid_message_and_record_nothing(change, sandbox, domain):
+    from django.core.mail import get_connection
+
+    from django_txmail.models import Message, MessageAttachment
+
+    msg = EmailMessage("s", "b", "noreply@example.com", ["b@x.example"])
+    change(msg)
+    with pytest.raises(InvalidMessage):
+        get_connection().send_messages([msg])
+    assert not Message.objects.exists() and not MessageAttachment.objects.exists()
+    assert sandbox.requests == []

@@ -121,3 +121,13 @@ def test_the_change_page_hides_the_button_without_the_permission(domains):
     client = staff("view_sendingdomain", "change_sendingdomain")
     change = reverse("admin:django_txmail_sendingdomain_change", args=[domains[0].pk])
     assert "Check DNS now</button>" not in client.get(change).content.decode()
+
+
+def test_the_change_page_button_also_needs_the_view_permission(domains):
+    # Acting on a domain means seeing it first, as with every other admin action.
+    client = staff("verify_sendingdomain")
+    client.get(reverse("admin:index"))  # a page with a form: sets the CSRF cookie
+    button = reverse("admin:django_txmail_sendingdomain_verify", args=[domains[0].pk])
+    response = client.post(button, {"csrfmiddlewaretoken": client.cookies["csrftoken"].value})
+    assert response.status_code == 403
+    assert SendingDomain.objects.get(pk=domains[0].pk).last_checked is None

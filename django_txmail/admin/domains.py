@@ -2,10 +2,11 @@
 
 A domain's list row carries its DNS status as a badge; the "Check DNS now"
 action (a POST with CSRF, for users with the ``verify_sendingdomain``
-permission) runs the same check as ``manage.py txmail_verify_domains``, and
-the change page shows the last check's table: each record, what was
-expected, what was found, and the fix. The same check is offered on the
-change page as a button, posting to ``<id>/verify/``.
+permission who may also see the domain) runs the same check as
+``manage.py txmail_verify_domains``, and the change page shows the last
+check's table: each record, what was expected, what was found, and the fix.
+The same check is offered on the change page as a button, posting to
+``<id>/verify/``.
 """
 
 from __future__ import annotations
@@ -92,7 +93,9 @@ class SendingDomainAdmin(admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         if not self.has_verify_permission(request):
             raise PermissionDenied
-        domain = get_object_or_404(SendingDomain, pk=pk)
+        domain = get_object_or_404(self.get_queryset(request), pk=pk)
+        if not self.has_view_or_change_permission(request, domain):
+            raise PermissionDenied  # acting on a domain means seeing it first
         self._verify(request, [domain])
         return HttpResponseRedirect(
             reverse("admin:django_txmail_sendingdomain_change", args=[domain.pk])

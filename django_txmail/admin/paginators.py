@@ -13,7 +13,8 @@ or, for the unfiltered list on PostgreSQL, the planner's row estimate
 Because no total is known, nothing may act on "all N": the lists refuse
 Django's select-across (``select_across``) and do not offer its link, so a
 list action only ever touches the rows ticked on the page. A page past the
-end is out of range, as in any change list (a redirect to the first page).
+end is out of range, as in any change list (a redirect to the first page),
+however large its number.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.formats import number_format
 from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
+
+#: The largest row offset databases take (a signed 64-bit integer).
+MAX_OFFSET = 2**63 - 1
 
 
 def table_estimate(queryset: QuerySet) -> int | None:
@@ -58,8 +62,11 @@ class OutboxPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         offset = (self.page_number - 1) * self.per_page
-        probe = self.object_list.values_list("pk", flat=True)[offset : offset + self.per_page + 1]
-        seen = len(probe)
+        if offset + self.per_page + 1 > MAX_OFFSET:
+            seen = 0  # no table has that many rows (and no database takes that offset)
+        else:
+            pks = self.object_list.values_list("pk", flat=True)
+            seen = len(pks[offset : offset + self.per_page + 1])
         self.has_more = seen > self.per_page
         self.past_the_end = seen == 0 and self.page_number > 1
         known = offset + seen

@@ -23,6 +23,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from django_txmail.admin.preview import preview_frame
 from django_txmail.exceptions import TxMailError
 from django_txmail.models import (
     Message,
@@ -141,6 +142,8 @@ class TemplateAdmin(admin.ModelAdmin):
             "error": error,
             "language": language,
             "languages": languages,
+            # Shown as a message's preview is: sanitised, no network loads (its CSP).
+            "html_preview": preview_frame(rendered.html or "") if rendered else "",
         }
         return TemplateResponse(request, "admin/django_txmail/template/preview.html", context)
 

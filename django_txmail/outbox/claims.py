@@ -8,7 +8,8 @@ it (PostgreSQL), so any number of workers on any number of machines take
 disjoint rows without waiting on each other, and with one conditional
 UPDATE per row elsewhere (SQLite), which is as safe, only slower under
 contention. A claim that outlives its lease (the process died mid-send) is
-taken again; the idempotency key makes that retry safe.
+taken again; the idempotency key makes that retry safe where the provider
+honours it (README, "Duplicates").
 """
 
 from __future__ import annotations

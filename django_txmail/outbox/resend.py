@@ -8,10 +8,11 @@
   provider sees a new message, so the recipient gets it again: that is the
   point of resending (a lost receipt, a bounce that is fixed).
 * ``retry`` makes one more attempt at the *same* message now: same
-  idempotency key, so a provider that already has it does not send it
-  twice. The attempt counter keeps counting (the attempt log stays true):
-  a message that failed permanently after a few attempts gets the retries
-  it has left; one that used them all up gets this one attempt.
+  idempotency key, so a provider that honours it (Nylas) and already has
+  it does not send it twice; one without (Mailtrap, MailerLogic) may. The
+  attempt counter keeps counting (the attempt log stays true): a message
+  that failed permanently after a few attempts gets the retries it has
+  left; one that used them all up gets this one attempt.
 
 The admin's actions and ``manage.py txmail_resend`` both go through here.
 """

@@ -10,11 +10,17 @@ and records the attempt.
   backoff that honours ``Retry-After``, until ``MAX_ATTEMPTS``.
 * Permanent failure (other 4xx, unreadable stored content, anything
   unexpected): "failed", and the error is raised.
+* The outcome cannot be written (a database error, tried again briefly):
+  the row stays "sending" under its lease, for the provider's webhook or a
+  worker to reconcile; an acceptance raises ``AcceptedNotRecorded`` (sent:
+  do not send again), never the raw database error.
 
-The idempotency key is the message's own, so a retry of a request that
-timed out after the provider accepted it is answered from the provider's
-idempotency cache instead of sending again. A row left "sending" by a
-process that died becomes claimable again once its lease runs out.
+The idempotency key is the message's own, so where the provider honours it
+(Nylas) a retry of a request that timed out after the provider accepted it
+is answered from the provider's idempotency cache instead of sending again;
+a provider without one (Mailtrap, MailerLogic) sends it again. A row left
+"sending" by a process that died becomes claimable again once its lease
+runs out.
 
 A message sent *while* another delivery reports its outcome — from a
 ``message_sent`` receiver, or from a log handler such as Django's
@@ -34,11 +40,16 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import requests
-from django.db import router, transaction
+from django.db import DatabaseError, connections, router, transaction
 from django.utils import timezone
 
 from django_txmail.conf import get_settings
-from django_txmail.exceptions import DeliveryError, ProviderAPIError, TxMailError
+from django_txmail.exceptions import (
+    AcceptedNotRecorded,
+    DeliveryError,
+    ProviderAPIError,
+    TxMailError,
+)
 from django_txmail.models import Attempt, Message
 from django_txmail.outbound_email import OutboundEmail
 from django_txmail.outbox import bulk, states
@@ -54,6 +65,9 @@ from django_txmail.sending.transport import NO_ANSWER, Transport
 from django_txmail.signals import message_sent
 
 logger = logging.getLogger("django_txmail.sending.attempt")
+
+#: Pauses (seconds) between tries of an outcome write that met a database error.
+OUTCOME_WRITE_PAUSES = (0.05, 0.25, 1.0)
 
 
 class Sender:
@@ -433,12 +447,10 @@ def _finish_all(
             accepted.append((message, bool(message.options.get("provider_scheduled")), fields))
         else:
             failures.append(_Failure(message, entry, outcome))
-    using = router.db_for_write(Message)
-    with transaction.atomic(using=using):
-        bulk.insert(entries, using)
-        states.accept_all(accepted)
-        for failure in failures:
-            failure.record()
+    try:
+        _record_outcomes(entries, accepted, failures)
+    except DatabaseError as exc:
+        return [_not_recorded(message, outcome, exc) for message, outcome, _, _ in outcomes]
     failed = {failure.message.pk: failure for failure in failures}
     results: list[SendResult | TxMailError | None] = []
     for message, outcome, _, _ in outcomes:  # reported in the order sent
@@ -451,6 +463,58 @@ def _finish_all(
             failure = failed[message.pk]
             results.append(failure.error if failure.report(report) == "failed" else None)
     return results
+
+
+def _record_outcomes(entries: list[Attempt], accepted: list, failures: list[_Failure]) -> None:
+    """Write one request's outcomes in one transaction; try again briefly on a database error.
+
+    The provider has answered by now, and may have accepted the messages: a
+    passing database error (a lock, a dropped connection) must not lose that.
+    """
+    alias = router.db_for_write(Message)
+    for pause in (*OUTCOME_WRITE_PAUSES, None):
+        try:
+            with transaction.atomic(using=alias):
+                bulk.insert(entries, alias)
+                states.accept_all(accepted)
+                for failure in failures:
+                    failure.record()
+            return
+        except DatabaseError:
+            if pause is None:
+                raise
+            logger.warning("Recording an attempt's outcome failed; trying again", exc_info=True)
+            if not connections[alias].in_atomic_block:
+                connections[alias].close_if_unusable_or_obsolete()  # reconnect if it dropped
+            time.sleep(pause)
+
+
+def _not_recorded(
+    message: Message, outcome: SendResult | TxMailError, exc: DatabaseError
+) -> TxMailError | None:
+    """What the caller learns of an outcome the database would not take.
+
+    The row stays "sending" under its lease, as if this process had stopped
+    mid-send: the provider's webhook, or a worker once the lease runs out,
+    reconciles it. An acceptance must not look like a failure (the caller
+    would send the message again); a failure is what it was.
+    """
+    if isinstance(outcome, TxMailError):
+        transient = isinstance(outcome, ProviderAPIError) and outcome.transient
+        return None if transient else outcome
+    logger.error(
+        "Message %s: %s accepted it (provider message id %r) but recording that failed",
+        message.pk,
+        message.provider,
+        outcome.provider_message_id,
+        exc_info=exc,
+    )
+    return AcceptedNotRecorded(
+        f"{message.provider} accepted message {message.pk} (provider message id "
+        f"{outcome.provider_message_id!r}), but the database could not record it "
+        f"({type(exc).__name__}: {exc}). Do not send it again: it stays in the outbox "
+        "and is reconciled by the provider's webhook, or by a worker once its lease runs out."
+    )
 
 
 class _Failure:

@@ -17,7 +17,8 @@ message now". So:
   is down at enqueue time, a worker that died — is picked up by
   ``manage.py txmail_worker``, which sends every message that is due;
 * a task that runs twice, or after another sender took the message, finds
-  it claimed or sent and does nothing: claims make delivery exactly once.
+  it claimed or sent and does nothing: a claim lets one sender at a time
+  send a message.
 
 The module imports the Tasks framework — ``django.tasks`` on Django 6.0+,
 the ``django_tasks`` backport on 5.2 — and binds :func:`deliver_message` to

@@ -4,16 +4,19 @@ For ``POST``, in this order, and nothing is stored unless every step passes:
 
 1. the account must exist (404) and have a webhook secret (403: refusing is
    safer than accepting unsigned events);
-2. the body may not exceed ``TXMAIL["WEBHOOK_MAX_BYTES"]`` (413), checked on
-   ``Content-Length`` before reading and again while reading;
-3. the signature header must be present (401) and equal, compared in
-   constant time, to the lowercase hex HMAC-SHA256 of the *raw* body under
-   one of the account's secrets (403) — ``WEBHOOK_SECRET`` plus any in
-   ``WEBHOOK_SECRETS``, so a secret can be rotated without losing events;
-4. the adapter parses the body; a body that is not JSON or not the provider's
+2. the signature header must be present (401), before any of the body is read;
+3. the body may not exceed ``TXMAIL["WEBHOOK_MAX_BYTES"]`` (413), checked on
+   ``Content-Length`` before reading and again while reading; a body sent
+   chunked, without ``Content-Length``, is read the same way (see
+   :func:`read_body`);
+4. the signature must equal, compared in constant time, the lowercase hex
+   HMAC-SHA256 of the *raw* body under one of the account's secrets (403) —
+   ``WEBHOOK_SECRET`` plus any in ``WEBHOOK_SECRETS``, so a secret can be
+   rotated without losing events;
+5. the adapter parses the body; a body that is not JSON or not the provider's
    shape, or a batch with any malformed event, is refused whole (400).
    Unknown event *types* are not malformed: they are stored as "unknown";
-5. the events are stored once each (a redelivered batch answers 200 and
+6. the events are stored once each (a redelivered batch answers 200 and
    stores nothing new) and applied to their messages.
 
 ``GET`` answers a provider's verification request (Nylas ``?challenge=``).
@@ -27,7 +30,7 @@ import logging
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DataError, OperationalError
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -48,6 +51,48 @@ def signature_matches(body: bytes, signature: str, secrets: tuple[str, ...]) -> 
         expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
         matched |= hmac.compare_digest(expected, given)
     return matched
+
+
+def read_body(request: HttpRequest, limit: int) -> bytes | Response:
+    """The raw body, if it is at most ``limit`` bytes; else the answer refusing it.
+
+    With ``Content-Length``, a body declared over the limit is refused before
+    reading. A body sent chunked has none: Django's WSGI request then reads
+    as empty, so it is read from the server's input stream instead, which
+    servers that take chunked bodies (gunicorn, waitress, mod_wsgi) end
+    where the body ends and mark ``wsgi.input_terminated``; a server that
+    does not (``runserver``) gets 411, so the provider knows to send it
+    again rather than have it refused as unsigned. Under ASGI the request
+    holds the whole body, however it was sent. Either way no more than
+    ``limit + 1`` bytes are read.
+    """
+    too_big = Response({"detail": f"The body is over {limit} bytes."}, status=413)
+    meta = request.META
+    declared = meta.get("CONTENT_LENGTH") or ""
+    stream = request
+    if declared:
+        try:
+            if int(declared) > limit:
+                return too_big
+        except ValueError:
+            return Response({"detail": "Bad Content-Length."}, status=400)
+    elif meta.get("wsgi.input_terminated"):
+        stream = meta["wsgi.input"]
+    elif "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower() and "wsgi.input" in meta:
+        return Response(
+            {"detail": "This server cannot read a chunked body; send a Content-Length."},
+            status=411,
+        )
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = stream.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        return too_big
+    return b"".join(chunks)
 
 
 class WebhookView(APIView):
@@ -82,20 +127,13 @@ class WebhookView(APIView):
         if not account.webhook_secrets:
             logger.error("Webhook for %r refused: the account has no WEBHOOK_SECRET.", provider)
             return Response({"detail": "Webhooks are not configured for this account."}, 403)
-        limit = get_settings().webhook_max_bytes
-        try:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return Response({"detail": "Bad Content-Length."}, status=400)
-        if declared > limit:
-            return Response({"detail": f"The body is over {limit} bytes."}, status=413)
-        body = request._request.read(limit + 1)
-        if len(body) > limit:
-            return Response({"detail": f"The body is over {limit} bytes."}, status=413)
         header = adapter.signature_header()
         signature = request.headers.get(header, "")
         if not signature:
             return Response({"detail": f"The {header} header is missing."}, status=401)
+        body = read_body(request._request, get_settings().webhook_max_bytes)
+        if isinstance(body, Response):
+            return body
         if not signature_matches(body, signature, account.webhook_secrets):
             return Response({"detail": "The signature does not match."}, status=403)
         try:

@@ -17,11 +17,16 @@
     Forget everything, like :meth:`SandboxServer.reset`; answers 204.
 
 These endpoints have no authentication: the sandbox is a development tool
-meant to listen on loopback only.
+meant to listen on loopback only. They answer only requests whose ``Host``
+is a loopback name (``localhost``, ``127.0.0.1`` or ``[::1]``, with or
+without a port) and refuse any other with 400: a web page on another site
+that rebinds its own name to 127.0.0.1 (DNS rebinding) still sends its own
+name as ``Host``, so it cannot read the mail sent in development.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -29,12 +34,29 @@ from .httpd import Request, Response
 from .routing import Route
 from .state import ReceivedMessage, SandboxState
 
-_ERROR_TYPES = {404: "not_found_error", 405: "method_not_allowed"}
+_ERROR_TYPES = {400: "invalid_host", 404: "not_found_error", 405: "method_not_allowed"}
+
+#: Where the sandbox's own endpoints live (this API's and the webhook log's).
+PREFIX = "/_sandbox/"
+_LOOPBACK_HOST = re.compile(r"(?:localhost|127\.0\.0\.1|\[::1\])(?::\d{1,5})?", re.IGNORECASE)
+
+
+def foreign_host(request: Request) -> str | None:
+    """Why a request for the sandbox's own endpoints is refused (its Host), or None."""
+    if not request.path.startswith(PREFIX):
+        return None
+    host = request.headers.get("Host", "")
+    if _LOOPBACK_HOST.fullmatch(host):
+        return None
+    return (
+        f"Host {host!r} is not a loopback name: the sandbox's own endpoints answer "
+        "localhost, 127.0.0.1 and [::1] only."
+    )
 
 
 class InspectionAPI:
     name = "sandbox"
-    path_prefix = "/_sandbox/"
+    path_prefix = PREFIX
 
     def __init__(self, state: SandboxState, reset: Callable[[], None]) -> None:
         self.state = state

@@ -29,7 +29,7 @@ from typing import Protocol
 from .fault_plan import FaultPlan
 from .faults import Fault
 from .httpd import Request, Response, SandboxHTTPServer
-from .inspection import InspectionAPI
+from .inspection import InspectionAPI, foreign_host
 from .mailerlogic import MailerLogicEmulator
 from .mailtrap import MailtrapEmulator
 from .mailtrap_templates import new_template as mailtrap_template
@@ -308,7 +308,8 @@ class _Application:
     """Routes requests to the emulators and logs each one when answered.
 
     A path outside every emulator's prefix belongs to the sandbox itself
-    (the inspection API), whose error envelope it gets.
+    (the inspection API), whose error envelope it gets; so does a request
+    for the sandbox's own endpoints under a Host that is not loopback.
     """
 
     def __init__(self, state: SandboxState, emulators: list[_Emulator]) -> None:
@@ -317,6 +318,9 @@ class _Application:
         self._router = Router(route for e in emulators for route in e.routes())
 
     def handle(self, request: Request) -> Response:
+        refused = foreign_host(request)
+        if refused is not None:
+            return self._emulators[-1].error_response(400, refused)
         try:
             handler, params = self._router.resolve(request.method, request.path)
         except NoRoute as exc:
