@@ -97,7 +97,9 @@ def test_a_batch_leaves_out_messages_another_sender_took_over(txmail_sandbox, se
     for i in range(3):
         email = compose(TxMessage(f"m{i}", "b", MAILTRAP_FROM, [f"u{i}@x.example"]))
         rows.append(record(plan(email, claim=True), resolve(email))[0])
-    Message.objects.filter(pk=rows[1].pk).update(attempts=2)  # a worker has it now
+    # We were busy past that message's lease, and a worker claimed it (attempt 2).
+    rows[1].next_attempt_at = timezone.now()
+    Message.objects.filter(pk=rows[1].pk).update(attempts=2)
     adapter = load_adapter(get_settings().account("mailtrap"))
     with Transport() as transport:
         outcomes = attempt_batch(rows, adapter, transport)
