@@ -113,6 +113,12 @@ class Grant(models.Model):
                 name="txmail_one_active_grant_per_email",
             ),
         ]
+        permissions = [
+            (
+                "send_as_any_grant",
+                "Can send a template test from any user's connected mailbox",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.email} ({self.provider})"
