@@ -100,6 +100,10 @@ class EventInline(ReadOnlyInline):
     ]
     ordering = ["occurred_at", "id"]
 
+    def get_queryset(self, request):
+        # The payload is not shown here; never decode it (see delivery_events.py).
+        return super().get_queryset(request).defer("raw")
+
 
 @admin.register(Message)
 class MessageAdmin(MessageActions, CountlessList, admin.ModelAdmin):
