@@ -60,6 +60,9 @@ class TxMailSettings:
     lease: float = 300.0
     #: Largest webhook body accepted, in bytes.
     webhook_max_bytes: int = 10 * 1024 * 1024
+    #: Most delivery events one webhook request may hold (a Nylas notification: one
+    #: per recipient it names).
+    webhook_max_events: int = 5000
     #: DNS servers domain checks ask ("host" or "host:port"); empty: the system's resolvers.
     dns_nameservers: tuple[str, ...] = ()
     #: Seconds one DNS question may take, retries included.
@@ -172,6 +175,7 @@ def _parse(raw: dict[str, Any]) -> TxMailSettings:
         task_backend=raw.get("TASK_BACKEND", "default"),
         lease=lease,
         webhook_max_bytes=int(_seconds(raw, "WEBHOOK_MAX_BYTES", 10 * 1024 * 1024)),
+        webhook_max_events=int(_seconds(raw, "WEBHOOK_MAX_EVENTS", 5000)),
         dns_nameservers=tuple(nameservers),
         dns_timeout=_seconds(raw, "DNS_TIMEOUT", 5),
         domain_check_max_age=_seconds(raw, "DOMAIN_CHECK_MAX_AGE", 7 * 24 * 3600),
@@ -181,7 +185,7 @@ def _parse(raw: dict[str, Any]) -> TxMailSettings:
 
 
 def _seconds(raw: dict[str, Any], key: str, default: float) -> float:
-    """A positive number setting (seconds, or bytes for WEBHOOK_MAX_BYTES)."""
+    """A positive number setting (seconds, or a count such as WEBHOOK_MAX_BYTES)."""
     value = raw.get(key, default)
     if (
         not isinstance(value, int | float)

@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from django_txmail.admin.filters import ProviderFilter
 from django_txmail.admin.paginators import CountlessList
-from django_txmail.models import DeliveryEvent
+from django_txmail.models import DeliveryEvent, WebhookPayload
 from django_txmail.tracking.depth import MAX_JSON_DEPTH, nesting_depth
 
 #: The most of a payload an event's page shows.
@@ -67,19 +67,22 @@ class DeliveryEventAdmin(CountlessList, admin.ModelAdmin):
         return super().get_queryset(request).defer("raw")
 
     def get_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields if f.name != "raw"] + ["payload"]
+        hidden = {"raw", "payload"}
+        return [f.name for f in self.model._meta.fields if f.name not in hidden] + ["provider_data"]
 
     def get_readonly_fields(self, request, obj=None):
         return self.get_fields(request, obj)
 
     @admin.display(description=_("payload"))
-    def payload(self, obj: DeliveryEvent):
-        text = (
-            DeliveryEvent.objects.filter(pk=obj.pk)
-            .values_list(Cast("raw", TextField()), flat=True)
-            .first()
+    def provider_data(self, obj: DeliveryEvent):
+        """The event's own payload, or the one it shares with the other events of its item."""
+        if obj.payload_id is None:
+            rows, pk = DeliveryEvent.objects, obj.pk
+        else:
+            rows, pk = WebhookPayload.objects, obj.payload_id
+        return payload_display(
+            rows.filter(pk=pk).values_list(Cast("raw", TextField()), flat=True).first()
         )
-        return payload_display(text)
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -15,7 +15,9 @@ For ``POST``, in this order, and nothing is stored unless every step passes:
 5. the adapter parses the body; a body that is not JSON or not the provider's
    shape, or a batch with any malformed event, is refused whole (400).
    Unknown event *types* are not malformed: they are stored as "unknown";
-6. the events are stored once each (a redelivered batch answers 200 and
+6. a request holding more than ``TXMAIL["WEBHOOK_MAX_EVENTS"]`` events is
+   refused whole (413);
+7. the events are stored once each (a redelivered batch answers 200 and
    stores nothing new) and applied to their messages.
 
 ``GET`` answers a provider's verification request (Nylas ``?challenge=``).
@@ -105,6 +107,8 @@ class WebhookView(APIView):
             return Response({"detail": f"The body nests deeper than {MAX_JSON_DEPTH}."}, 400)
         try:
             events = adapter.parse_webhook(body, request.content_type or "")
+            if len(events) > (most := get_settings().webhook_max_events):
+                return Response({"detail": f"Over {most} events in one request."}, status=413)
             result = ingest(account.name, events)
         except WebhookPayloadError as exc:
             return Response({"detail": str(exc)}, status=400)
