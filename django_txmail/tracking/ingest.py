@@ -94,9 +94,7 @@ def _storable(event: WebhookEvent, checked: set[int]) -> None:
         raise WebhookPayloadError(f"Event {event.provider_event_id!r} contains a NUL character.")
 
 
-def _row(
-    provider: str, event: WebhookEvent, batch: uuid.UUID, checked: set[int]
-) -> DeliveryEvent:
+def _row(provider: str, event: WebhookEvent, batch: uuid.UUID, checked: set[int]) -> DeliveryEvent:
     _storable(event, checked)
     if event.type not in EVENT_TYPES:
         raise WebhookPayloadError(f"Unknown normalized event type {event.type!r}.")
