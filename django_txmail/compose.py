@@ -215,8 +215,13 @@ def _attachments(msg: EmailMessage) -> list[Attachment]:
     for item in msg.attachments:
         if isinstance(item, MIMEMessage):
             result.append(_attachment_from_mime(item))
-        else:
+        elif isinstance(item, tuple | list) and len(item) == 3:
             result.append(_attachment_from_tuple(*item))
+        else:
+            raise InvalidMessage(
+                f"An attachment is {type(item).__name__} {str(item)[:40]!r}; attach a "
+                "(filename, content, mimetype) tuple or a MIME part (msg.attach())."
+            )
     return result
 
 
@@ -325,7 +330,7 @@ def normalize_send_at(value: Any) -> datetime | None:
 
 def _tags(msg: EmailMessage) -> list[str]:
     tags = _extra(msg, "tags") or []
-    if isinstance(tags, str | Promise) or not all(isinstance(t, str | Promise) for t in tags):
+    if not isinstance(tags, list | tuple) or not all(isinstance(t, str | Promise) for t in tags):
         raise InvalidMessage("msg.tags must be a list of strings.")
     return [_no_line_breaks("A tag", str(t)) for t in tags]
 
@@ -401,6 +406,9 @@ def _headers(msg: EmailMessage, to: list[Address], cc: list[Address]) -> _Header
 def _storable(email: OutboundEmail) -> OutboundEmail:
     """Refuse text no database or provider takes: NUL characters, invalid Unicode."""
     texts = {
+        "The subject": email.subject,
+        "A header": "".join(f"{name}{value}" for name, value in email.headers.items()),
+        "An attachment's filename": "".join(a.filename + a.content_id for a in email.attachments),
         "The text body": email.text or "",
         "The HTML body": email.html or "",
         "An alternative part": "".join(content for content, _ in email.alternatives),

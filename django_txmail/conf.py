@@ -60,6 +60,9 @@ class TxMailSettings:
     lease: float = 300.0
     #: Largest webhook body accepted, in bytes.
     webhook_max_bytes: int = 10 * 1024 * 1024
+    #: Most delivery events one webhook request may hold (a Nylas notification: one
+    #: per recipient it names).
+    webhook_max_events: int = 5000
     #: DNS servers domain checks ask ("host" or "host:port"); empty: the system's resolvers.
     dns_nameservers: tuple[str, ...] = ()
     #: Seconds one DNS question may take, retries included.
@@ -69,6 +72,12 @@ class TxMailSettings:
     #: The admin dashboard warns about a sending domain past these rates (percent).
     bounce_warning_percent: float = 4.0
     complaint_warning_percent: float = 0.1
+    #: Stored templates: the layouts they may extend or include, the tag libraries they
+    #: may load, and each render's budgets (CPU seconds, characters of output).
+    template_layouts: tuple[str, ...] = ()
+    template_libraries: tuple[str, ...] = ("i18n", "l10n", "tz")
+    template_time_limit: float = 1.0
+    template_max_size: int = 1_000_000
 
     def account(self, name: str) -> ProviderAccount:
         try:
@@ -172,16 +181,21 @@ def _parse(raw: dict[str, Any]) -> TxMailSettings:
         task_backend=raw.get("TASK_BACKEND", "default"),
         lease=lease,
         webhook_max_bytes=int(_seconds(raw, "WEBHOOK_MAX_BYTES", 10 * 1024 * 1024)),
+        webhook_max_events=int(_seconds(raw, "WEBHOOK_MAX_EVENTS", 5000)),
         dns_nameservers=tuple(nameservers),
         dns_timeout=_seconds(raw, "DNS_TIMEOUT", 5),
         domain_check_max_age=_seconds(raw, "DOMAIN_CHECK_MAX_AGE", 7 * 24 * 3600),
         bounce_warning_percent=_percent(raw, "BOUNCE_WARNING_PERCENT", 4.0),
         complaint_warning_percent=_percent(raw, "COMPLAINT_WARNING_PERCENT", 0.1),
+        template_layouts=_names(raw, "TEMPLATE_LAYOUTS", ()),
+        template_libraries=_names(raw, "TEMPLATE_LIBRARIES", ("i18n", "l10n", "tz")),
+        template_time_limit=_seconds(raw, "TEMPLATE_TIME_LIMIT", 1.0),
+        template_max_size=int(_seconds(raw, "TEMPLATE_MAX_SIZE", 1_000_000)),
     )
 
 
 def _seconds(raw: dict[str, Any], key: str, default: float) -> float:
-    """A positive number setting (seconds, or bytes for WEBHOOK_MAX_BYTES)."""
+    """A positive number setting (seconds, or a count such as WEBHOOK_MAX_BYTES)."""
     value = raw.get(key, default)
     if (
         not isinstance(value, int | float)
@@ -191,6 +205,14 @@ def _seconds(raw: dict[str, Any], key: str, default: float) -> float:
     ):
         raise ImproperlyConfigured(f"TXMAIL[{key!r}] must be a positive, finite number.")
     return float(value)
+
+
+def _names(raw: dict[str, Any], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A list-of-names setting (template names, tag library names)."""
+    value = raw.get(key, default)
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+        raise ImproperlyConfigured(f"TXMAIL[{key!r}] must be a list of names, e.g. {default!r}.")
+    return tuple(value)
 
 
 def _percent(raw: dict[str, Any], key: str, default: float) -> float:

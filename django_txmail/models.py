@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -112,6 +113,12 @@ class Grant(models.Model):
                 condition=models.Q(is_active=True),
                 name="txmail_one_active_grant_per_email",
             ),
+        ]
+        permissions = [
+            (
+                "send_as_any_grant",
+                "Can send a template test from any user's connected mailbox",
+            )
         ]
 
     def __str__(self) -> str:
@@ -492,6 +499,23 @@ class Attempt(models.Model):
         return f"attempt {self.number}: {self.outcome}"
 
 
+class WebhookPayload(models.Model):
+    """What a provider sent once about several delivery events, stored once for all of them.
+
+    A Nylas notification naming several recipients becomes one event per
+    recipient; the notification itself is stored here, once, and each of
+    those events points to it (``DeliveryEvent.payload``) instead of keeping
+    a copy in ``raw``.
+    """
+
+    provider = models.CharField(max_length=64)
+    raw = models.JSONField(help_text=_("The notification as the provider sent it."))
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.provider} payload {self.pk}"
+
+
 class DeliveryEvent(models.Model):
     """Something the provider reported about a message after it left (a webhook event)."""
 
@@ -515,7 +539,19 @@ class DeliveryEvent(models.Model):
     click_url = models.TextField(blank=True)
     user_agent = models.TextField(blank=True)
     ip = models.CharField(max_length=64, blank=True)
-    raw = models.JSONField(help_text=_("The event as the provider sent it."))
+    raw = models.JSONField(
+        null=True,
+        blank=True,
+        help_text=_("The event as the provider sent it; empty when it shares a payload."),
+    )
+    payload = models.ForeignKey(
+        WebhookPayload,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="events",
+        help_text=_("The notification this event came from, stored once for all its events."),
+    )
     #: Marks the rows one webhook request inserted (to tell them from duplicates).
     ingest_batch = models.UUIDField(editable=False)
 
@@ -535,3 +571,8 @@ class DeliveryEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.recipient or ''}".strip()
+
+    @property
+    def provider_payload(self) -> Any:
+        """What the provider sent about this event: its own ``raw``, or the shared payload."""
+        return self.raw if self.payload_id is None else self.payload.raw

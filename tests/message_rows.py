@@ -57,7 +57,6 @@ def event_row(message: Message | None, kind: str, occurred_at: datetime | None =
         provider_event_id=f"ev-{uuid.uuid4()}",
         recipient=message.recipients[0] if message else "someone@x.example",
         occurred_at=occurred_at or timezone.now(),
-        raw={},
         ingest_batch=uuid.uuid4(),
-        **fields,
+        **({"raw": {}} | fields),
     )

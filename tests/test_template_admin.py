@@ -228,3 +228,77 @@ def test_a_variant_language_differing_only_in_case_is_a_form_error(admin_client,
     errors = str(formset.non_form_errors()) + str(formset.errors)
     assert "duplicate data for language" in errors or "Template and Language already" in errors
     assert template.variants.count() == 1
+
+
+def template_sender(client, *, any_grant: bool = False) -> User:
+    """A staff user who may preview and send tests of templates, logged in on ``client``."""
+    user = User.objects.create_user("editor", "ed@x.example", "pw", is_staff=True)
+    codenames = ["view_template", "send_test_template"]
+    if any_grant:
+        codenames.append("send_as_any_grant")
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client.force_login(user)
+    return user
+
+
+SEND_TEST = {"to": "qa@x.example", "language": "en-us"}
+
+
+def test_test_send_refuses_another_users_connected_mailbox(client, template, sandbox, domain):
+    from django_txmail.models import Grant
+
+    boss = User.objects.create_user("boss", "ceo@example.com", "pw")
+    Grant.objects.create(email="ceo@example.com", provider="nylas", grant_id="g-ceo", user=boss)
+    template_sender(client)
+    url = reverse("admin:django_txmail_template_send_test", args=[template.pk])
+    page = client.get(url).content.decode()
+    assert "ceo@example.com" not in page  # not offered
+    response = client.post(url, SEND_TEST | {"from_email": "CEO@example.com"})
+    assert response.status_code == 200
+    assert "another user&#x27;s connected mailbox" in response.content.decode()
+    assert sandbox.requests == [] and not Message.objects.exists()
+
+
+def test_test_send_refuses_an_address_outside_every_route(client, template, sandbox, domain):
+    template_sender(client)
+    url = reverse("admin:django_txmail_template_send_test", args=[template.pk])
+    response = client.post(url, SEND_TEST | {"from_email": "someone@elsewhere.example"})
+    assert "neither at a sending domain" in response.content.decode()
+    assert sandbox.requests == [] and not Message.objects.exists()
+
+
+def test_test_send_offers_and_accepts_the_users_own_grant(client, template, sandbox, domain):
+    from django_txmail.models import Grant
+
+    template.html = "<p>Hello {{ name }}</p>"
+    template.save()
+    user = template_sender(client)
+    Grant.objects.create(email="ed@mine.example", provider="nylas", grant_id="g-ed", user=user)
+    url = reverse("admin:django_txmail_template_send_test", args=[template.pk])
+    page = client.get(url).content.decode()
+    assert '<option value="ed@mine.example">' in page
+    assert client.post(url, SEND_TEST | {"from_email": "ed@mine.example"}).status_code == 302
+    assert Message.objects.get().route == "grant"
+
+
+def test_test_send_accepts_a_sending_domain_address(client, template, sandbox, domain):
+    template.html = "<p>Hello {{ name }}</p>"
+    template.save()
+    template_sender(client)
+    url = reverse("admin:django_txmail_template_send_test", args=[template.pk])
+    assert client.post(url, SEND_TEST | {"from_email": "shop@example.com"}).status_code == 302
+    assert Message.objects.get().route == "domain"
+
+
+def test_send_as_any_grant_allows_another_users_mailbox(client, template, sandbox, domain):
+    from django_txmail.models import Grant
+
+    template.html = "<p>Hello {{ name }}</p>"
+    template.save()
+    boss = User.objects.create_user("boss", "ceo@example.com", "pw")
+    Grant.objects.create(email="ceo@example.com", provider="nylas", grant_id="g-ceo", user=boss)
+    template_sender(client, any_grant=True)
+    url = reverse("admin:django_txmail_template_send_test", args=[template.pk])
+    assert '<option value="ceo@example.com">' in client.get(url).content.decode()
+    assert client.post(url, SEND_TEST | {"from_email": "ceo@example.com"}).status_code == 302
+    assert Message.objects.get().grant.user == boss

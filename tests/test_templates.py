@@ -233,11 +233,13 @@ def test_templates_use_the_project_template_loaders(settings):
             },
         }
     ]
+    settings.TXMAIL = settings.TXMAIL | {"TEMPLATE_LAYOUTS": ["emails/base.html"]}
     make_template(subject="x", html='{% extends "emails/base.html" %}{% block c %}ok{% endblock %}')
     assert render_template("welcome", {}).html == "<b>ok</b>"
 
 
-def test_templates_can_extend_project_template_files_and_load_libraries():
+def test_templates_can_extend_project_template_files_and_load_libraries(settings):
+    settings.TXMAIL = settings.TXMAIL | {"TEMPLATE_LAYOUTS": ["emails/layout.html"]}
     make_template(
         subject="x",
         html='{% extends "emails/layout.html" %}{% block content %}Hi {{ name }}{% endblock %}',

@@ -112,7 +112,13 @@ def test_delivered_event_is_stored_and_moves_the_message(client):
     message = sent_message()
     response = post(client, delivered(message))
     assert response.status_code == 200
-    assert response.json() == {"received": 1, "stored": 1, "duplicates": 0, "unmatched": 0}
+    assert response.json() == {
+        "received": 1,
+        "stored": 1,
+        "duplicates": 0,
+        "unmatched": 0,
+        "ignored": 0,
+    }
     event = DeliveryEvent.objects.get()
     assert (event.message, event.type, event.recipient) == (message, "delivered", "ann@x.example")
     assert event.provider_type == "message.transactional.delivered"

@@ -17,6 +17,7 @@ import unicodedata
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
+from django.forms.models import BaseInlineFormSet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -85,8 +86,24 @@ class AttemptInline(ReadOnlyInline):
     ]
 
 
+#: The most delivery events a message's page lists; the rest are a link away.
+SHOWN_EVENTS = 100
+
+
+class LatestEventsFormSet(BaseInlineFormSet):
+    """A message's latest ``SHOWN_EVENTS`` events, oldest first: a page of bounded size."""
+
+    def get_queryset(self):
+        if not hasattr(self, "_latest"):
+            events = super().get_queryset()
+            latest = events.order_by("-occurred_at", "-id").values_list("pk", flat=True)
+            self._latest = events.filter(pk__in=list(latest[:SHOWN_EVENTS]))
+        return self._latest
+
+
 class EventInline(ReadOnlyInline):
     model = DeliveryEvent
+    formset = LatestEventsFormSet
     verbose_name_plural = _("delivery events (timeline)")
     fields = [
         "occurred_at",
@@ -99,6 +116,10 @@ class EventInline(ReadOnlyInline):
         "provider_event_id",
     ]
     ordering = ["occurred_at", "id"]
+
+    def get_queryset(self, request):
+        # The payload is not shown here; never decode it (see delivery_events.py).
+        return super().get_queryset(request).defer("raw")
 
 
 @admin.register(Message)
@@ -194,6 +215,7 @@ class MessageAdmin(MessageActions, CountlessList, admin.ModelAdmin):
                     "failure_origin",
                     "resent_from",
                     "resends_display",
+                    "events_display",
                     "created_at",
                     "sent_at",
                     "updated_at",
@@ -298,6 +320,19 @@ class MessageAdmin(MessageActions, CountlessList, admin.ModelAdmin):
                 ((reverse(change, args=[pk]), pk, s) for pk, s in resends),
             )
             or "-"
+        )
+
+    @admin.display(description=_("delivery events"))
+    def events_display(self, obj: Message):
+        count = obj.events.count()
+        url = reverse(f"{self.admin_site.name}:django_txmail_deliveryevent_changelist")
+        shown = (
+            _("the latest %(shown)d are listed below") % {"shown": SHOWN_EVENTS}
+            if count > SHOWN_EVENTS
+            else _("listed below")
+        )
+        return format_html(
+            '{} ({}): <a href="{}?message={}">{}</a>', count, shown, url, obj.pk, _("see them all")
         )
 
     @staticmethod

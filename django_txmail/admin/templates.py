@@ -5,7 +5,11 @@ iframe (no scripts, no same-origin access) and lists the variables the
 samples lack. The test send is a POST with CSRF behind the
 ``django_txmail.send_test_template`` permission, and goes through the
 configured email backend like any other message, so it is recorded in the
-outbox and visible there.
+outbox and visible there. It sends only from an address of a sending
+domain (the domain route) or from one of the requesting user's own
+connected mailboxes: another user's mailbox needs
+``django_txmail.send_as_any_grant``, since mail from it is mail in that
+person's name.
 """
 
 from __future__ import annotations
@@ -16,17 +20,21 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.encoding import punycode
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from django_txmail.admin.preview import preview_frame
 from django_txmail.exceptions import TxMailError
 from django_txmail.models import (
+    Grant,
     Message,
+    SendingDomain,
     Template,
     TemplateVariant,
     normalize_language,
@@ -51,16 +59,75 @@ class TemplateVariantInline(admin.StackedInline):
     extra = 0
 
 
+class SuggestingEmailInput(forms.EmailInput):
+    """An address input offering ``suggestions`` (an HTML datalist); any text may be typed."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.suggestions: list[str] = []
+
+    def render(self, name, value, attrs=None, renderer=None):
+        list_id = f"{(attrs or {}).get('id') or name}-suggestions"
+        html = super().render(name, value, {**(attrs or {}), "list": list_id}, renderer)
+        options = format_html_join("", '<option value="{}">', ((s,) for s in self.suggestions))
+        return format_html('{}<datalist id="{}">{}</datalist>', html, list_id, options)
+
+
+def grants_usable_by(user) -> models.QuerySet[Grant]:
+    """The active grants ``user`` may send a test from: their own, or all with the permission."""
+    grants = Grant.objects.filter(is_active=True)
+    if user.has_perm("django_txmail.send_as_any_grant"):
+        return grants
+    return grants.filter(user_id=user.pk)
+
+
 class SendTestForm(forms.Form):
     to = forms.EmailField(label=_("Send to"))
     from_email = forms.EmailField(
-        label=_("From"), help_text=_("An address of a sending domain or a connected grant.")
+        label=_("From"),
+        widget=SuggestingEmailInput,
+        help_text=_("An address of a sending domain, or one of your connected mailboxes."),
     )
     language = forms.ChoiceField(label=_("Language"))
 
-    def __init__(self, *args, languages: list[str], **kwargs) -> None:
+    def __init__(self, *args, languages: list[str], user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.user = user
         self.fields["language"].choices = [(code, code) for code in languages]
+        default = parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
+        offered = [default] if default and self._refusal(default) is None else []
+        offered += grants_usable_by(user).values_list("email", flat=True)
+        self.fields["from_email"].widget.suggestions = list(dict.fromkeys(offered))
+
+    def clean_from_email(self) -> str:
+        address = self.cleaned_data["from_email"]
+        refusal = self._refusal(address)
+        if refusal:
+            raise forms.ValidationError(refusal)
+        return address
+
+    def _refusal(self, address: str) -> str | None:
+        """Why this user may not send a test from ``address``, or None.
+
+        As routing decides: an active grant with the address is the grant route
+        (the user's own, or any with ``send_as_any_grant``); otherwise the address
+        must be at a sending domain.
+        """
+        address = address.strip().lower()
+        grant = Grant.objects.filter(is_active=True, email=address).first()
+        if grant is not None:
+            if grants_usable_by(self.user).filter(pk=grant.pk).exists():
+                return None
+            return _(
+                "%(address)s is another user's connected mailbox; a test can be sent from "
+                "your own mailboxes or a sending domain's addresses."
+            ) % {"address": address}
+        domain = punycode(address.rpartition("@")[2])
+        if SendingDomain.objects.filter(name=domain).exists():
+            return None
+        return _(
+            "%(address)s is neither at a sending domain nor one of your connected mailboxes."
+        ) % {"address": address}
 
 
 @admin.register(Template)
@@ -157,7 +224,9 @@ class TemplateAdmin(admin.ModelAdmin):
             "from_email": parseaddr(settings.DEFAULT_FROM_EMAIL)[1],
             "language": languages[0],
         }
-        form = SendTestForm(request.POST or None, initial=initial, languages=languages)
+        form = SendTestForm(
+            request.POST or None, initial=initial, languages=languages, user=request.user
+        )
         if request.method == "POST" and form.is_valid():
             try:
                 result = send_template(

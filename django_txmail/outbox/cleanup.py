@@ -26,7 +26,13 @@ from datetime import datetime, timedelta
 from django.db import router, transaction
 from django.db.models import QuerySet
 
-from django_txmail.models import Attempt, DeliveryEvent, Message, MessageAttachment
+from django_txmail.models import (
+    Attempt,
+    DeliveryEvent,
+    Message,
+    MessageAttachment,
+    WebhookPayload,
+)
 from django_txmail.outbox import states
 from django_txmail.outbox.store import delete_files
 
@@ -139,6 +145,10 @@ def cleanup(
         report.unattached_events += DeliveryEvent.objects.filter(pk__in=ids).delete()[0]
         if on_batch:
             on_batch(report)
+    # Shared payloads (WebhookPayload) go with the last of their events.
+    unused = WebhookPayload.objects.filter(received_at__lt=cutoff, events__isnull=True)
+    while ids := list(unused.values_list("pk", flat=True)[:batch_size]):
+        WebhookPayload.objects.filter(pk__in=ids).delete()
     return report
 
 

@@ -15,9 +15,13 @@ language by people who are not developers, so rendering is careful:
 * ``inline_css`` moves ``<style>`` rules into ``style`` attributes with
   css-inline.
 
-Templates are compiled by the project's template engine, so they can
-``{% extends %}`` or ``{% include %}`` its files and ``{% load %}`` its tag
-libraries.
+Templates are compiled by a restricted copy of the project's template
+engine (``syntax.py``): ``{% extends %}``/``{% include %}`` reach only the
+layouts in ``TXMAIL["TEMPLATE_LAYOUTS"]``, ``{% load %}`` only the libraries
+in ``TXMAIL["TEMPLATE_LIBRARIES"]``, and ``{% debug %}`` is not there. Each
+render (subject, HTML and text together) has a budget of CPU time and of
+output size (``limits.py``); running out of either is a ``TemplateError``
+naming the limit, in the admin preview, the test send and real sends alike.
 """
 
 from __future__ import annotations
@@ -35,8 +39,10 @@ from django.template.base import VariableDoesNotExist
 from django.utils import translation
 from django.utils.functional import Promise
 
+from django_txmail.conf import get_settings
 from django_txmail.exceptions import TemplateError
 from django_txmail.models import Template, TemplateVariant, normalize_language
+from django_txmail.stored_templates.limits import budget
 from django_txmail.stored_templates.strict import Missing
 from django_txmail.stored_templates.strict import render as render_strictly
 from django_txmail.stored_templates.syntax import compile_source
@@ -170,8 +176,12 @@ def render_template(
     except TemplateSyntaxError as exc:
         raise TemplateError(f"Template {template.slug!r} does not compile: {exc}") from None
     missing = Missing()
+    config = get_settings()
     try:
-        with translation.override(used_language):
+        with (
+            translation.override(used_language),
+            budget(config.template_time_limit, config.template_max_size),
+        ):
             out = {
                 name: render_strictly(compiled[name], variables, missing, html=name == "html")
                 for name in compiled
@@ -184,6 +194,8 @@ def render_template(
             f"arguments: {', '.join(sorted(missing.names)) or 'unknown'}. Pass them in "
             "template_vars."
         ) from None
+    except TemplateError as exc:  # a budget ran out
+        raise TemplateError(f"Template {template.slug!r}: {exc}") from None
     except Exception as exc:  # a filter or an include failing at render time
         raise TemplateError(
             f"Template {template.slug!r} failed to render: {type(exc).__name__}: {exc}"

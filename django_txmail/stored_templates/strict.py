@@ -26,6 +26,8 @@ from django.template.base import FilterExpression, Variable
 from django.template.base import Template as CompiledTemplate
 from django.template.defaulttags import FirstOfNode, TemplateLiteral
 
+from django_txmail.stored_templates.limits import tick
+
 _RESOLVE_CODE = FilterExpression.resolve.__code__
 _LOOKUP_CODE = Variable._resolve_lookup.__code__
 _OPTIONAL_CALLERS = {TemplateLiteral.eval.__code__, FirstOfNode.render.__code__}
@@ -113,7 +115,11 @@ def _tracked(value: Any, path: str, missing: Missing) -> Any:
 
 
 class _RecordingContext(Context):
-    """A Context that notes the top-level names a template looked for in vain."""
+    """A Context that notes the top-level names a template looked for in vain.
+
+    It also checks the render's time budget on each loop iteration (``{% for %}``
+    sets its variables here), which a loop with an empty body would otherwise skip.
+    """
 
     def __init__(self, data: dict, autoescape: bool, missing: Missing) -> None:
         super().__init__(data, autoescape=autoescape)
@@ -126,6 +132,14 @@ class _RecordingContext(Context):
             if _from_variable_lookup():
                 self.missing.note(key)
             raise
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        tick()
+        super().__setitem__(key, value)
+
+    def update(self, other_dict):
+        tick()
+        return super().update(other_dict)
 
 
 def render(compiled: CompiledTemplate, variables: dict, missing: Missing, html: bool) -> str:

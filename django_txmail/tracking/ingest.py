@@ -7,6 +7,11 @@ Providers deliver webhooks at least once and in no particular order. So:
 * each event is matched to its ``Message`` by the provider's message id,
   else by our message id when the provider echoes it (metadata, custom
   variables); an event matching no message is still stored, unattached;
+* an event about a recipient its message does not have is ignored: it is
+  not stored and changes nothing (counted as ``ignored``);
+* events read from one provider item (a Nylas notification naming several
+  recipients) share one stored copy of it, a ``WebhookPayload``, instead of
+  one copy each;
 * the message's status (and each recipient's, in
   ``Message.recipient_status``) moves by the provider's word, with the
   precedence ``django_txmail.outbox.states`` defines: only forward, by rank,
@@ -30,7 +35,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from django_txmail.exceptions import WebhookPayloadError
-from django_txmail.models import DeliveryEvent, Message
+from django_txmail.models import DeliveryEvent, Message, WebhookPayload
 from django_txmail.outbox import states
 from django_txmail.providers.base import EVENT_TYPES, WebhookEvent
 from django_txmail.signals import delivery_event
@@ -44,6 +49,7 @@ class IngestResult:
     stored: int
     duplicates: int
     unmatched: int
+    ignored: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return vars(self).copy()
@@ -53,12 +59,13 @@ def _fit(value: str, length: int) -> str:
     return (value or "")[:length]
 
 
-def _storable(event: WebhookEvent) -> None:
+def _storable(event: WebhookEvent, checked: set[int]) -> None:
     """Refuse what a database would refuse or silently mangle.
 
     NUL characters (PostgreSQL rejects them), text that is not valid Unicode
     (lone surrogates) and NaN/Infinity (not JSON; SQLite's INSERT OR IGNORE
     would drop the row and call it a duplicate) make the request a 400.
+    A payload several events share is checked once (``checked``: their ids).
     """
     texts = [
         event.provider_event_id,
@@ -73,8 +80,11 @@ def _storable(event: WebhookEvent) -> None:
         event.user_agent,
         event.ip,
     ]
+    raw = ""
     try:
-        raw = json.dumps(event.raw, allow_nan=False, ensure_ascii=False)
+        if id(event.raw) not in checked:
+            raw = json.dumps(event.raw, allow_nan=False, ensure_ascii=False)
+            checked.add(id(event.raw))
         encoded = [raw.encode(), *(text.encode() for text in texts if text)]
     except (ValueError, TypeError, UnicodeEncodeError) as exc:
         raise WebhookPayloadError(
@@ -84,8 +94,8 @@ def _storable(event: WebhookEvent) -> None:
         raise WebhookPayloadError(f"Event {event.provider_event_id!r} contains a NUL character.")
 
 
-def _row(provider: str, event: WebhookEvent, batch: uuid.UUID) -> DeliveryEvent:
-    _storable(event)
+def _row(provider: str, event: WebhookEvent, batch: uuid.UUID, checked: set[int]) -> DeliveryEvent:
+    _storable(event, checked)
     if event.type not in EVENT_TYPES:
         raise WebhookPayloadError(f"Unknown normalized event type {event.type!r}.")
     if not event.provider_event_id or len(event.provider_event_id) > 255:
@@ -152,38 +162,78 @@ def _match(event: WebhookEvent, by_provider_id: dict, by_id: dict) -> Message | 
         return None
 
 
+def _on_their_messages(rows: dict[str, tuple[WebhookEvent, DeliveryEvent]]) -> dict:
+    """``rows`` without the events naming a recipient their (matched) message does not have."""
+    recipients: dict[uuid.UUID, set[str]] = {}
+    kept = {}
+    for key, (event, row) in rows.items():
+        if row.message is not None and row.recipient:
+            if row.message.pk not in recipients:
+                recipients[row.message.pk] = {a.lower() for a in row.message.recipients}
+            if row.recipient not in recipients[row.message.pk]:
+                continue
+        kept[key] = (event, row)
+    return kept
+
+
+def _share_payloads(provider: str, rows: list[tuple[WebhookEvent, DeliveryEvent]]) -> list:
+    """One stored payload per provider item that several of ``rows`` were read from."""
+    groups: dict[int, list[DeliveryEvent]] = defaultdict(list)
+    items = {}
+    for event, row in rows:
+        groups[id(event.raw)].append(row)
+        items[id(event.raw)] = event.raw
+    shared = {key: group for key, group in groups.items() if len(group) > 1}
+    payloads = WebhookPayload.objects.bulk_create(
+        [WebhookPayload(provider=provider, raw=items[key]) for key in shared]
+    )
+    for payload, group in zip(payloads, shared.values(), strict=True):
+        for row in group:
+            row.payload, row.raw = payload, None
+    return payloads
+
+
 def ingest(provider: str, events: list[WebhookEvent]) -> IngestResult:
     """Store the new events of one webhook request and apply them to their messages."""
     batch = uuid.uuid4()
     rows = {}
+    checked: set[int] = set()
     for event in events:  # an id repeated inside one request counts once
-        rows.setdefault(event.provider_event_id, (event, _row(provider, event, batch)))
+        if event.provider_event_id not in rows:
+            rows[event.provider_event_id] = (event, _row(provider, event, batch, checked))
     alias = router.db_for_write(DeliveryEvent)
     with transaction.atomic(using=alias):
         by_provider_id, by_id = _messages(provider, [event for event, _ in rows.values()])
         for event, row in rows.values():
             row.message = _match(event, by_provider_id, by_id)
+        kept = _on_their_messages(rows)
+        payloads = _share_payloads(provider, list(kept.values()))
         # Inserted in id order: concurrent requests take index locks in one order.
         DeliveryEvent.objects.bulk_create(
-            [rows[key][1] for key in sorted(rows)], ignore_conflicts=True
+            [kept[key][1] for key in sorted(kept)], ignore_conflicts=True
         )
         # The rows this request inserted (not those another delivery stored first).
         inserted = dict(
             DeliveryEvent.objects.filter(ingest_batch=batch).values_list("provider_event_id", "pk")
         )
         stored = []
-        for event_id, (_, row) in rows.items():
+        for event_id, (_, row) in kept.items():
             if event_id in inserted:
                 row.pk = inserted[event_id]
                 stored.append(row)
+        used = {row.payload_id for row in stored}
+        if unused := [p.pk for p in payloads if p.pk not in used]:  # a redelivery
+            WebhookPayload.objects.filter(pk__in=unused).delete()
         stored.sort(key=lambda row: (row.occurred_at, row.pk))
         _apply(stored)
         transaction.on_commit(lambda: _notify(stored), using=alias)
+    ignored = len(rows) - len(kept)
     return IngestResult(
         received=len(events),
         stored=len(stored),
-        duplicates=len(events) - len(stored),
+        duplicates=len(events) - len(stored) - ignored,
         unmatched=sum(1 for row in stored if row.message is None),
+        ignored=ignored,
     )
 
 

@@ -13,10 +13,14 @@ For ``POST``, in this order, and nothing is stored unless every step passes:
    HMAC-SHA256 of the *raw* body under one of the account's secrets (403) —
    ``WEBHOOK_SECRET`` plus any in ``WEBHOOK_SECRETS``, so a secret can be
    rotated without losing events;
-5. the adapter parses the body; a body that is not JSON or not the provider's
+5. a body nested deeper than ``MAX_JSON_DEPTH`` is refused before it is
+   parsed (400; ``depth.py``);
+6. the adapter parses the body; a body that is not JSON or not the provider's
    shape, or a batch with any malformed event, is refused whole (400).
    Unknown event *types* are not malformed: they are stored as "unknown";
-6. the events are stored once each (a redelivered batch answers 200 and
+7. a request holding more than ``TXMAIL["WEBHOOK_MAX_EVENTS"]`` events is
+   refused whole (413);
+8. the events are stored once each (a redelivered batch answers 200 and
    stores nothing new) and applied to their messages.
 
 ``GET`` answers a provider's verification request (Nylas ``?challenge=``).
@@ -38,6 +42,7 @@ from rest_framework.views import APIView
 from django_txmail.conf import get_settings
 from django_txmail.exceptions import WebhookPayloadError
 from django_txmail.providers import Adapter, load_adapter
+from django_txmail.tracking.depth import MAX_JSON_DEPTH, too_deep
 from django_txmail.tracking.ingest import ingest
 
 logger = logging.getLogger("django_txmail.tracking.views")
@@ -136,8 +141,12 @@ class WebhookView(APIView):
             return body
         if not signature_matches(body, signature, account.webhook_secrets):
             return Response({"detail": "The signature does not match."}, status=403)
+        if too_deep(body):
+            return Response({"detail": f"The body nests deeper than {MAX_JSON_DEPTH}."}, 400)
         try:
             events = adapter.parse_webhook(body, request.content_type or "")
+            if len(events) > (most := get_settings().webhook_max_events):
+                return Response({"detail": f"Over {most} events in one request."}, status=413)
             result = ingest(account.name, events)
         except WebhookPayloadError as exc:
             return Response({"detail": str(exc)}, status=400)
