@@ -16,10 +16,43 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.encoding import punycode
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
+from django_txmail.conf import did_you_mean, get_settings
 from django_txmail.event_types import EventType
 from django_txmail.stored_templates.syntax import syntax_error
+
+
+def admin_path(model: type[models.Model]) -> str:
+    """Where ``model``'s rows are in the admin, as error messages name it: "Transactional mail →
+    Templates" (the app's section, then the model's list)."""
+    opts = model._meta
+    return f"{opts.app_config.verbose_name} → {capfirst(opts.verbose_name_plural)}"
+
+
+def check_account_name(provider: str) -> None:
+    """Refuse a ``provider`` that is not an account of ``TXMAIL["PROVIDERS"]``.
+
+    The accounts live in settings, not in a table, so the field has no choices
+    (they would be frozen into a migration); forms validate it here, and the
+    database check ``txmail.W011`` reports rows that name no account.
+    """
+    accounts = get_settings().providers
+    if provider and provider not in accounts:
+        raise ValidationError(
+            {
+                "provider": _(
+                    "%(provider)r is not an account of TXMAIL['PROVIDERS'] (configured: "
+                    "%(accounts)s).%(hint)s"
+                )
+                % {
+                    "provider": provider,
+                    "accounts": ", ".join(sorted(accounts)) or "none",
+                    "hint": did_you_mean(provider, accounts),
+                }
+            }
+        )
 
 
 class SendingDomain(models.Model):
@@ -80,6 +113,9 @@ class SendingDomain(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.provider})"
 
+    def clean(self) -> None:
+        check_account_name(self.provider)
+
     def save(self, *args, **kwargs):
         # Stored IDNA-encoded, as From domains are after compose.
         self.name = punycode(self.name.strip().lower().rstrip("."))
@@ -116,6 +152,9 @@ class Grant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} ({self.provider})"
+
+    def clean(self) -> None:
+        check_account_name(self.provider)
 
     def save(self, *args, **kwargs):
         self.email = self.email.strip().lower()
