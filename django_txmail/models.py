@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -235,6 +236,8 @@ class Template(models.Model):
         # from this object, so a stale copy cannot take it back.
         if self._state.adding:
             super().save(*args, **kwargs)
+            if (edit := _current_edit.get()) is not None:
+                edit.created.add(self.pk)  # its variants saved with it are part of version 1
             return
         before = Template.objects.filter(pk=self.pk).values(*_TEMPLATE_CONTENT).first()
         if before is not None and "update_fields" not in kwargs:
@@ -247,28 +250,39 @@ class Template(models.Model):
 
     def bump_version(self) -> None:
         """Raise the version by one, or once at the end of ``one_version_bump()``."""
-        pending = _pending_bumps.get()
-        if pending is not None:
-            pending.add(self.pk)
+        edit = _current_edit.get()
+        if edit is not None:
+            edit.changed.add(self.pk)
         else:
             Template.objects.filter(pk=self.pk).update(version=models.F("version") + 1)
         self.refresh_from_db(fields=["version"])
 
 
-_pending_bumps: ContextVar[set | None] = ContextVar("txmail_pending_bumps", default=None)
+@dataclass
+class _Edit:
+    """The templates one ``one_version_bump()`` block changed, and those it created."""
+
+    changed: set = field(default_factory=set)
+    created: set = field(default_factory=set)
+
+
+_current_edit: ContextVar[_Edit | None] = ContextVar("txmail_template_edit", default=None)
 
 
 @contextmanager
 def one_version_bump() -> Iterator[None]:
-    """Template edits inside count as one new version per template (one admin save)."""
-    pending: set = set()
-    token = _pending_bumps.set(pending)
+    """Template edits inside count as one new version per template (one admin save).
+
+    A template created inside, with its variants, is version 1.
+    """
+    edit = _Edit()
+    token = _current_edit.set(edit)
     try:
         yield
     finally:
-        _pending_bumps.reset(token)
-    if pending:
-        Template.objects.filter(pk__in=pending).update(version=models.F("version") + 1)
+        _current_edit.reset(token)
+    if bumped := edit.changed - edit.created:
+        Template.objects.filter(pk__in=bumped).update(version=models.F("version") + 1)
 
 
 def normalize_language(code: str) -> str:

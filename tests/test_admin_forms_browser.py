@@ -1,14 +1,18 @@
 """Admin forms and lists in a real browser: what a new user sees while setting up.
 
-A sending domain's provider is picked from the configured accounts.
+A sending domain's provider is picked from the configured accounts; a
+template saved with its first language variant is version 1; the delivery
+events list explains its search box.
 """
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 
-from django_txmail.models import SendingDomain
+from django_txmail.models import SendingDomain, Template
 
 from .browser import admin_browser, log_in, shot
 
@@ -68,3 +72,32 @@ def test_a_domain_naming_no_account_is_refused_on_save_with_the_account_it_meant
     save(page)
     expect(page.locator(".messagelist .success")).to_be_visible()
     assert SendingDomain.objects.get(pk=typo.pk).provider == "nylas"
+
+
+def test_the_delivery_event_search_box_explains_itself(page: Page):
+    log_in(page, "/admin/django_txmail/deliveryevent/")
+    toolbar = page.locator("#toolbar")
+    expect(toolbar.locator(".help")).to_have_text(
+        "A recipient address or part of one, or the provider's event id or message id."
+    )
+    expect(toolbar).not_to_contain_text("None")
+
+
+def test_a_template_saved_with_a_language_variant_starts_at_version_1(page: Page):
+    log_in(page, "/admin/django_txmail/template/add/")
+    page.fill("#id_name", "Welcome")
+    expect(page.locator(".field-inline_css .help")).to_have_text(
+        "Move <style> rules into style attributes (for mail clients that drop them)."
+    )
+    page.fill("#id_subject", "Hi {{ name }}")
+    expect(page.locator("#id_slug")).to_have_value("welcome")  # filled in from the name
+    page.fill("#id_html", "<p>Hi {{ name }}</p>")
+    page.get_by_text(re.compile("add another language variant", re.IGNORECASE)).click()
+    page.fill("#id_variants-0-language", "de")
+    page.fill("#id_variants-0-subject", "Hallo {{ name }}")
+    page.fill("#id_variants-0-html", "<p>Hallo {{ name }}</p>")
+    save(page)
+    row = page.locator("#result_list tbody tr")
+    expect(row.locator(".field-language_list")).to_have_text("en-us, de")
+    expect(row.locator(".field-version")).to_have_text("1")
+    assert list(Template.objects.values_list("slug", "version")) == [("welcome", 1)]
