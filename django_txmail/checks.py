@@ -78,7 +78,7 @@ def _unknown_keys(given: Iterable[Any], known: Iterable[str], where: str) -> lis
     known = sorted(known)
     return [
         Error(
-            f"{where} has an unknown key {key!r}, which nothing reads.",
+            f"{where} has an unknown key {key!r}.",
             hint=did_you_mean(str(key), known).strip() or f"It takes: {', '.join(known)}.",
             id="txmail.E010",
         )
@@ -114,7 +114,7 @@ def _our_mailers() -> dict[str, dict[str, Any]]:
     }
 
 
-def is_mail_backend() -> bool:
+def _is_mail_backend() -> bool:
     """Whether Django sends mail through this app's backend (EMAIL_BACKEND or MAILERS).
 
     Django's test runner switches both to its locmem backend, so this is
@@ -131,7 +131,7 @@ def _no_providers() -> CheckMessage:
         "Add an account, e.g. {'nylas': {'ADAPTER': 'nylas', 'API_KEY': ..., "
         "'API_URI': 'https://api.us.nylas.com'}}, or run the local sandbox."
     )
-    if is_mail_backend():
+    if _is_mail_backend():
         return Error(f"{message} Every send raises.", hint=hint, id="txmail.E002")
     return Warning(
         f"{message} That is an error (txmail.E002) once django_txmail is the mail backend.",

@@ -36,7 +36,7 @@ def errors_with(id_: str) -> list:
 def test_a_misspelt_txmail_key_is_an_error_naming_the_key_meant(settings):
     settings.TXMAIL = {"PROVIDERS": {"nylas": NYLAS}, "DELIVERYY": "task"}
     [error] = errors_with("txmail.E010")
-    assert error.msg == "TXMAIL has an unknown key 'DELIVERYY', which nothing reads."
+    assert error.msg == "TXMAIL has an unknown key 'DELIVERYY'."
     assert error.hint == "Did you mean 'DELIVERY'?"
 
 

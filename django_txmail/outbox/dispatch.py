@@ -43,9 +43,10 @@ def delivery_mode() -> tuple[bool, bool]:
     ``TXMAIL["TASK_BACKEND"]``) it raises ``ImproperlyConfigured``, so a send
     that raises leaves no row behind for a worker to send later.
     """
-    by_task = get_settings().delivery == "task"
+    config = get_settings()
+    by_task = config.delivery == "task"
     if by_task:
-        error = task_delivery_error(get_settings())
+        error = task_delivery_error(config)
         if error is not None:
             raise ImproperlyConfigured(f"{error.msg} {error.hint or ''}".strip())
         from django_txmail.sending import tasks  # noqa: F401  (binds the delivery task)
