@@ -48,7 +48,7 @@ from django_txmail.message import TxMailResult
 from django_txmail.models import Message
 from django_txmail.outbound_email import OutboundEmail
 from django_txmail.outbox import states
-from django_txmail.outbox.dispatch import hand_over_all, in_caller_transaction
+from django_txmail.outbox.dispatch import delivery_mode, hand_over_all
 from django_txmail.outbox.store import Plan, plan, record_all
 from django_txmail.routing import ResolvedRoute, Routes
 from django_txmail.sending.attempt import Sender
@@ -128,9 +128,10 @@ class EmailBackend(BaseEmailBackend):
         if not email_messages:
             return 0
         with self._lock:
+            # Before anything is opened or recorded: a task backend that cannot take a task
+            # raises here.
+            self._by_task, self._after_commit = delivery_mode()
             opened = self.open()
-            self._by_task = get_settings().delivery == "task"
-            self._after_commit = not self._by_task and in_caller_transaction()
             try:
                 return self._send_all(email_messages)
             finally:
@@ -146,6 +147,8 @@ class EmailBackend(BaseEmailBackend):
                 planned.append((django_message, *self._plan(django_message)))
             except TxMailError as exc:
                 errors.append(exc)
+            except ImproperlyConfigured:
+                raise  # the configuration, not this message: nothing of the call is recorded
             except Exception as exc:
                 # Record and send what is planned before letting this through.
                 unexpected = exc
@@ -185,6 +188,7 @@ class EmailBackend(BaseEmailBackend):
         email = compose(django_message)
         resolved = self._routes.resolve(email, provider=self.provider)
         adapter = self.sender.adapter(resolved.account.name)
+        adapter.check_account()
         window = adapter.scheduling_window(resolved.route)
         claim = not (self._by_task or self._after_commit)
         plans = [plan(part, window, claim=claim) for part in adapter.split(email)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from importlib import import_module
 from types import ModuleType
@@ -14,41 +15,33 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections, router
 from django.utils import timezone
 
-from django_txmail.conf import TxMailSettings, get_settings
-from django_txmail.providers.base import adapter_class
+from django_txmail.conf import (
+    BACKEND_OPTIONS,
+    BACKEND_PATH,
+    SETTINGS_KEYS,
+    ProviderAccount,
+    TxMailSettings,
+    did_you_mean,
+    get_settings,
+)
+from django_txmail.providers.base import load_adapter
 
 
 @register(Tags.compatibility)
-def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
-    errors: list[Error] = []
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    raw = getattr(settings, "TXMAIL", {}) or {}
+    errors = _unknown_keys(raw, SETTINGS_KEYS, "TXMAIL") if isinstance(raw, dict) else []
     try:
         config = get_settings()
     except ImproperlyConfigured as exc:
-        return [Error(str(exc), hint="See the TXMAIL section of the README.", id="txmail.E001")]
+        return [
+            *errors,
+            Error(str(exc), hint="See the TXMAIL section of the README.", id="txmail.E001"),
+        ]
     if not config.providers:
-        errors.append(
-            Error(
-                "TXMAIL['PROVIDERS'] is empty: there is no provider account to send through.",
-                hint="Add an account, e.g. {'nylas': {'ADAPTER': 'nylas', 'API_KEY': ..., "
-                "'API_URI': 'https://api.us.nylas.com'}}, or run the local sandbox.",
-                id="txmail.E002",
-            )
-        )
+        errors.append(_no_providers())
     for account in config.providers.values():
-        try:
-            adapter = adapter_class(account.adapter)
-        except ImproperlyConfigured as exc:
-            errors.append(Error(str(exc), id="txmail.E003"))
-            continue
-        missing = [k for k in adapter.required_credentials if k not in account.credentials]
-        if missing:
-            errors.append(
-                Error(
-                    f"TXMAIL['PROVIDERS'][{account.name!r}] has no {', '.join(missing)}.",
-                    hint="Read it from the environment in settings.py; never store it in code.",
-                    id="txmail.E004",
-                )
-            )
+        errors.extend(_account_errors(account))
     for account in config.providers.values():
         if not account.webhook_secrets and not account.sandbox:
             errors.append(
@@ -59,6 +52,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                     id="txmail.W001",
                 )
             )
+    errors.extend(_mailers_errors(config))
     if not settings.USE_TZ:
         errors.append(
             Error(
@@ -79,6 +73,96 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     return errors
 
 
+def _unknown_keys(given: Iterable[Any], known: Iterable[str], where: str) -> list[CheckMessage]:
+    """E010 for each key of ``given`` that is not one of ``known`` (a typo, most likely)."""
+    known = sorted(known)
+    return [
+        Error(
+            f"{where} has an unknown key {key!r}.",
+            hint=did_you_mean(str(key), known).strip() or f"It takes: {', '.join(known)}.",
+            id="txmail.E010",
+        )
+        for key in sorted(given, key=str)
+        if key not in known
+    ]
+
+
+def _account_errors(account: ProviderAccount) -> list[CheckMessage]:
+    """The adapter cannot be loaded (E003), a key is unknown (E010), a credential is missing
+    (E004)."""
+    try:
+        adapter = load_adapter(account)
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="txmail.E003")]
+    errors = _unknown_keys(
+        account.keys, adapter.account_keys(), f"TXMAIL['PROVIDERS'][{account.name!r}]"
+    )
+    try:
+        adapter.check_account()
+    except ImproperlyConfigured as exc:
+        errors.append(Error(str(exc), id="txmail.E004"))
+    return errors
+
+
+def _our_mailers() -> dict[str, dict[str, Any]]:
+    """The entries of Django 6.1's ``MAILERS`` that use this app's backend, by alias."""
+    mailers = getattr(settings, "MAILERS", None) or {}
+    return {
+        alias: entry
+        for alias, entry in mailers.items()
+        if isinstance(entry, dict) and entry.get("BACKEND") == BACKEND_PATH
+    }
+
+
+def _is_mail_backend() -> bool:
+    """Whether Django sends mail through this app's backend (EMAIL_BACKEND or MAILERS).
+
+    Django's test runner switches both to its locmem backend, so this is
+    false under test unless a test switches back.
+    """
+    return getattr(settings, "EMAIL_BACKEND", "") == BACKEND_PATH or bool(_our_mailers())
+
+
+def _no_providers() -> CheckMessage:
+    """E002 where this app's backend sends the mail; else W010, so a project that has
+    not configured a provider yet can still migrate, run and test."""
+    message = "TXMAIL['PROVIDERS'] is empty: there is no provider account to send through."
+    hint = (
+        "Add an account, e.g. {'nylas': {'ADAPTER': 'nylas', 'API_KEY': ..., "
+        "'API_URI': 'https://api.us.nylas.com'}}, or run the local sandbox."
+    )
+    if _is_mail_backend():
+        return Error(f"{message} Every send raises.", hint=hint, id="txmail.E002")
+    return Warning(
+        f"{message} That is an error (txmail.E002) once django_txmail is the mail backend.",
+        hint=hint,
+        id="txmail.W010",
+    )
+
+
+def _mailers_errors(config: TxMailSettings) -> list[CheckMessage]:
+    """OPTIONS of this app's backend in ``MAILERS`` that it does not take (E010), or a
+    ``provider`` that names no account (E011)."""
+    errors: list[CheckMessage] = []
+    for alias, entry in _our_mailers().items():
+        options = entry.get("OPTIONS") or {}
+        where = f"MAILERS[{alias!r}]['OPTIONS']"
+        errors.extend(_unknown_keys(options, BACKEND_OPTIONS, where))
+        provider = options.get("provider")
+        if provider and provider not in config.providers:
+            configured = ", ".join(sorted(config.providers)) or "none"
+            errors.append(
+                Error(
+                    f"{where}['provider'] is {provider!r}, which is not an account of "
+                    f"TXMAIL['PROVIDERS'] (configured: {configured}).",
+                    hint=did_you_mean(provider, config.providers).strip()
+                    or "Name one of the accounts, or add this one to TXMAIL['PROVIDERS'].",
+                    id="txmail.E011",
+                )
+            )
+    return errors
+
+
 def _tasks_framework() -> ModuleType | None:
     """``django.tasks`` on Django 6.0+, the ``django_tasks`` backport on 5.2; None if missing.
 
@@ -91,34 +175,44 @@ def _tasks_framework() -> ModuleType | None:
         return None
 
 
-def _task_delivery_errors(config: TxMailSettings) -> list[Error]:
+def task_delivery_error(config: TxMailSettings) -> Error | None:
+    """Why no task can be enqueued on ``TXMAIL["TASK_BACKEND"]`` (E007, E008), or None.
+
+    Task delivery asks this before anything is recorded (``outbox.dispatch``), so
+    a send that cannot be handed to a task raises instead of leaving a row behind.
+    """
     framework = _tasks_framework()
     if framework is None:
-        return [
-            Error(
-                "TXMAIL['DELIVERY'] is 'task', but Django's Tasks framework is not installed "
-                "(Django 5.2 needs its backport).",
-                hint="pip install django-tasks (or django-txmail[tasks]) and add 'django_tasks' "
-                "to INSTALLED_APPS, or set TXMAIL['DELIVERY'] = 'immediate'.",
-                id="txmail.E007",
-            )
-        ]
+        return Error(
+            "TXMAIL['DELIVERY'] is 'task', but Django's Tasks framework is not installed "
+            "(Django 5.2 needs its backport).",
+            hint="pip install django-tasks (or django-txmail[tasks]) and add 'django_tasks' "
+            "to INSTALLED_APPS, or set TXMAIL['DELIVERY'] = 'immediate'.",
+            id="txmail.E007",
+        )
     alias = config.task_backend
     handler = framework.task_backends
     if alias not in handler.settings:
         configured = ", ".join(map(repr, handler.settings)) or "none"
-        return [
-            Error(
-                f"TXMAIL['TASK_BACKEND'] is {alias!r}, which is not a key of TASKS "
-                f"(configured: {configured}).",
-                hint="Add that backend to TASKS, or set TXMAIL['TASK_BACKEND'] to one of them.",
-                id="txmail.E008",
-            )
-        ]
+        return Error(
+            f"TXMAIL['TASK_BACKEND'] is {alias!r}, which is not a key of TASKS "
+            f"(configured: {configured}).",
+            hint="Add that backend to TASKS, or set TXMAIL['TASK_BACKEND'] to one of them.",
+            id="txmail.E008",
+        )
     try:
-        backend = handler[alias]
+        handler[alias]
     except handler.exception_class as exc:
-        return [Error(f"TASKS[{alias!r}] cannot be loaded: {exc}", id="txmail.E008")]
+        return Error(f"TASKS[{alias!r}] cannot be loaded: {exc}", id="txmail.E008")
+    return None
+
+
+def _task_delivery_errors(config: TxMailSettings) -> list[Error]:
+    error = task_delivery_error(config)
+    if error is not None:
+        return [error]
+    alias = config.task_backend
+    backend = _tasks_framework().task_backends[alias]
     if not backend.supports_defer and config.max_attempts > 1:
         return [
             Error(
@@ -192,6 +286,44 @@ def check_sending_domains(
                     id="txmail.W003",
                 )
             )
+    return warnings
+
+
+@register(Tags.database)
+def check_route_accounts(
+    app_configs: Any = None, databases: list[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Warn (W011) about sending domains and grants whose provider names no account.
+
+    Mail from them raises ``ImproperlyConfigured`` at send time: a typo saved
+    before the admin offered a choice, or an account since removed from
+    ``TXMAIL["PROVIDERS"]``. A database check, like W002.
+    """
+    from django_txmail.models import Grant, SendingDomain, admin_path
+
+    warnings: list[CheckMessage] = []
+    for model in (SendingDomain, Grant):
+        alias = router.db_for_read(model)
+        if not databases or alias not in databases:
+            continue
+        try:
+            config = get_settings()
+            strays = list(model.objects.using(alias).exclude(provider__in=list(config.providers)))
+        except (ImproperlyConfigured, DatabaseError):
+            return []  # E001 reports the setting; no table yet before the first migrate
+        configured = ", ".join(sorted(config.providers)) or "none"
+        warnings.extend(
+            Warning(
+                f"{model._meta.verbose_name.capitalize()} {row} names the provider "
+                f"{row.provider!r}, which is not an account of TXMAIL['PROVIDERS'] "
+                f"(configured: {configured}): sending through it raises.",
+                hint=f"Choose its account in the admin ({admin_path(model)})."
+                + did_you_mean(row.provider, config.providers),
+                obj=row,
+                id="txmail.W011",
+            )
+            for row in strays
+        )
     return warnings
 
 

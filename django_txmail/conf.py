@@ -9,9 +9,12 @@ written to the database.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from difflib import get_close_matches
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -26,6 +29,40 @@ BUILTIN_ADAPTERS = {
 
 DELIVERY_MODES = ("immediate", "task")
 
+#: Every key of ``TXMAIL``; anything else is a typo (system check E010).
+SETTINGS_KEYS = frozenset(
+    {
+        "PROVIDERS",
+        "DEFAULT_PROVIDER",
+        "DELIVERY",
+        "TIMEOUT",
+        "MAX_ATTEMPTS",
+        "RETRY_BACKOFF",
+        "ATTACHMENT_STORAGE",
+        "TASK_BACKEND",
+        "LEASE",
+        "WEBHOOK_MAX_BYTES",
+        "DNS_NAMESERVERS",
+        "DNS_TIMEOUT",
+        "DOMAIN_CHECK_MAX_AGE",
+        "BOUNCE_WARNING_PERCENT",
+        "COMPLAINT_WARNING_PERCENT",
+    }
+)
+#: The keys every account of ``TXMAIL["PROVIDERS"]`` may have, whatever its adapter; an
+#: adapter adds its credentials and options (``Adapter.account_keys()``).
+ACCOUNT_KEYS = frozenset({"ADAPTER", "API_URI", "SANDBOX", "WEBHOOK_SECRET", "WEBHOOK_SECRETS"})
+#: The email backend's OPTIONS (Django 6.1 ``MAILERS``): ``EmailBackend.__init__`` takes these.
+BACKEND_OPTIONS = frozenset({"fail_silently", "provider", "timeout"})
+#: The backend as settings name it (``EMAIL_BACKEND``, ``MAILERS[alias]["BACKEND"]``).
+BACKEND_PATH = "django_txmail.backends.EmailBackend"
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """A hint naming the choice closest to ``word`` (a typo), or an empty string."""
+    close = get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
 
 @dataclass(frozen=True)
 class ProviderAccount:
@@ -39,6 +76,8 @@ class ProviderAccount:
     sandbox: bool = False
     #: Every secret a webhook signature may be made with (several while rotating).
     webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+    #: The keys the account was given in settings (system check E010 looks for typos).
+    keys: frozenset[str] = frozenset()
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -86,13 +125,14 @@ class TxMailSettings:
             known = ", ".join(sorted(self.providers)) or "none"
             raise ImproperlyConfigured(
                 f"TXMAIL['PROVIDERS'] has no account {name!r} (configured: {known})."
+                + did_you_mean(name, self.providers)
             ) from None
 
 
 #: Nylas's service account (Manage Domains API): the key id and the RSA private key in PEM.
 SERVICE_ACCOUNT_KEYS = ("SERVICE_ACCOUNT_KEY_ID", "SERVICE_ACCOUNT_PRIVATE_KEY")
 _CREDENTIAL_KEYS = ("API_KEY", "API_TOKEN", "WEBHOOK_SECRET", *SERVICE_ACCOUNT_KEYS)
-_KNOWN_ACCOUNT_KEYS = {"ADAPTER", "API_URI", "SANDBOX", "WEBHOOK_SECRETS", *_CREDENTIAL_KEYS}
+_KNOWN_ACCOUNT_KEYS = ACCOUNT_KEYS | set(_CREDENTIAL_KEYS)
 
 
 def _account(name: str, raw: Any) -> ProviderAccount:
@@ -107,6 +147,12 @@ def _account(name: str, raw: Any) -> ProviderAccount:
     api_uri = raw.get("API_URI")
     if not api_uri or not isinstance(api_uri, str):
         raise ImproperlyConfigured(f"TXMAIL['PROVIDERS'][{name!r}] needs an 'API_URI'.")
+    parts = urlsplit(api_uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ImproperlyConfigured(
+            f"TXMAIL['PROVIDERS'][{name!r}]['API_URI'] is {api_uri!r}, which is not an http(s) "
+            "URL; give the provider's API origin, such as 'https://api.us.nylas.com'."
+        )
     credentials = {k: str(raw[k]) for k in _CREDENTIAL_KEYS if raw.get(k)}
     options = {k: v for k, v in raw.items() if k not in _KNOWN_ACCOUNT_KEYS}
     rotation = raw.get("WEBHOOK_SECRETS", ())
@@ -123,6 +169,7 @@ def _account(name: str, raw: Any) -> ProviderAccount:
         options=options,
         sandbox=bool(raw.get("SANDBOX", False)),
         webhook_secrets=webhook_secrets,
+        keys=frozenset(raw),
     )
 
 

@@ -11,16 +11,50 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.encoding import punycode
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
+from django_txmail.conf import did_you_mean, get_settings
 from django_txmail.event_types import EventType
 from django_txmail.stored_templates.syntax import syntax_error
+
+
+def admin_path(model: type[models.Model]) -> str:
+    """Where ``model``'s rows are in the admin, as error messages name it: "Transactional mail →
+    Templates" (the app's section, then the model's list)."""
+    opts = model._meta
+    return f"{opts.app_config.verbose_name} → {capfirst(opts.verbose_name_plural)}"
+
+
+def check_account_name(provider: str) -> None:
+    """Refuse a ``provider`` that is not an account of ``TXMAIL["PROVIDERS"]``.
+
+    The accounts live in settings, not in a table, so the field has no choices
+    (they would be frozen into a migration); forms validate it here, and the
+    database check ``txmail.W011`` reports rows that name no account.
+    """
+    accounts = get_settings().providers
+    if provider and provider not in accounts:
+        raise ValidationError(
+            {
+                "provider": _(
+                    "%(provider)r is not an account of TXMAIL['PROVIDERS'] (configured: "
+                    "%(accounts)s).%(hint)s"
+                )
+                % {
+                    "provider": provider,
+                    "accounts": ", ".join(sorted(accounts)) or "none",
+                    "hint": did_you_mean(provider, accounts),
+                }
+            }
+        )
 
 
 class SendingDomain(models.Model):
@@ -81,6 +115,9 @@ class SendingDomain(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.provider})"
 
+    def clean(self) -> None:
+        check_account_name(self.provider)
+
     def save(self, *args, **kwargs):
         # Stored IDNA-encoded, as From domains are after compose.
         self.name = punycode(self.name.strip().lower().rstrip("."))
@@ -123,6 +160,9 @@ class Grant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} ({self.provider})"
+
+    def clean(self) -> None:
+        check_account_name(self.provider)
 
     def save(self, *args, **kwargs):
         self.email = self.email.strip().lower()
@@ -203,6 +243,8 @@ class Template(models.Model):
         # from this object, so a stale copy cannot take it back.
         if self._state.adding:
             super().save(*args, **kwargs)
+            if (edit := _current_edit.get()) is not None:
+                edit.created.add(self.pk)  # its variants saved with it are part of version 1
             return
         before = Template.objects.filter(pk=self.pk).values(*_TEMPLATE_CONTENT).first()
         if before is not None and "update_fields" not in kwargs:
@@ -215,28 +257,39 @@ class Template(models.Model):
 
     def bump_version(self) -> None:
         """Raise the version by one, or once at the end of ``one_version_bump()``."""
-        pending = _pending_bumps.get()
-        if pending is not None:
-            pending.add(self.pk)
+        edit = _current_edit.get()
+        if edit is not None:
+            edit.changed.add(self.pk)
         else:
             Template.objects.filter(pk=self.pk).update(version=models.F("version") + 1)
         self.refresh_from_db(fields=["version"])
 
 
-_pending_bumps: ContextVar[set | None] = ContextVar("txmail_pending_bumps", default=None)
+@dataclass
+class _Edit:
+    """The templates one ``one_version_bump()`` block changed, and those it created."""
+
+    changed: set = field(default_factory=set)
+    created: set = field(default_factory=set)
+
+
+_current_edit: ContextVar[_Edit | None] = ContextVar("txmail_template_edit", default=None)
 
 
 @contextmanager
 def one_version_bump() -> Iterator[None]:
-    """Template edits inside count as one new version per template (one admin save)."""
-    pending: set = set()
-    token = _pending_bumps.set(pending)
+    """Template edits inside count as one new version per template (one admin save).
+
+    A template created inside, with its variants, is version 1.
+    """
+    edit = _Edit()
+    token = _current_edit.set(edit)
     try:
         yield
     finally:
-        _pending_bumps.reset(token)
-    if pending:
-        Template.objects.filter(pk__in=pending).update(version=models.F("version") + 1)
+        _current_edit.reset(token)
+    if bumped := edit.changed - edit.created:
+        Template.objects.filter(pk__in=bumped).update(version=models.F("version") + 1)
 
 
 def normalize_language(code: str) -> str:

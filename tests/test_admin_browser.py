@@ -5,34 +5,24 @@ HTML preview and its delivery timeline, resends it and finds the new
 message; the dashboard draws its chart. Screenshots of each step are kept
 in ``$TXMAIL_TEST_ARTIFACTS`` (default ``.tmp/artifacts/``).
 
-Needs ``apt-get install chromium`` (``.ci/run`` installs it). Without it
-the test fails: a skipped browser test would hide a broken admin.
+Needs ``apt-get install chromium`` (see ``tests/browser.py``).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import User
 from django.core import mail
-from django.db import connections
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from django_txmail.models import Message, Template
 
+from .browser import ARTIFACTS, admin_browser, shot
+from .browser import log_in as log_in_to
 from .message_rows import event_row
-
-CHROMIUM = os.environ.get("TXMAIL_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(
-    os.environ.get(
-        "TXMAIL_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / ".tmp/artifacts"
-    )
-)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
@@ -58,45 +48,12 @@ def outbox(sandbox, domain):
 
 @pytest.fixture
 def page(outbox, live_server, monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the
-    # test makes between browser steps are plain synchronous ones.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    User.objects.create_superuser("support", "support@example.com", "correct horse")
-    assert os.path.exists(CHROMIUM), (
-        f"No chromium at {CHROMIUM}: install Debian's with `apt-get install chromium` "
-        "(or point TXMAIL_CHROMIUM at one); the browser tests need it."
-    )
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-        )
-        context = browser.new_context(
-            base_url=live_server.url, viewport={"width": 1280, "height": 900}
-        )
-        context.set_default_timeout(15_000)
-        page = context.new_page()
-        try:
-            yield page
-        finally:
-            browser.close()
-            # ORM calls made while Playwright's sync API runs leave a connection that
-            # pytest-django's teardown does not close; close it here, or PostgreSQL
-            # cannot drop the test database at the end of the session.
-            connections.close_all()
-
-
-def shot(page: Page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"admin-{name}.png"), full_page=True)
+    with admin_browser(live_server, monkeypatch) as page:
+        yield page
 
 
 def log_in(page: Page) -> None:
-    page.goto("/admin/login/?next=/admin/django_txmail/message/")
-    page.fill("#id_username", "support")
-    page.fill("#id_password", "correct horse")
-    page.click("input[type=submit]")
+    log_in_to(page, "/admin/django_txmail/message/")
     expect(page.locator("#result_list")).to_be_visible()
 
 

@@ -26,7 +26,6 @@ def test_the_test_settings_pass():
     ("txmail", "expected"),
     [
         ({"PROVIDERS": {"x": {"ADAPTER": "nylas"}}}, "txmail.E001"),
-        ({"PROVIDERS": {}}, "txmail.E002"),
         (
             {"PROVIDERS": {"x": {"ADAPTER": "no.such.Adapter", "API_URI": "http://h"}}},
             "txmail.E003",

@@ -52,6 +52,9 @@ class DeliveryEventAdmin(CountlessList, admin.ModelAdmin):
     list_display = ["occurred_at", "type", "recipient", "provider", "message_link", "received_at"]
     list_filter = ["type", ProviderFilter, ("occurred_at", admin.DateFieldListFilter)]
     search_fields = ["=provider_event_id", "=provider_message_id", "recipient"]
+    search_help_text = _(
+        "A recipient address or part of one, or the provider's event id or message id."
+    )
     ordering = ["-occurred_at", "-id"]
     show_facets = admin.ShowFacets.NEVER
     raw_id_fields = ["message"]

@@ -11,6 +11,7 @@ The same check is offered on the change page as a button, posting to
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
@@ -20,6 +21,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from django_txmail.conf import get_settings
 from django_txmail.dns.records import ERROR, FAILED, OK, PENDING, WARNING
 from django_txmail.dns.verify import make_lookup, verify_domains
 from django_txmail.models import Grant, SendingDomain
@@ -32,8 +34,28 @@ _BADGE_COLOURS = {
 _MARKS = {OK: "✓", FAILED: "✗", WARNING: "!", ERROR: "?", PENDING: "…"}
 
 
+class AccountChoiceForm(forms.ModelForm):
+    """``provider`` chosen from the accounts of ``TXMAIL["PROVIDERS"]`` (the model validates it).
+
+    A row naming an account that is no longer configured shows that name, marked,
+    so saving it unchanged says what is wrong instead of quietly picking another.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        config = get_settings()
+        current = self.initial.get("provider") or ""
+        choices = [("", "---------"), *((name, name) for name in sorted(config.providers))]
+        if current and current not in config.providers:
+            choices.append((current, _("%(name)s (not configured)") % {"name": current}))
+        if self.instance._state.adding and not current:
+            self.initial["provider"] = config.default_provider or ""
+        self.fields["provider"].widget = forms.Select(choices=choices)
+
+
 @admin.register(SendingDomain)
 class SendingDomainAdmin(admin.ModelAdmin):
+    form = AccountChoiceForm
     list_display = ["name", "provider", "status_badge", "allow_unverified", "last_checked"]
     list_filter = ["status", "provider", "allow_unverified"]
     search_fields = ["name"]
@@ -134,6 +156,7 @@ class SendingDomainAdmin(admin.ModelAdmin):
 
 @admin.register(Grant)
 class GrantAdmin(admin.ModelAdmin):
+    form = AccountChoiceForm
     list_display = ["email", "provider", "grant_id", "is_active", "user"]
     list_filter = ["is_active", "provider"]
     search_fields = ["email", "grant_id"]

@@ -26,7 +26,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.encoding import punycode
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape, format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from django_txmail.admin.preview import preview_frame
@@ -148,6 +148,14 @@ class TemplateAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("variants")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if field is not None and field.help_text:
+            # The admin shows help text as HTML; ours is plain text that names tags
+            # ("Move <style> rules..."), which would swallow the rest of the page.
+            field.help_text = escape(field.help_text)
+        return field
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         # The template and its variants saved together are one new version.

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import logging
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import router, transaction
 
+from django_txmail.checks import task_delivery_error
+from django_txmail.conf import get_settings
 from django_txmail.exceptions import TxMailError
 from django_txmail.models import Message
 from django_txmail.sending.attempt import Sender
@@ -30,6 +33,24 @@ def in_caller_transaction() -> bool:
     """True inside an atomic block of the caller's (not one of Django's test cases)."""
     connection = transaction.get_connection(router.db_for_write(Message))
     return any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
+
+
+def delivery_mode() -> tuple[bool, bool]:
+    """How a message recorded now is delivered: ``(by_task, after_commit)``.
+
+    Asked before anything is recorded: when ``TXMAIL["DELIVERY"]`` is "task"
+    and no task can be enqueued (no Tasks framework, an unknown or broken
+    ``TXMAIL["TASK_BACKEND"]``) it raises ``ImproperlyConfigured``, so a send
+    that raises leaves no row behind for a worker to send later.
+    """
+    config = get_settings()
+    by_task = config.delivery == "task"
+    if by_task:
+        error = task_delivery_error(config)
+        if error is not None:
+            raise ImproperlyConfigured(f"{error.msg} {error.hint or ''}".strip())
+        from django_txmail.sending import tasks  # noqa: F401  (binds the delivery task)
+    return by_task, not by_task and in_caller_transaction()
 
 
 def hand_over(

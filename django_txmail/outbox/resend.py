@@ -26,7 +26,7 @@ from django_txmail.conf import get_settings
 from django_txmail.exceptions import CannotResend, CannotRetry
 from django_txmail.models import Message
 from django_txmail.outbox import states
-from django_txmail.outbox.dispatch import deliver_quietly, hand_over, in_caller_transaction
+from django_txmail.outbox.dispatch import deliver_quietly, delivery_mode, hand_over
 from django_txmail.outbox.store import load, plan, record
 from django_txmail.routing import ResolvedRoute
 from django_txmail.sending.attempt import Sender, route_of
@@ -81,8 +81,7 @@ def resend(message: Message, *, force: bool = False, sender: Sender | None = Non
     new message records it (status "failed" and ``last_error``), like any
     message sent in the background.
     """
-    by_task = get_settings().delivery == "task"
-    after_commit = not by_task and in_caller_transaction()
+    by_task, after_commit = delivery_mode()
     using = router.db_for_write(Message)
     with transaction.atomic(using=using):
         # Locked, so two people resending at once make one copy, not two.
@@ -127,6 +126,7 @@ def retry(message: Message, *, sender: Sender | None = None) -> Message:
     a retry. Returns the message as it is after the attempt (or once handed
     to a task).
     """
+    by_task, after_commit = delivery_mode()  # raises before the message is touched
     # One conditional UPDATE: a worker claiming the message at the same time wins cleanly.
     moved = states.retry_now(message)
     message.refresh_from_db()
@@ -135,8 +135,6 @@ def retry(message: Message, *, sender: Sender | None = None) -> Message:
             f"Message {message.pk} is {message.status}; only failed messages and messages "
             "waiting for a retry can be retried."
         )
-    by_task = get_settings().delivery == "task"
-    after_commit = not by_task and in_caller_transaction()
     if not hand_over(message, by_task=by_task, after_commit=after_commit):
         deliver_quietly(message, sender)
         message.refresh_from_db()

@@ -26,7 +26,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from django_txmail import __version__
-from django_txmail.conf import ProviderAccount
+from django_txmail.conf import ACCOUNT_KEYS, BUILTIN_ADAPTERS, ProviderAccount, did_you_mean
 from django_txmail.dns.records import ProviderVerdict, RequiredRecord
 from django_txmail.event_types import EventType
 from django_txmail.exceptions import ProviderAPIError, UnsupportedFeature, WebhookPayloadError
@@ -172,8 +172,36 @@ class Adapter:
         """True if a send repeated ``seconds`` later is answered from the provider's cache."""
         return seconds < self.idempotency_window
 
+    #: The other keys an account of this adapter may have (optional credentials and
+    #: options), besides the ones every adapter takes, which are named here on this class.
+    account_options: ClassVar[frozenset[str]] = frozenset({"WEBHOOK_SIGNATURE_HEADER"})
+
     def __init__(self, account: ProviderAccount) -> None:
         self.account = account
+
+    @classmethod
+    def account_keys(cls) -> frozenset[str]:
+        """Every key an account of this adapter may have; ``manage.py check`` reports others."""
+        return (
+            ACCOUNT_KEYS
+            | Adapter.account_options
+            | cls.account_options
+            | frozenset(cls.required_credentials)
+        )
+
+    def check_account(self) -> None:
+        """Raise ``ImproperlyConfigured`` when the account lacks a credential sending needs.
+
+        The backend asks before it records anything, so a send without a key
+        raises instead of recording a message the provider will refuse.
+        """
+        missing = [k for k in self.required_credentials if k not in self.account.credentials]
+        if missing:
+            raise ImproperlyConfigured(
+                f"TXMAIL['PROVIDERS'][{self.account.name!r}] has no {', '.join(missing)} "
+                "(or it is empty). Read it from the environment in settings.py; never store "
+                "it in code."
+            )
 
     def scheduling_window(self, route: Route) -> tuple[timedelta, timedelta] | None:
         """How far ahead the provider itself can hold a message on ``route``.
@@ -412,7 +440,11 @@ def adapter_class(path: str) -> type[Adapter]:
     try:
         cls = import_string(path)
     except ImportError as exc:
-        raise ImproperlyConfigured(f"Cannot import the email adapter {path!r}: {exc}") from exc
+        raise ImproperlyConfigured(
+            f"Cannot import the email adapter {path!r}: {exc}. ADAPTER is a built-in adapter "
+            f"({', '.join(sorted(BUILTIN_ADAPTERS))}) or the dotted path of an Adapter "
+            f"subclass.{did_you_mean(path, BUILTIN_ADAPTERS)}"
+        ) from exc
     if not (isinstance(cls, type) and issubclass(cls, Adapter)):
         raise ImproperlyConfigured(
             f"{path!r} is not a subclass of django_txmail.providers.Adapter."

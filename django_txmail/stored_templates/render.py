@@ -41,7 +41,7 @@ from django.utils.functional import Promise
 
 from django_txmail.conf import get_settings
 from django_txmail.exceptions import TemplateError
-from django_txmail.models import Template, TemplateVariant, normalize_language
+from django_txmail.models import Template, TemplateVariant, admin_path, normalize_language
 from django_txmail.stored_templates.limits import budget
 from django_txmail.stored_templates.strict import Missing
 from django_txmail.stored_templates.strict import render as render_strictly
@@ -147,7 +147,7 @@ def get_template(slug: str) -> Template:
         return Template.objects.prefetch_related("variants").get(slug=slug)
     except Template.DoesNotExist:
         raise TemplateError(
-            f"No template with the slug {slug!r}; add it in the admin (Django txmail › Templates) "
+            f"No template with the slug {slug!r}; add it in the admin ({admin_path(Template)}) "
             "or check the spelling."
         ) from None
 

@@ -106,6 +106,7 @@ EVENT_TYPES = {
 class MailerLogicAdapter(Adapter):
     name = "mailerlogic"
     required_credentials = ("API_KEY",)
+    account_options = frozenset({SPLIT_OPTION})
     features = frozenset(
         {
             Feature.CC,

@@ -92,6 +92,7 @@ _ID_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
 class MailtrapAdapter(Adapter):
     name = "mailtrap"
     required_credentials = ("API_TOKEN",)
+    account_options = frozenset({"SANDBOX_INBOX_ID"})
     features = frozenset(
         {
             Feature.CC,

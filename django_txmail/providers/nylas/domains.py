@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from django.core.exceptions import ImproperlyConfigured
 
+from django_txmail.conf import SERVICE_ACCOUNT_KEYS
 from django_txmail.dns.records import ProviderVerdict, RequiredRecord, absolute_host
 from django_txmail.providers.base import USER_AGENT, Adapter, ProviderRequest, ProviderResponse
 
@@ -116,6 +117,7 @@ class NylasDomainsMixin(Adapter):
     """The domains-API half of :class:`~django_txmail.providers.nylas.NylasAdapter`."""
 
     domain_verification_types = VERIFICATION_TYPES
+    account_options = frozenset(SERVICE_ACCOUNT_KEYS)
 
     def build_find_domain(self, domain: str, page_token: str = "") -> ProviderRequest:
         query = f"?{urlencode({'page_token': page_token})}" if page_token else ""
