@@ -210,25 +210,36 @@ def test_large_attachments_go_as_streamed_multipart(adapter):
     assert opened == [True] and len(raw) == len(req.body)
     parsed = email_parser_for(req.headers["Content-Type"], raw)
     parts = {p.get_param("name", header="content-disposition"): p for p in parsed.iter_parts()}
-    assert sorted(parts) == ["file0", "file1", "message"]
+    assert sorted(parts) == ["file0", "logo", "message"]
     message = json.loads(parts["message"].get_payload(decode=True))
     assert message["subject"] == "Big"
-    assert message["attachments"] == [
-        {
-            "filename": "big.bin",
-            "content_type": "application/octet-stream",
-            "content_disposition": "attachment",
-        },
-        {
-            "filename": "l.gif",
-            "content_type": "image/gif",
-            "content_disposition": "inline",
-            "content_id": "logo",
-        },
-    ]
+    assert "attachments" not in message, "the files are the parts"
     assert parts["file0"].get_payload(decode=True) == big
     assert parts["file0"].get_filename() == "big.bin"
-    assert parts["file1"].get_payload(decode=True) == b"GIF"
+    assert parts["logo"].get_payload(decode=True) == b"GIF"
+    assert (parts["logo"].get_filename(), parts["logo"].get_content_type()) == (
+        "l.gif",
+        "image/gif",
+    )
+
+
+def test_an_inline_image_over_3_mb_goes_in_a_part_named_by_its_content_id(adapter):
+    image = Attachment.from_bytes(
+        b"\x89PNG" * 800_000,
+        filename="logo.png",
+        mimetype="image/png",
+        content_id="logo@shop",
+        inline=True,
+    )
+    pdf = Attachment.from_bytes(
+        b"%PDF", filename="a.pdf", mimetype="application/pdf", content_id="not-inline"
+    )
+    email = make(html='<img src="cid:logo@shop">', attachments=[pdf, image])
+    adapter.check(email, DOMAIN)
+    req = adapter.build_send(email, DOMAIN)
+    parsed = email_parser_for(req.headers["Content-Type"], req.body.read())
+    names = [p.get_param("name", header="content-disposition") for p in parsed.iter_parts()]
+    assert names == ["message", "file0", "logo@shop"]
 
 
 def test_multipart_body_is_identical_on_every_attempt(adapter):
@@ -239,18 +250,30 @@ def test_multipart_body_is_identical_on_every_attempt(adapter):
     assert first.body.read() == second.body.read()
 
 
-def test_a_content_id_named_message_does_not_collide_with_the_message_part(adapter):
+@pytest.mark.parametrize("content_id", ["message", "file0", "file12", 'say"cheese'])
+def test_an_inline_image_whose_content_id_cannot_name_its_part_is_refused(adapter, content_id):
+    # Over 3 MB the part's name is the Content-ID: "message" would collide with the
+    # message part, "file0" would read as a plain attachment.
     big = Attachment.from_bytes(
         b"x" * 3_100_000,
         filename="a.png",
         mimetype="image/png",
-        content_id="message",
+        content_id=content_id,
         inline=True,
     )
-    req = adapter.build_send(make(attachments=[big]), DOMAIN)
-    parsed = email_parser_for(req.headers["Content-Type"], req.body.read())
-    names = [p.get_param("name", header="content-disposition") for p in parsed.iter_parts()]
-    assert names == ["message", "file0"]
+    with pytest.raises(InvalidMessage, match="Content-ID .* another Content-ID"):
+        adapter.check(make(attachments=[big]), DOMAIN)
+
+
+def test_an_inline_image_named_message_is_sent_as_json_under_3_mb(adapter):
+    small = Attachment.from_bytes(
+        b"x" * 1_000, filename="a.png", mimetype="image/png", content_id="message", inline=True
+    )
+    email = make(attachments=[small])
+    adapter.check(email, DOMAIN)
+    assert (
+        payload_of(adapter.build_send(email, DOMAIN))["attachments"][0]["content_id"] == "message"
+    )
 
 
 def test_a_big_body_without_attachments_goes_as_multipart(adapter):

@@ -160,6 +160,33 @@ def test_five_megabyte_attachment_travels_as_multipart_byte_identical(sandbox, d
     assert row.sha256 == hashlib.sha256(content).hexdigest()
 
 
+def test_an_inline_image_over_3_mb_keeps_its_cid_link(sandbox, domain):
+    # Over 3 MB the request is multipart, where Nylas takes a file part's name as
+    # its Content-ID: the image must travel under "logo@shop", not "file1".
+    msg = mail.EmailMultiAlternatives("Photo", "See it", "noreply@example.com", ["ann@x.example"])
+    msg.attach_alternative('<img src="cid:logo@shop">', "text/html")
+    msg.attach("notes.txt", "hello", "text/plain")
+    image = os.urandom(3_200_000)
+    photo = MIMEImage(image, "png")
+    photo.add_header("Content-ID", "<logo@shop>")
+    photo.add_header("Content-Disposition", "inline", filename="photo.png")
+    msg.attach(photo)
+    msg.send()
+    [received] = sandbox.messages
+    assert received.transport == "multipart"
+    assert "attachments" not in received.payload, "the files are parts, as Nylas's SDK sends them"
+    got = {a.filename: a for a in received.attachments}
+    assert (got["photo.png"].content_id, got["photo.png"].content_disposition) == (
+        "logo@shop",
+        "inline",
+    )
+    assert got["photo.png"].content == image
+    assert (got["notes.txt"].content_id, got["notes.txt"].content_disposition) == (
+        None,
+        "attachment",
+    )
+
+
 def test_thirty_megabyte_attachment_is_refused_with_no_request(sandbox, domain, settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path)
     msg = mail.EmailMessage("Huge", "Attached", "noreply@example.com", ["ann@x.example"])

@@ -489,35 +489,50 @@ def test_multipart_part_named_by_content_id_is_inline(txmail_sandbox, http):
     assert (summary["content_id"], summary["content_disposition"]) == ("logo", "inline")
 
 
-def test_multipart_metadata_in_the_message_wins_over_the_part(txmail_sandbox, http):
-    payload = message(
-        attachments=[
-            {"filename": "Q3 report.pdf", "content_type": "application/pdf"},
-            {"content_id": "logo", "content_disposition": "attachment"},
-        ]
+def test_multipart_inline_image_in_a_file_part_arrives_as_a_plain_attachment(txmail_sandbox, http):
+    # Nylas takes a part's name as its Content-ID: an image sent as "file0" loses
+    # its cid: link, whatever the HTML says.
+    payload = message(body='<img src="cid:logo">')
+    response = send_multipart(
+        http, txmail_sandbox, payload, [("file0", "logo.png", "image/png", b"\x89PNG")]
     )
+
+    assert response.status_code == 200, response.text
+    [logo] = txmail_sandbox.messages[0].attachments
+    assert (logo.filename, logo.content_type, logo.content) == ("logo.png", "image/png", b"\x89PNG")
+    assert (logo.content_id, logo.content_disposition) == (None, "attachment")
+
+
+def test_multipart_files_come_after_attachments_sent_inline_in_the_message(txmail_sandbox, http):
+    payload = message(attachments=[attachment(b"small", "a.txt", content_id="note")])
     files = [
         ("logo", "logo.png", "image/png", b"png"),
-        ("file0", "upload.bin", "application/octet-stream", b"pdf"),
+        ("file1", "upload.bin", "application/octet-stream", b"pdf"),
     ]
     response = send_multipart(http, txmail_sandbox, payload, files)
 
     assert response.status_code == 200, response.text
-    report, logo = txmail_sandbox.messages[0].attachments
-    assert (report.filename, report.content_type, report.content) == (
-        "Q3 report.pdf",
-        "application/pdf",
-        b"pdf",
+    got = [
+        (a.filename, a.content_id, a.content_disposition, a.content)
+        for a in txmail_sandbox.messages[0].attachments
+    ]
+    assert got == [
+        ("a.txt", "note", "inline", b"small"),
+        ("logo.png", "logo", "inline", b"png"),
+        ("upload.bin", None, "attachment", b"pdf"),
+    ]
+
+
+def test_multipart_attachment_entry_without_content_is_refused(txmail_sandbox, http):
+    # The files of a multipart request are its parts; an entry describing one is not
+    # how Nylas's SDKs send them (they drop "attachments" from the message part).
+    payload = message(
+        attachments=[{"filename": "logo.png", "content_type": "image/png", "content_id": "logo"}]
     )
-    assert (report.content_id, report.content_disposition) == (None, "attachment")
-    assert (logo.filename, logo.content_type, logo.content_id) == ("logo.png", "image/png", "logo")
-    assert logo.content_disposition == "attachment"
-
-
-def test_multipart_attachment_entry_without_a_file_is_refused(txmail_sandbox, http):
-    payload = message(attachments=[{"filename": "missing.pdf", "content_type": "application/pdf"}])
-    response = send_multipart(http, txmail_sandbox, payload, [])
-    assert_nylas_error(response, 400, "invalid_request_error", "attachments[0]")
+    files = [("logo", "logo.png", "image/png", b"png")]
+    response = send_multipart(http, txmail_sandbox, payload, files)
+    assert_nylas_error(response, 400, "invalid_request_error", "attachments[0].content")
+    assert txmail_sandbox.messages == []
 
 
 def test_multipart_without_a_message_part_is_refused(txmail_sandbox, http):

@@ -14,23 +14,22 @@ Two wire forms carry the same message:
     Part ``message`` holds the JSON without attachment contents; each file
     is a further part named by its ``content_id`` or ``file{index}``.
 
-How file parts get their attachment metadata (filename, content type,
-content id, disposition):
+How a multipart request's files become attachments, as Nylas reads them
+(its SDKs send the ``message`` part without ``attachments`` and name each
+file part by its ``content_id``, else ``file{index}``):
 
-1. A part named ``file{N}`` belongs to ``message.attachments[N]``; any other
-   part name is a content id and belongs to the first entry of
-   ``message.attachments`` with that ``content_id``. Only entries without
-   ``content`` are matched to parts.
-2. A matched entry's fields win; a field the entry leaves out comes from the
-   part (its filename and Content-Type, its name as content id unless it is
-   ``file{N}``).
-3. A part that matches no entry stands alone: filename and content type from
-   the part, content id from its name unless ``file{N}``, disposition
-   ``inline`` when it has a content id, else ``attachment``.
-4. An entry with base64 ``content`` is that attachment, in either form.
-5. An entry with neither ``content`` nor a matching part is an error.
+1. Each file part is one attachment, with the part's filename and
+   Content-Type. Its name is its Content-ID, unless the name is ``file{N}``:
+   such a part is a plain attachment with no Content-ID. A part with a
+   Content-ID is inline. So an inline image sent as ``file0`` arrives as a
+   plain attachment, and its ``cid:`` link in the HTML is broken.
+2. ``message.attachments`` entries do not describe parts: an entry with
+   base64 ``content`` is that attachment, in either form; an entry without
+   content is refused (the file belongs in a part of its own). Nylas does not
+   publish whether it refuses such an entry or ignores it; refusing is the
+   stricter reading, so a client that passes here sends what the SDKs send.
 
-Attachments come out in ``message.attachments`` order, then unmatched parts
+Attachments come out in ``message.attachments`` order, then the file parts
 in the order they were sent.
 
 Unknown fields are ignored, as Nylas does.
@@ -59,6 +58,15 @@ MIN_SCHEDULE_AHEAD = 60
 MAX_SCHEDULE_AHEAD = 30 * 24 * 3600
 _FILE_PART = re.compile(r"file(\d+)\Z")
 _DISPOSITIONS = ("inline", "attachment")
+#: An attachment entry's required fields, and what the error adds.
+_REQUIRED = {
+    "content": (
+        ": base64 in the entry, or, in multipart/form-data, the file as a part of its "
+        "own, named by its content_id or file{N}."
+    ),
+    "content_type": ".",
+    "filename": ".",
+}
 
 
 class InvalidRequest(ValueError):
@@ -291,80 +299,53 @@ def attachments(submission: Submission) -> list[ReceivedAttachment]:
     if not isinstance(entries, list):
         raise InvalidRequest("attachments must be an array of objects.")
     for index, entry in enumerate(entries):
-        _attachment_entry(entry, index, needs_content=submission.transport == "json")
-    matched = _match_parts(entries, submission.parts)
-    result = []
-    for index, entry in enumerate(entries):
-        if entry.get("content") is not None:
-            result.append(_from_entry(entry, _base64(entry["content"], index), None))
-        elif index in matched:
-            result.append(_from_entry(entry, matched[index].content, matched[index]))
-        else:
-            raise InvalidRequest(
-                f"attachments[{index}] has no content and no file part named file{index}"
-                + (f" or {entry['content_id']!r}" if entry.get("content_id") else "")
-                + "."
-            )
-    claimed = {id(part) for part in matched.values()}
-    for part in submission.parts:
-        if id(part) not in claimed:
-            result.append(_from_entry({}, part.content, part))
+        _attachment_entry(entry, index)
+    result = [
+        _from_entry(entry, _base64(entry["content"], index)) for index, entry in enumerate(entries)
+    ]
+    result.extend(_from_part(part) for part in submission.parts)
     return result
 
 
-def _attachment_entry(entry: Any, index: int, needs_content: bool) -> None:
+def _attachment_entry(entry: Any, index: int) -> None:
     field = f"attachments[{index}]"
     if not isinstance(entry, dict):
         raise InvalidRequest(f"{field} must be an object.")
-    if needs_content or entry.get("content") is not None:
-        required: tuple[str, ...] = ("content", "content_type", "filename")
-    else:
-        required = ()
     for name in ("content", "content_type", "filename", "content_id", "content_disposition"):
         value = entry.get(name)
-        if value is None:
-            if name in required:
-                raise InvalidRequest(f"{field}.{name} is required.")
-        elif not isinstance(value, str):
+        if value is None and name in _REQUIRED:
+            raise InvalidRequest(f"{field}.{name} is required{_REQUIRED[name]}")
+        if value is not None and not isinstance(value, str):
             raise InvalidRequest(f"{field}.{name} must be a string.")
     if entry.get("content_disposition") not in (None, *_DISPOSITIONS):
         raise InvalidRequest(f"{field}.content_disposition must be 'inline' or 'attachment'.")
-    if entry.get("filename") == "":
+    if entry["filename"] == "":
         raise InvalidRequest(f"{field}.filename must not be empty.")
 
 
-def _match_parts(entries: list[dict], parts: tuple[FormPart, ...]) -> dict[int, FormPart]:
-    matched: dict[int, FormPart] = {}
-    for part in parts:
-        file_index = _FILE_PART.match(part.name)
-        if file_index:
-            candidates = [int(file_index.group(1))]
-        else:
-            candidates = [i for i, e in enumerate(entries) if e.get("content_id") == part.name]
-        for index in candidates:
-            free = index < len(entries) and index not in matched
-            if free and entries[index].get("content") is None:
-                matched[index] = part
-                break
-    return matched
-
-
-def _from_entry(entry: dict, content: bytes, part: FormPart | None) -> ReceivedAttachment:
+def _from_entry(entry: dict, content: bytes) -> ReceivedAttachment:
     content_id = entry.get("content_id")
-    if content_id is None and part is not None and not _FILE_PART.match(part.name):
-        content_id = part.name
-    filename = entry.get("filename") or (part.filename if part is not None else None)
-    content_type = entry.get("content_type") or (part.content_type if part is not None else None)
-    if not filename:
-        where = f"file part {part.name!r}" if part is not None else "an attachment"
-        raise InvalidRequest(f"{where} has no filename.")
     return ReceivedAttachment(
-        filename=filename,
-        content_type=content_type or "application/octet-stream",
+        filename=entry["filename"],
+        content_type=entry["content_type"],
         content_id=content_id,
         content_disposition=entry.get("content_disposition")
         or ("inline" if content_id else "attachment"),
         content=content,
+    )
+
+
+def _from_part(part: FormPart) -> ReceivedAttachment:
+    """A file part: its name is its Content-ID, unless it is ``file{N}``."""
+    if not part.filename:
+        raise InvalidRequest(f"file part {part.name!r} has no filename.")
+    content_id = None if _FILE_PART.match(part.name) else part.name
+    return ReceivedAttachment(
+        filename=part.filename,
+        content_type=part.content_type or "application/octet-stream",
+        content_id=content_id,
+        content_disposition="inline" if content_id else "attachment",
+        content=part.content,
     )
 
 

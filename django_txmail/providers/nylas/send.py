@@ -13,10 +13,15 @@ Wire format: ``PROVIDERS.md`` → Nylas. In short:
   only — never of the clock — so a retry is byte-for-byte the same request.
   A ``409 api.concurrent_idempotent_request`` means the first request is
   still in flight and is transient.
-* a request whose JSON form would exceed 3 MB goes as ``multipart/form-data``
-  (a ``message`` JSON field plus one ``file{N}`` part per attachment); over
-  25 MB is refused before any request is made. Limits are counted in decimal
-  megabytes, the safe reading of "MB".
+* a request whose JSON form would exceed 3 MB goes as ``multipart/form-data``:
+  a ``message`` JSON field without the attachments, then one part per file,
+  named by its Content-ID if it is an inline image and ``file{N}`` otherwise,
+  as Nylas's own SDK sends them (Nylas takes a part's name as its Content-ID,
+  so an inline image in a ``file{N}`` part would lose its ``cid:`` link). An
+  inline image whose Content-ID cannot be a part's name (``message``, or
+  ``file{N}`` itself) is refused by ``check``. Over 25 MB is refused before
+  any request is made. Limits are counted in decimal megabytes, the safe
+  reading of "MB".
 * the provider schedules ``send_at`` itself on the grant route, where
   schedules can be listed and cancelled; other scheduled mail waits in the
   outbox until it is due.
@@ -29,6 +34,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -87,7 +93,12 @@ class NylasAdapter(NylasDomainsMixin, Adapter):
     webhook_signature_header = "X-Nylas-Signature"
 
     def webhook_challenge(self, query) -> str | None:
-        challenge = query.get("challenge")
+        # A repeated parameter: the first value, as Nylas's SDK reads it (Django's .get
+        # gives the last).
+        values = (
+            query.getlist("challenge") if hasattr(query, "getlist") else [query.get("challenge")]
+        )
+        challenge = values[0] if values else None
         return challenge if isinstance(challenge, str) and challenge else None
 
     def parse_webhook(self, body: bytes, content_type: str) -> list[WebhookEvent]:
@@ -135,7 +146,10 @@ class NylasAdapter(NylasDomainsMixin, Adapter):
     def check(self, email: OutboundEmail, route: Route) -> None:
         super().check(email, route)
         self._metadata(email)  # raises on metadata Nylas cannot take
-        size = len(self._multipart(self.payload(email, route), email))
+        payload = self.payload(email, route)
+        if self._json_size(payload, email) <= JSON_LIMIT:
+            return
+        size = len(self._multipart(payload, email))  # raises on part names it cannot carry
         if size > MULTIPART_LIMIT:
             raise MessageTooLarge(
                 f"The message is {size / 1e6:.1f} MB; Nylas accepts at most "
@@ -244,12 +258,12 @@ class NylasAdapter(NylasDomainsMixin, Adapter):
         # A boundary derived from the key keeps every retry's body identical.
         seed = email.idempotency_key or str(email.message_id or "")
         body = MultipartBody(boundary=f"txmail-{hashlib.sha256(seed.encode()).hexdigest()[:32]}")
-        message = self._with_attachments(payload, email, lambda a: {})
+        # The files travel as parts, so the message part carries no attachments list.
+        message = json.dumps(deep_merge(payload, email.esp_extra)).encode()
         body.add_part("message", "application/json", data=message)
         for index, attachment in enumerate(email.attachments):
-            # Parts are always file{N}: a Content-ID could collide with "message".
             body.add_part(
-                f"file{index}",
+                _part_name(attachment, index),
                 attachment.mimetype,
                 opener=attachment.open,
                 size=attachment.size,
@@ -331,3 +345,31 @@ class NylasAdapter(NylasDomainsMixin, Adapter):
             # The first request with this key is still being processed; ask again later.
             exc.transient = True
         raise exc
+
+
+_FILE_PART = re.compile(r"file\d+")
+#: What a form field name cannot hold unchanged (``MultipartBody`` escapes it).
+_UNSAFE_IN_NAME = re.compile(r'["\\\r\n]')
+
+
+def _part_name(attachment: Attachment, index: int) -> str:
+    """The form field carrying ``attachment`` in a multipart request.
+
+    Nylas reads a part's name as the file's Content-ID, and a ``file{N}`` part
+    as a plain attachment: an inline image goes under its Content-ID, every
+    other file as ``file{index}``. A Content-ID that would be read as
+    something else is refused rather than sent as an image without its link.
+    """
+    content_id = attachment.content_id
+    if not (attachment.inline and content_id):
+        return f"file{index}"
+    taken = content_id == "message" or _FILE_PART.fullmatch(content_id)
+    if taken or _UNSAFE_IN_NAME.search(content_id):
+        raise InvalidMessage(
+            f"The inline image {attachment.filename!r} cannot keep its Content-ID "
+            f"{content_id!r} in a Nylas multipart request (over 3 MB), where a part's name "
+            "is its Content-ID: this one would read as the message part or a plain "
+            "attachment, or not survive as a form field name, and the image would lose its "
+            "cid: link. Give it another Content-ID (email.utils.make_msgid())."
+        )
+    return content_id
