@@ -67,6 +67,7 @@ from delivery import (  # noqa: E402
     database_setting,
     email_messages,
     fresh_database,
+    fsync_ms,
     positive_int,
     shorten_paths,
     table,
@@ -403,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"vs django-txmail — {database_description(args)}\n"
                 f"Python {platform.python_version()}, Django {django.get_version()}, "
                 f"{os.cpu_count()} CPUs; {sandbox.where}, over loopback, "
-                f"Mailtrap latency {1000 * args.latency:.0f} ms"
+                f"Mailtrap latency {1000 * args.latency:.0f} ms; "
+                f"disk: fsync {fsync_ms(tmp):.2f} ms (median of 50)"
             )
             print(heading, file=sys.stderr, flush=True)
             for backend_name in (ANYMAIL, OURS):  # imports, first connection, first queries

@@ -160,6 +160,20 @@ def fresh_database() -> Iterator[str]:
         connection.creation.destroy_test_db(original, verbosity=0)
 
 
+def fsync_ms(directory: str | Path, writes: int = 50) -> float:
+    """The median milliseconds one fsync of a 4 kB write takes in ``directory``: what a
+    commit waits for (SQLite's rollback journal several times, WAL and PostgreSQL once)."""
+    times = []
+    with tempfile.NamedTemporaryFile(dir=directory) as probe:
+        for _ in range(writes):
+            probe.write(b"x" * 4096)
+            probe.flush()
+            started = time.perf_counter()
+            os.fsync(probe.fileno())
+            times.append(1000 * (time.perf_counter() - started))
+    return statistics.median(times)
+
+
 def database_description(args: argparse.Namespace) -> str:
     from django.db import connection
 
@@ -799,7 +813,8 @@ def main(argv: list[str] | None = None) -> int:
             heading = (
                 f"django-txmail delivery benchmark — {database_description(args)}\n"
                 f"Python {platform.python_version()}, Django {django.get_version()}, "
-                f"{os.cpu_count()} CPUs; {slow.where}, over loopback"
+                f"{os.cpu_count()} CPUs; {slow.where}, over loopback; "
+                f"disk: fsync {fsync_ms(tmp):.2f} ms (median of 50)"
             )
             print(heading, file=sys.stderr, flush=True)
             with override_settings(TXMAIL=txmail_setting(instant.url)):
