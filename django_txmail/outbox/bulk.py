@@ -11,7 +11,7 @@ Statements are prepared once and sent with ``executemany``.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db import models, transaction
@@ -34,6 +34,8 @@ _AS_THEY_ARE = frozenset(
 #: From this many rows on, PostgreSQL takes them with COPY: rows formatted in C and one
 #: statement, where executemany quotes every value in Python and runs a statement a row.
 COPY_FROM = 50
+#: Rows whose values are prepared and sent together.
+CHUNK = 500
 
 
 def db_value(field: models.Field, value: Any, connection) -> Any:
@@ -79,24 +81,32 @@ def insert(rows: Sequence[models.Model], using: str) -> None:
         for f in fields
     ]
     columns = list(zip(read, [converter(f, connection) for f in fields], strict=True))
-    params = [[to_db(get(row)) for get, to_db in columns] for row in rows]
+    # Prepared a chunk at a time: a big call never holds every row's values at once.
+    chunks = (
+        [[to_db(get(row)) for get, to_db in columns] for row in rows[start : start + CHUNK]]
+        for start in range(0, len(rows), CHUNK)
+    )
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql" and len(params) >= COPY_FROM:
-            _copy(cursor, meta.db_table, [f.column for f in fields], params)
+        if connection.vendor == "postgresql" and len(rows) >= COPY_FROM:
+            _copy(cursor, meta.db_table, [f.column for f in fields], chunks)
         else:
-            cursor.executemany(sql, params)
+            for params in chunks:
+                cursor.executemany(sql, params)
     for row in rows:
         row._state.adding, row._state.db = False, using
 
 
-def _copy(cursor, table: str, columns: list[str], params: list[list]) -> None:
-    """``COPY table (columns) FROM STDIN`` with ``params``; errors as Django's, logged as a
-    query (when queries are logged)."""
+def _copy(cursor, table: str, columns: list[str], chunks: Iterable[list[list]]) -> None:
+    """``COPY table (columns) FROM STDIN`` with the rows of ``chunks``; errors as Django's,
+    logged as a query (when queries are logged)."""
     connection = cursor.db
     quote = connection.ops.quote_name
     sql = f"COPY {quote(table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+    count = 0
     with connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
-        for values in params:
-            copy.write_row(values)
+        for params in chunks:
+            for values in params:
+                copy.write_row(values)
+            count += len(params)
     if connection.queries_logged:
-        connection.queries_log.append({"sql": f"{len(params)} rows: {sql}", "time": "0.000"})
+        connection.queries_log.append({"sql": f"{count} rows: {sql}", "time": "0.000"})
