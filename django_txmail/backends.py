@@ -199,16 +199,17 @@ class EmailBackend(BaseEmailBackend):
         if stream.provider and not (email.provider or self.provider or email.grant_id):
             email.provider = stream.provider
         if stream.unsubscribe:
-            add_unsubscribe_headers(email, stream, [
-                a.email for a in email.recipients if a.email.lower() not in suppressed
-            ])
+            add_unsubscribe_headers(
+                email,
+                stream,
+                [a.email for a in email.recipients if a.email.lower() not in suppressed],
+            )
         resolved = self._routes.resolve(email, provider=self.provider)
         adapter = self.sender.adapter(resolved.account.name)
         window = adapter.scheduling_window(resolved.route)
         claim = not (self._by_task or self._after_commit)
         plans = [
-            plan(part, window, claim=claim, suppressed=suppressed)
-            for part in adapter.split(email)
+            plan(part, window, claim=claim, suppressed=suppressed) for part in adapter.split(email)
         ]
         for planned in plans:
             if planned.status != Message.Status.SUPPRESSED:

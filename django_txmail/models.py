@@ -560,9 +560,7 @@ class Suppression(models.Model):
         MANUAL = "manual", _("manual")
 
     address = models.CharField(max_length=254)
-    stream = models.CharField(
-        max_length=64, blank=True, help_text=_("Blank: every stream.")
-    )
+    stream = models.CharField(max_length=64, blank=True, help_text=_("Blank: every stream."))
     reason = models.CharField(max_length=16, choices=Reason.choices)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     event = models.ForeignKey(

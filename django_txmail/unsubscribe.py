@@ -110,6 +110,8 @@ def add_unsubscribe_headers(
     token = make_token(address, stream.name)
     links = [f"<{unsubscribe_url(token, stream.name)}>"]
     if stream.unsubscribe_mailto:
-        links.append(f"<mailto:{stream.unsubscribe_mailto}?subject={quote('unsubscribe ' + token)}>")
+        links.append(
+            f"<mailto:{stream.unsubscribe_mailto}?subject={quote('unsubscribe ' + token)}>"
+        )
     email.headers[LIST_UNSUBSCRIBE] = ", ".join(links)
     email.headers[LIST_UNSUBSCRIBE_POST] = ONE_CLICK

@@ -17,9 +17,9 @@ from django_txmail.exceptions import InvalidMessage, UnroutableSender
 from django_txmail.message import TxMessage
 from django_txmail.models import DeliveryEvent, Message, Suppression
 from django_txmail.outbox import resend, states
+from django_txmail.providers.base import WebhookEvent
 from django_txmail.signals import message_suppressed
 from django_txmail.tracking.ingest import ingest
-from django_txmail.providers.base import WebhookEvent
 from tests.conftest import txmail_settings
 
 FROM = "Shop <noreply@example.com>"

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
-from django.utils.decorators import method_decorator
 
 from django_txmail.conf import get_settings
 from django_txmail.exceptions import InvalidMessage, InvalidUnsubscribeToken
@@ -63,6 +63,10 @@ class UnsubscribeView(View):
         if request.POST.get("List-Unsubscribe") != "One-Click":
             return _page(request, "not_one_click", status=400)
         address, stream = found
-        suppress(address, stream=stream, reason=Suppression.Reason.UNSUBSCRIBE,
-                 note="One-click unsubscribe (RFC 8058).")
+        suppress(
+            address,
+            stream=stream,
+            reason=Suppression.Reason.UNSUBSCRIBE,
+            note="One-click unsubscribe (RFC 8058).",
+        )
         return _page(request, "done")
