@@ -216,7 +216,8 @@ def initial(
 ) -> tuple[str, datetime | None, int, bool]:
     """(status, next_attempt_at, attempts, provider holds it) for a message being recorded.
 
-    Every recipient suppressed: "suppressed", never sent (``Cause.SUPPRESS``). Due now: "queued", or "sending" already claimed by the caller (its first
+    Every recipient suppressed: "suppressed", never sent (``Cause.SUPPRESS``).
+    Due now: "queued", or "sending" already claimed by the caller (its first
     attempt, with a lease) when ``claim``. Due later: "queued" and handed to
     the provider with its send_at when the provider can hold it that long,
     else "scheduled" in the outbox until then.

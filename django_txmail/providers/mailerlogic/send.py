@@ -10,7 +10,8 @@ Wire format: ``PROVIDERS.md`` → MailerLogic. In short:
   (below).
 * ``subject`` is required; ``html`` and ``text`` both go.
 * one tag is ``tag``; ``stream_type`` is ``transactional``, ``broadcast`` or
-  ``shared`` (``msg.stream_type``, else the message's stream when it is one of these); metadata goes as ``metadata`` (stored by MailerLogic, not put
+  ``shared`` (``msg.stream_type``, else the message's stream when it is one
+  of these); metadata goes as ``metadata`` (stored by MailerLogic, not put
   in the mail) with our message id under ``txmail_id``.
 * a calendar invitation is ``icalEvent``: from ``msg.ical_event``, or from a
   single ``text/calendar`` alternative part.
