@@ -166,8 +166,9 @@ def test_lifting_an_imported_entry_removes_it_at_mailtrap_too(mailtrap):
 
 
 def test_lifting_an_entry_from_a_mailtrap_event_finds_it_there_by_address(mailtrap):
-    from django_txmail.models import DeliveryEvent
     from django.utils import timezone
+
+    from django_txmail.models import DeliveryEvent
 
     event = DeliveryEvent.objects.create(
         provider="mailtrap",
