@@ -427,7 +427,9 @@ def suppressions_url(sandbox, account="1234", entry=""):
     return f"{sandbox.url}/api/accounts/{account}/suppressions" + (f"/{entry}" if entry else "")
 
 
-def test_the_simulators_hard_bounces_and_complaints_land_on_the_suppression_list(txmail_sandbox, http):
+def test_the_simulators_hard_bounces_and_complaints_land_on_the_suppression_list(
+    txmail_sandbox, http
+):
     body = {
         "from": {"email": "shop@x.example"},
         "to": [{"email": "bounce@y.example"}, {"email": "ann@y.example"}],
@@ -458,4 +460,5 @@ def test_suppressions_are_filtered_by_email_and_deleted_by_id(txmail_sandbox, ht
 
 def test_the_suppressions_api_wants_the_token_and_a_numeric_account(txmail_sandbox, http):
     assert http.get(suppressions_url(txmail_sandbox)).status_code == 401
-    assert http.get(suppressions_url(txmail_sandbox, account="abc"), headers=AUTH).status_code == 404
+    wrong_account = suppressions_url(txmail_sandbox, account="abc")
+    assert http.get(wrong_account, headers=AUTH).status_code == 404
