@@ -122,20 +122,29 @@ def lookup(addresses: Iterable[str], streams: Iterable[str]) -> dict[tuple[str, 
     wanted = sorted(set(addresses))
     if not wanted:
         return {}
-    entries = Suppression.objects.filter(stream__in=sorted({*streams, EVERY_STREAM}))
-    vendor = transaction.get_connection(router.db_for_read(Suppression)).vendor
-    if vendor == "postgresql":
-        entries = entries.extra(where=["address = ANY(%s)"], params=[wanted])
-    elif vendor == "sqlite":
-        entries = entries.extra(
-            where=["address IN (SELECT value FROM json_each(%s))"], params=[json.dumps(wanted)]
-        )
-    else:
-        entries = entries.filter(address__in=wanted)
+    entries = lookup_query(wanted, streams)
     return {
         (address, stream): reason
         for address, stream, reason in entries.values_list("address", "stream", "reason")
     }
+
+
+def lookup_query(wanted: list[str], streams: Iterable[str]):
+    """The one query of :func:`lookup`: one probe of the (address, stream) unique index
+    per address, however long the list is."""
+    entries = Suppression.objects.filter(stream__in=sorted({*streams, EVERY_STREAM})).order_by()
+    vendor = transaction.get_connection(router.db_for_read(Suppression)).vendor
+    if vendor == "postgresql":
+        # As a sub-select fenced by its LIMIT, PostgreSQL probes the index once per
+        # address (a nested loop); "address = ANY(%s)" over 1,000 addresses is planned
+        # as a full scan of a 100,000-entry list instead: 12 ms against 1.5 ms.
+        where = "address IN (SELECT unnest(%s::varchar[]) LIMIT %s)"
+        return entries.extra(where=[where], params=[wanted, len(wanted)])
+    if vendor == "sqlite":
+        return entries.extra(
+            where=["address IN (SELECT value FROM json_each(%s))"], params=[json.dumps(wanted)]
+        )
+    return entries.filter(address__in=wanted)
 
 
 def reason_for(found: dict[tuple[str, str], str], address: str, stream: str) -> str:
