@@ -192,3 +192,15 @@ def test_support_finds_a_suppression_and_lifts_it_in_a_browser(live_server, monk
             connections.close_all()
     assert list(Suppression.objects.values_list("address", flat=True)) == ["bob@example.com"]
     assert LogEntry.objects.get().change_message == "The recipient fixed their mailbox"
+
+
+@pytest.mark.django_db
+def test_the_api_tells_a_messages_stream_and_its_suppressed_recipients(
+    admin_client_, sandbox, domain
+):
+    suppressions.suppress("gone@x.example")
+    msg = TxMessage("Receipt", "Thanks", FROM, ["ann@x.example", "gone@x.example"])
+    msg.send()
+    data = admin_client_.get(f"/txmail/api/messages/{msg.txmail.message_id}/").json()
+    assert data["stream"] == "transactional"
+    assert data["recipient_status"] == {"gone@x.example": "suppressed"}
