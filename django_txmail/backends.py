@@ -41,6 +41,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
 
+from django_txmail import suppressions
 from django_txmail.compose import compose
 from django_txmail.conf import get_settings
 from django_txmail.exceptions import TxMailError
@@ -48,10 +49,11 @@ from django_txmail.message import TxMailResult
 from django_txmail.models import Message
 from django_txmail.outbound_email import OutboundEmail
 from django_txmail.outbox import states
-from django_txmail.outbox.dispatch import delivery_mode, hand_over_all
+from django_txmail.outbox.dispatch import announce_suppressed, delivery_mode, hand_over_all
 from django_txmail.outbox.store import Plan, plan, record_all
 from django_txmail.routing import ResolvedRoute, Routes
 from django_txmail.sending.attempt import Sender
+from django_txmail.unsubscribe import add_unsubscribe_headers
 
 logger = logging.getLogger("django_txmail.backends")
 
@@ -140,70 +142,98 @@ class EmailBackend(BaseEmailBackend):
 
     def _send_all(self, email_messages: Sequence[EmailMessage]) -> int:
         planned: list[tuple[EmailMessage, ResolvedRoute, list[Plan]]] = []
-        errors: list[TxMailError] = []
+        errors: list[tuple[int, TxMailError]] = []
         unexpected: BaseException | None = None
-        for django_message in email_messages:
+        composed: list[tuple[int, EmailMessage, OutboundEmail]] = []
+        for index, django_message in enumerate(email_messages):
             try:
-                planned.append((django_message, *self._plan(django_message)))
+                composed.append((index, django_message, compose(django_message)))
             except TxMailError as exc:
-                errors.append(exc)
+                errors.append((index, exc))
             except ImproperlyConfigured:
                 raise  # the configuration, not this message: nothing of the call is recorded
             except Exception as exc:
                 # Record and send what is planned before letting this through.
                 unexpected = exc
                 break
-        recorded, claimed = self._record(planned, errors)
-        errors += self._deliver_claimed(claimed)
+        # Every recipient of the call against the suppression list: one query.
+        found = suppressions.lookup(
+            (a.email.lower() for _, _, email in composed for a in email.recipients),
+            {email.stream for _, _, email in composed},
+        )
+        for index, django_message, email in composed:
+            try:
+                planned.append((django_message, *self._plan(email, found)))
+            except TxMailError as exc:
+                errors.append((index, exc))
+            except ImproperlyConfigured:
+                raise
+            except Exception as exc:
+                unexpected = exc
+                break
+        errors.sort(key=lambda item: item[0])
+        failures = [exc for _, exc in errors]
+        recorded, claimed = self._record(planned, failures)
+        failures += self._deliver_claimed(claimed)
         if unexpected is not None:
             raise unexpected
         sent = 0
         for django_message, messages in recorded:
-            django_message.txmail = TxMailResult(  # type: ignore[attr-defined]
-                message_id=messages[0].pk,
-                status=messages[0].status,
-                provider=messages[0].provider,
-                provider_message_ids=[
-                    m.provider_message_id for m in messages if m.provider_message_id
-                ],
-                recipients={
-                    address: message.status
-                    for message in messages
-                    for address in message.recipients
-                },
-                message_ids=[m.pk for m in messages],
-            )
-            sent += not all(m.status in states.NOT_SENT for m in messages)
-        if errors and not self.fail_silently:
-            raise errors[0]
+            django_message.txmail = _result(messages)  # type: ignore[attr-defined]
+            sent += not all(m.status in states.NOT_SENT for m, _ in messages)
+        if failures and not self.fail_silently:
+            raise failures[0]
         return sent
 
-    def _plan(self, django_message: EmailMessage) -> tuple[ResolvedRoute, list[Plan]]:
-        """Compose, route, plan and check one Django message (maybe in parts).
+    def _plan(
+        self, email: OutboundEmail, found: dict[tuple[str, str], str]
+    ) -> tuple[ResolvedRoute, list[Plan]]:
+        """Route, plan and check one composed message (maybe in parts).
 
         Nothing is written: every part is checked, as the provider will get
-        it, before any part of any message of the call is recorded.
+        it (without its suppressed recipients), before any part of any
+        message of the call is recorded.
         """
         assert self.sender is not None
-        email = compose(django_message)
+        suppressed = {
+            address: reason
+            for address in dict.fromkeys(a.email.lower() for a in email.recipients)
+            if (reason := suppressions.reason_for(found, address, email.stream))
+        }
+        stream = get_settings().stream(email.stream)
+        if stream.provider and not (email.provider or self.provider or email.grant_id):
+            email.provider = stream.provider
+        if stream.unsubscribe:
+            add_unsubscribe_headers(
+                email,
+                stream,
+                [a.email for a in email.recipients if a.email.lower() not in suppressed],
+            )
         resolved = self._routes.resolve(email, provider=self.provider)
         adapter = self.sender.adapter(resolved.account.name)
         adapter.check_account()
         window = adapter.scheduling_window(resolved.route)
         claim = not (self._by_task or self._after_commit)
-        plans = [plan(part, window, claim=claim) for part in adapter.split(email)]
+        plans = [
+            plan(part, window, claim=claim, suppressed=suppressed) for part in adapter.split(email)
+        ]
         for planned in plans:
-            adapter.check(planned.sent, resolved.route)
+            if planned.status != Message.Status.SUPPRESSED:
+                adapter.check(planned.sent, resolved.route)
         return resolved, plans
 
     def _record(
         self,
         planned: list[tuple[EmailMessage, ResolvedRoute, list[Plan]]],
         errors: list[TxMailError],
-    ) -> tuple[list[tuple[EmailMessage, list[Message]]], list[tuple[Message, OutboundEmail]]]:
+    ) -> tuple[
+        list[tuple[EmailMessage, list[tuple[Message, dict[str, str]]]]],
+        list[tuple[Message, OutboundEmail]],
+    ]:
         """Record every planned message of the call in one transaction.
 
-        Returns each Django message with its rows, and the rows newly recorded
+        Returns each Django message with its rows (and the recipients taken off
+        each, with why), and the rows newly recorded
         claimed ("sending") with the email their first attempt sends (the one
         checked, its payload already built): this call sends those. A reused
         idempotency key answers with the existing row, which this call must
@@ -214,6 +244,7 @@ class EmailBackend(BaseEmailBackend):
             record_all([(p, resolved) for _, resolved, plans in planned for p in plans])
         )
         recorded, claimed, new = [], [], []
+        taken_off: list[tuple[Message, dict[str, str]]] = []
         for django_message, _, plans in planned:
             messages, refused = [], None
             for planned_part in plans:
@@ -222,10 +253,12 @@ class EmailBackend(BaseEmailBackend):
                     refused = refused or outcome
                     continue
                 message, created = outcome
-                messages.append(message)
+                messages.append((message, planned_part.suppressed))
                 if not created:
                     continue
                 new.append(message)
+                if planned_part.suppressed:
+                    taken_off.append((message, planned_part.suppressed))
                 if message.status == Message.Status.SENDING:
                     claimed.append((message, planned_part.sent))
             if refused is not None:
@@ -236,8 +269,12 @@ class EmailBackend(BaseEmailBackend):
         # the others go to tasks or wait for the caller's commit, all in one hand-over;
         # held ones wait in the outbox until due (``txmail_worker`` sends them).
         hand_over_all(
-            new, by_task=self._by_task, after_commit=self._after_commit, timeout=self.timeout
+            [m for m in new if m.status != Message.Status.SUPPRESSED],
+            by_task=self._by_task,
+            after_commit=self._after_commit,
+            timeout=self.timeout,
         )
+        announce_suppressed(taken_off)
         return recorded, claimed
 
     def _deliver_claimed(self, claimed: list[tuple[Message, OutboundEmail]]) -> list[TxMailError]:
@@ -270,3 +307,25 @@ class EmailBackend(BaseEmailBackend):
             outcomes = self.sender.attempt_each(messages, {m.pk: email for m, email in group})
             errors += [outcome for outcome in outcomes if isinstance(outcome, TxMailError)]
         return errors
+
+
+def _result(messages: list[tuple[Message, dict[str, str]]]) -> TxMailResult:
+    """``msg.txmail``: what became of a Django message, recorded as ``messages``
+    (each with the recipients taken off it, and why)."""
+    recipients, suppressed = {}, {}
+    for message, taken_off in messages:
+        for address in message.recipients:
+            reason = taken_off.get(address.lower())
+            recipients[address] = states.RECIPIENT_SUPPRESSED if reason else message.status
+            if reason:
+                suppressed[address] = reason
+    first = messages[0][0]
+    return TxMailResult(
+        message_id=first.pk,
+        status=first.status,
+        provider=first.provider,
+        provider_message_ids=[m.provider_message_id for m, _ in messages if m.provider_message_id],
+        recipients=recipients,
+        message_ids=[m.pk for m, _ in messages],
+        suppressed=suppressed,
+    )

@@ -371,3 +371,25 @@ def check_outbox_database(
             id="txmail.W004",
         )
     ]
+
+
+@register(Tags.compatibility)
+def check_streams(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """A stream with one-click unsubscribe needs the site's public origin for its links."""
+    try:
+        config = get_settings()
+    except ImproperlyConfigured:
+        return []  # check_settings reports it
+    if not config.streams_configured or config.base_url:
+        return []
+    return [
+        Error(
+            f"TXMAIL['STREAMS'][{stream.name!r}] has UNSUBSCRIBE, and TXMAIL['BASE_URL'] is not "
+            "set: its one-click unsubscribe links cannot be built.",
+            hint="Set TXMAIL['BASE_URL'] to the site's public origin, e.g. "
+            "'https://mail.example.com'.",
+            id="txmail.E016",
+        )
+        for stream in config.streams.values()
+        if stream.unsubscribe
+    ]

@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.utils.encoding import force_str, punycode
 from django.utils.functional import Promise
 
+from django_txmail.conf import DEFAULT_STREAM, get_settings
 from django_txmail.exceptions import HeaderInjection, InvalidMessage
 from django_txmail.outbound_email import MAX_IDEMPOTENCY_KEY, Address, Attachment, OutboundEmail
 from django_txmail.stored_templates.render import RenderedTemplate, json_variables, render_template
@@ -457,6 +458,18 @@ def _stored_template(
     return render_template(slug, variables, language=_str_extra(msg, "language") or None)
 
 
+def _stream(msg: EmailMessage) -> str:
+    """msg.stream, one of ``TXMAIL["STREAMS"]`` (default "transactional")."""
+    name = _str_extra(msg, "stream") or DEFAULT_STREAM
+    streams = get_settings().streams
+    if name not in streams:
+        raise InvalidMessage(
+            f"msg.stream is {name!r}, which is not in TXMAIL['STREAMS'] "
+            f"({', '.join(sorted(streams))})."
+        )
+    return name
+
+
 def compose(msg: EmailMessage) -> OutboundEmail:
     """Map a Django message onto an OutboundEmail, or raise InvalidMessage."""
     from_email = _one_address("From", msg.from_email)
@@ -510,6 +523,7 @@ def compose(msg: EmailMessage) -> OutboundEmail:
             merge_metadata=_dict_extra(msg, "merge_metadata"),
             merge_headers=_dict_extra(msg, "merge_headers"),
             envelope_sender=_str_extra(msg, "envelope_sender"),
+            stream=_stream(msg),
             grant_id=_str_extra(msg, "grant_id"),
             provider=_str_extra(msg, "provider"),
             idempotency_key=_idempotency_key(msg),

@@ -52,6 +52,8 @@ SETTINGS_KEYS = frozenset(
         "DOMAIN_CHECK_MAX_AGE",
         "BOUNCE_WARNING_PERCENT",
         "COMPLAINT_WARNING_PERCENT",
+        "STREAMS",
+        "BASE_URL",
     }
 )
 #: The keys every account of ``TXMAIL["PROVIDERS"]`` may have, whatever its adapter; an
@@ -67,6 +69,36 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A hint naming the choice closest to ``word`` (a typo), or an empty string."""
     close = get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" Did you mean {close[0]!r}?" if close else ""
+
+
+#: Why an address is on the suppression list (``Suppression.reason``).
+SUPPRESSION_REASONS = ("hard_bounce", "complaint", "unsubscribe", "manual")
+#: The stream a message goes in unless it names one (``msg.stream``).
+DEFAULT_STREAM = "transactional"
+#: ``TXMAIL["STREAMS"]`` when the setting is absent.
+DEFAULT_STREAMS: dict[str, dict[str, Any]] = {
+    "transactional": {},
+    "broadcast": {"UNSUBSCRIBE": True},
+}
+#: What adds a suppression automatically unless a stream says otherwise (``SUPPRESS_ON``).
+#: An unsubscribe always does, in the stream it came from.
+DEFAULT_SUPPRESS_ON = ("hard_bounce", "complaint")
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """One entry of ``TXMAIL["STREAMS"]``: a kind of mail with its own suppressions."""
+
+    name: str
+    #: RFC 8058 one-click unsubscribe headers on every message of the stream.
+    unsubscribe: bool = False
+    #: The mailto part of ``List-Unsubscribe`` (an address that handles unsubscribe mail).
+    unsubscribe_mailto: str = ""
+    #: The reasons that add a suppression automatically (hard_bounce, complaint).
+    suppress_on: tuple[str, ...] = DEFAULT_SUPPRESS_ON
+    #: The account this stream's mail goes through unless the message names one
+    #: (Mailtrap's bulk stream is its own host, so its own account).
+    provider: str = ""
 
 
 @dataclass(frozen=True)
@@ -122,6 +154,24 @@ class TxMailSettings:
     template_libraries: tuple[str, ...] = ("i18n", "l10n", "tz")
     template_time_limit: float = 1.0
     template_max_size: int = 1_000_000
+    #: The kinds of mail, each with its own suppressions (``TXMAIL["STREAMS"]``).
+    streams: dict[str, StreamSettings] = field(
+        default_factory=lambda: _streams(DEFAULT_STREAMS, {})
+    )
+    #: Whether ``STREAMS`` was given (the BASE_URL system check only judges what was given).
+    streams_configured: bool = False
+    #: The public origin for links built outside a request (unsubscribe URLs).
+    base_url: str = ""
+
+    def stream(self, name: str) -> StreamSettings:
+        try:
+            return self.streams[name]
+        except KeyError:
+            known = ", ".join(sorted(self.streams))
+            raise ImproperlyConfigured(
+                f"TXMAIL['STREAMS'] has no stream {name!r} (configured: {known}); add it, "
+                f"or send the message in one of those with msg.stream."
+            ) from None
 
     def account(self, name: str) -> ProviderAccount:
         try:
@@ -222,8 +272,19 @@ def _parse(raw: dict[str, Any]) -> TxMailSettings:
             "TXMAIL['DNS_NAMESERVERS'] must be a list of DNS servers, e.g. ['1.1.1.1', "
             "'192.0.2.53:5353']."
         )
+    streams_raw = raw.get("STREAMS", DEFAULT_STREAMS)
+    base_url = raw.get("BASE_URL", "")
+    if not isinstance(base_url, str) or (
+        base_url and not base_url.startswith(("https://", "http://"))
+    ):
+        raise ImproperlyConfigured(
+            "TXMAIL['BASE_URL'] is the site's public origin, e.g. 'https://mail.example.com'."
+        )
     return TxMailSettings(
         providers=providers,
+        streams=_streams(streams_raw, providers),
+        streams_configured="STREAMS" in raw,
+        base_url=base_url.rstrip("/"),
         default_provider=default,
         delivery=delivery,
         timeout=float(timeout),
@@ -244,6 +305,53 @@ def _parse(raw: dict[str, Any]) -> TxMailSettings:
         template_time_limit=_seconds(raw, "TEMPLATE_TIME_LIMIT", 1.0),
         template_max_size=int(_seconds(raw, "TEMPLATE_MAX_SIZE", 1_000_000)),
     )
+
+
+def _streams(raw: Any, providers: dict[str, ProviderAccount]) -> dict[str, StreamSettings]:
+    if not isinstance(raw, dict) or not raw:
+        raise ImproperlyConfigured(
+            "TXMAIL['STREAMS'] must be a dict of stream names to options, e.g. "
+            "{'transactional': {}, 'broadcast': {'UNSUBSCRIBE': True}}."
+        )
+    if DEFAULT_STREAM not in raw:
+        raise ImproperlyConfigured(
+            f"TXMAIL['STREAMS'] needs the {DEFAULT_STREAM!r} stream: messages that name "
+            "no stream go in it."
+        )
+    streams = {}
+    for name, options in raw.items():
+        where = f"TXMAIL['STREAMS'][{name!r}]"
+        if not isinstance(name, str) or not name or len(name) > 64 or not name.isprintable():
+            raise ImproperlyConfigured(f"{where}: a stream name is 1 to 64 printable characters.")
+        if not isinstance(options, dict):
+            raise ImproperlyConfigured(f"{where} must be a dict of options.")
+        unknown = set(options) - {"UNSUBSCRIBE", "UNSUBSCRIBE_MAILTO", "SUPPRESS_ON", "PROVIDER"}
+        if unknown:
+            raise ImproperlyConfigured(
+                f"{where} has unknown options {sorted(unknown)}; known: UNSUBSCRIBE, "
+                "UNSUBSCRIBE_MAILTO, SUPPRESS_ON, PROVIDER."
+            )
+        suppress_on = options.get("SUPPRESS_ON", DEFAULT_SUPPRESS_ON)
+        if isinstance(suppress_on, str) or not all(
+            reason in ("hard_bounce", "complaint") for reason in suppress_on
+        ):
+            raise ImproperlyConfigured(
+                f"{where}['SUPPRESS_ON'] is a list of 'hard_bounce' and 'complaint' "
+                "(an unsubscribe always suppresses)."
+            )
+        provider = options.get("PROVIDER", "")
+        if provider and provider not in providers:
+            raise ImproperlyConfigured(
+                f"{where}['PROVIDER'] is {provider!r}, which is not a key of TXMAIL['PROVIDERS']."
+            )
+        streams[name] = StreamSettings(
+            name=name,
+            unsubscribe=bool(options.get("UNSUBSCRIBE", False)),
+            unsubscribe_mailto=str(options.get("UNSUBSCRIBE_MAILTO", "")),
+            suppress_on=tuple(suppress_on),
+            provider=provider,
+        )
+    return streams
 
 
 def _seconds(raw: dict[str, Any], key: str, default: float) -> float:

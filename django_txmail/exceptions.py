@@ -8,6 +8,8 @@ nothing was sent.
 
 from __future__ import annotations
 
+from django.core.exceptions import ImproperlyConfigured
+
 
 class TxMailError(Exception):
     """Base class of every django-txmail error."""
@@ -143,6 +145,18 @@ class CannotRetry(TxMailError):
     """The message is not waiting for a retry nor failed, so there is nothing to retry."""
 
     error_type = "cannot_retry"
+
+
+class StreamMisconfigured(TxMailError, ImproperlyConfigured):
+    """A message's stream needs a setting that is missing (``BASE_URL`` for unsubscribe links)."""
+
+    error_type = "stream_misconfigured"
+
+
+class InvalidUnsubscribeToken(TxMailError, ValueError):
+    """An unsubscribe token that was not made by this site, or was altered."""
+
+    error_type = "invalid_unsubscribe_token"
 
 
 # Sending-domain DNS checks (django_txmail.dns): what one DNS question can end in.

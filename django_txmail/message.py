@@ -31,6 +31,7 @@ EXTRAS = (
     "provider",
     "ical_event",
     "stream_type",
+    "stream",
     # django-anymail's names for what some providers carry and ours refuse
     # with UnsupportedFeature, accepted so an anymail app keeps its code.
     "merge_data",
@@ -51,6 +52,9 @@ class TxMailResult:
     recipients: dict[str, str] = field(default_factory=dict)  # email -> status
     #: Every Message recorded for it (several when the provider needs it split).
     message_ids: list[UUID] = field(default_factory=list)
+    #: The recipients taken off it because they are on the suppression list, and why
+    #: (hard_bounce, complaint, unsubscribe, manual); they show "suppressed" in ``recipients``.
+    suppressed: dict[str, str] = field(default_factory=dict)
 
 
 class TxMessage(EmailMultiAlternatives):

@@ -21,7 +21,7 @@ from django.utils.encoding import punycode
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
-from django_txmail.conf import did_you_mean, get_settings
+from django_txmail.conf import DEFAULT_STREAM, did_you_mean, get_settings
 from django_txmail.event_types import EventType
 from django_txmail.stored_templates.syntax import syntax_error
 
@@ -376,6 +376,7 @@ class Message(models.Model):
         REJECTED = "rejected", _("rejected")
         FAILED = "failed", _("failed")
         CANCELLED = "cancelled", _("cancelled")
+        SUPPRESSED = "suppressed", _("suppressed")
 
     class FailureOrigin(models.TextChoices):
         """Who said a failed message failed (see ``outbox/states.py``)."""
@@ -414,6 +415,11 @@ class Message(models.Model):
         help_text=_("Everything else needed to send again: template, tracking, extras."),
     )
     send_at = models.DateTimeField(null=True, blank=True)
+    stream = models.CharField(
+        max_length=64,
+        default=DEFAULT_STREAM,
+        help_text=_("The kind of mail (TXMAIL['STREAMS']): its suppressions and headers."),
+    )
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
     )
@@ -467,6 +473,7 @@ class Message(models.Model):
             models.Index(fields=["route", "-created_at"], name="txmail_msg_route_new"),
             models.Index(fields=["route_domain", "-created_at"], name="txmail_msg_domain_new"),
             models.Index(fields=["template", "-created_at"], name="txmail_msg_template_new"),
+            models.Index(fields=["stream", "-created_at"], name="txmail_msg_stream_new"),
             # The dashboard's messages sent per day and per domain.
             models.Index(fields=["sent_at"], name="txmail_msg_sent"),
         ]
@@ -629,3 +636,51 @@ class DeliveryEvent(models.Model):
     def provider_payload(self) -> Any:
         """What the provider sent about this event: its own ``raw``, or the shared payload."""
         return self.raw if self.payload_id is None else self.payload.raw
+
+
+class Suppression(models.Model):
+    """An address mail is not sent to: it bounced, complained, unsubscribed or was added.
+
+    ``address`` is kept normalised (lower case, IDN domain in ASCII), so
+    ``Ann@Example.COM`` and ``ann@example.com`` are one entry; ``stream``
+    blank means every stream. See ``django_txmail.suppressions``.
+    """
+
+    class Reason(models.TextChoices):
+        HARD_BOUNCE = "hard_bounce", _("hard bounce")
+        COMPLAINT = "complaint", _("complaint")
+        UNSUBSCRIBE = "unsubscribe", _("unsubscribe")
+        MANUAL = "manual", _("manual")
+
+    address = models.CharField(max_length=254)
+    stream = models.CharField(max_length=64, blank=True, help_text=_("Blank: every stream."))
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    event = models.ForeignKey(
+        DeliveryEvent,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="suppressions",
+        help_text=_("The delivery event that caused it."),
+    )
+    note = models.TextField(
+        blank=True, help_text=_("Why, in words: the provider's diagnostic, or support's note.")
+    )
+    provider = models.CharField(
+        max_length=64, blank=True, help_text=_("The account whose list it came from, if any.")
+    )
+    provider_suppression_id = models.CharField(
+        max_length=255, blank=True, help_text=_("The provider's id for it, to remove it there too.")
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["address", "stream"], name="txmail_suppression_once_per_stream"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.stream or 'every stream'}: {self.reason})"

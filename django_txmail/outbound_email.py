@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import io
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import IO, Any
 from uuid import UUID
@@ -135,6 +135,9 @@ class OutboundEmail:
     merge_metadata: dict[str, Any] = field(default_factory=dict)
     merge_headers: dict[str, Any] = field(default_factory=dict)
     envelope_sender: str = ""
+    #: The kind of mail (``TXMAIL["STREAMS"]``): its suppressions and unsubscribe headers;
+    #: empty, the default stream (``conf.DEFAULT_STREAM``).
+    stream: str = ""
     # Routing requests from the caller (msg.grant_id / msg.provider).
     grant_id: str = ""
     provider: str = ""
@@ -148,6 +151,16 @@ class OutboundEmail:
     @property
     def recipients(self) -> list[Address]:
         return [*self.to, *self.cc, *self.bcc]
+
+    def without(self, addresses: set[str]) -> OutboundEmail:
+        """A copy without the recipients in ``addresses`` (lower-cased); itself if none."""
+        if not any(a.email.lower() in addresses for a in self.recipients):
+            return self
+
+        def kept(values: list[Address]) -> list[Address]:
+            return [a for a in values if a.email.lower() not in addresses]
+
+        return replace(self, to=kept(self.to), cc=kept(self.cc), bcc=kept(self.bcc))
 
     def features(self) -> set[Feature]:
         """The features this message uses, for checking against a provider."""

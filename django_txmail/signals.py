@@ -5,9 +5,15 @@ provider accepted a message.
 
 ``delivery_event(sender=DeliveryEvent, event=..., message=...)`` — a
 delivery event was recorded from a provider's webhook.
+
+``message_suppressed(sender=Message, message=..., recipients={address: reason})``
+— recipients of a message were taken off it because they are on the
+suppression list (``message.status`` is "suppressed" when none was left).
+Sent once the message is recorded (after the caller's transaction commits).
 """
 
 from django.dispatch import Signal
 
 message_sent = Signal()
 delivery_event = Signal()
+message_suppressed = Signal()

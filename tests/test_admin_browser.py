@@ -109,7 +109,8 @@ def test_the_dashboard_draws_its_chart(page: Page, outbox):
     page.get_by_role("link", name="Dashboard").click()
     chart = page.locator("svg.txmail-chart")
     expect(chart).to_be_visible()
-    expect(chart.locator("polyline")).to_have_count(4)
+    # sent, delivered, bounced, complained, suppressed
+    expect(chart.locator("polyline")).to_have_count(5)
     expect(chart.locator("[data-series=sent] circle title").last).to_have_text(
         re.compile(r": 2 sent$")
     )

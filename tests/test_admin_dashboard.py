@@ -44,13 +44,14 @@ def test_days_count_sent_messages_and_delivered_bounced_complained_events():
     assert sum(d.sent for d in days) == 5
 
 
-def test_the_numbers_take_three_queries_whatever_the_days_and_messages(admin_client):
+def test_the_numbers_take_four_queries_whatever_the_days_and_messages(admin_client):
+    """Messages sent, delivery events and suppressions added per day; domains' rates."""
     for n in range(10):
         event_row(sent_days_ago(n)[0], "delivered")
     with CaptureQueriesContext(connection) as queries:
         daily()
         domain_health()
-    assert len(queries) == 3
+    assert len(queries) == 4
     assert all("GROUP BY" in q["sql"].upper() for q in queries)
 
 
@@ -97,7 +98,7 @@ def test_the_page_draws_an_inline_svg_chart_and_the_domain_table(admin_client):
         event_row(message, "delivered")
     page = admin_client.get(URL).text
     svg = re.search(r"<svg class=\"txmail-chart\".*?</svg>", page, re.S)[0]
-    assert svg.count("<polyline") == 4 and svg.count("<circle") == 120
+    assert svg.count("<polyline") == 5 and svg.count("<circle") == 150  # 5 series, 30 days
     assert "4 sent" in svg and "4 delivered" in svg
     assert "<script" not in page.split("<svg", 1)[1] and "cdn" not in page.lower()
     table = re.search(r'<table id="txmail-domains">.*?</table>', page, re.S)[0]

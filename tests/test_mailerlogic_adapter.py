@@ -545,3 +545,12 @@ def test_events_of_the_wrong_shape_refuse_the_whole_batch(adapter, fields):
     bad = {k: v for k, v in (event() | fields).items() if v is not None}
     with pytest.raises(WebhookPayloadError):
         parse(adapter, {"events": [event(), bad]})
+
+
+def test_the_messages_stream_is_the_stream_type_where_mailerlogic_has_it(adapter):
+    assert payload_of(adapter, make(stream="broadcast"))["stream_type"] == "broadcast"
+    assert payload_of(adapter, make(stream="transactional"))["stream_type"] == "transactional"
+    assert "stream_type" not in payload_of(adapter, make(stream="newsletters"))
+    # msg.stream_type says it outright.
+    explicit = make(stream="broadcast", stream_type="shared")
+    assert payload_of(adapter, explicit)["stream_type"] == "shared"

@@ -152,8 +152,9 @@ def test_accept_all_matches_accept(settings, monkeypatch, joined):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("sandbox")
 def test_a_single_send_on_an_open_backend_pays_two_commits_and_no_other_query(monkeypatch):
-    """Record (one INSERT, one commit), then the outcome (the attempt and the status,
-    one commit): the route was looked up by the first send of the open backend."""
+    """The suppression list (one SELECT), record (one INSERT, one commit), then the
+    outcome (the attempt and the status, one commit): the route was looked up by the
+    first send of the open backend."""
     import re
 
     from django.db import connection
@@ -181,6 +182,7 @@ def test_a_single_send_on_an_open_backend_pays_two_commits_and_no_other_query(mo
         if sql.split()[0] not in ("BEGIN", "COMMIT")
     ]
     assert statements == [
+        "SELECT django_txmail_suppression",
         "INSERT django_txmail_message",
         "INSERT django_txmail_attempt",
         "UPDATE django_txmail_message",

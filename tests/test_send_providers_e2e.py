@@ -346,6 +346,7 @@ def test_send_mail_goes_to_mailerlogic_by_the_from_domain(sandbox):
         "to": '"Ann" <ann@x.example>',
         "subject": "Welcome",
         "text": "Hello Ann",
+        "stream_type": "transactional",  # the message's stream
         "metadata": {"txmail_id": str(message.pk)},
     }
     assert (message.provider, message.status) == ("mailerlogic", "sent")

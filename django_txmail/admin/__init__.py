@@ -1,3 +1,10 @@
-"""Admin pages: sending domains, grants, templates, and the outbox with its events."""
+"""Admin pages: sending domains, grants, templates, the outbox with its events, and the
+suppression list."""
 
-from django_txmail.admin import delivery_events, domains, messages, templates  # noqa: F401  (registers the ModelAdmins)
+from django_txmail.admin import (  # noqa: F401  (registers the ModelAdmins)
+    delivery_events,
+    domains,
+    messages,
+    suppressions,
+    templates,
+)

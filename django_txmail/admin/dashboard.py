@@ -25,7 +25,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from django_txmail.conf import get_settings
-from django_txmail.models import DeliveryEvent, Message
+from django_txmail.models import DeliveryEvent, Message, Suppression
 
 DAYS = 30
 SERIES = (
@@ -33,6 +33,7 @@ SERIES = (
     ("delivered", "#2e7d32"),
     ("bounced", "#c62828"),
     ("complained", "#ef6c00"),
+    ("suppressed", "#6a1b9a"),  # addresses added to the suppression list
 )
 EVENT_TYPES = ("delivered", "bounced", "complained")
 
@@ -44,6 +45,7 @@ class Day:
     delivered: int = 0
     bounced: int = 0
     complained: int = 0
+    suppressed: int = 0
 
 
 @dataclass
@@ -68,13 +70,15 @@ def _start(days: int) -> datetime:
     return timezone.make_aware(datetime.combine(first, time()))
 
 
-def daily(days: int = DAYS) -> list[Day]:
-    """Sent messages and delivered/bounced/complained events per day, oldest first."""
+def daily(days: int = DAYS, stream: str = "") -> list[Day]:
+    """Sent messages, delivered/bounced/complained events and suppressions added per day,
+    oldest first; of one stream, given one (its suppressions and every-stream ones)."""
     start = _start(days)
     dates = [start.date() + timedelta(days=n) for n in range(days)]
     table = {day: Day(day) for day in dates}
+    messages = Message.objects.filter(stream=stream) if stream else Message.objects.all()
     sent = (
-        Message.objects.filter(sent_at__gte=start)
+        messages.filter(sent_at__gte=start)
         .annotate(day=TruncDate("sent_at"))
         .values("day")
         .annotate(n=Count("pk"))
@@ -83,8 +87,9 @@ def daily(days: int = DAYS) -> list[Day]:
     for row in sent:
         if row["day"] in table:
             table[row["day"]].sent = row["n"]
+    events = DeliveryEvent.objects.filter(occurred_at__gte=start, type__in=EVENT_TYPES)
     events = (
-        DeliveryEvent.objects.filter(occurred_at__gte=start, type__in=EVENT_TYPES)
+        (events.filter(message__stream=stream) if stream else events)
         .annotate(day=TruncDate("occurred_at"))
         .values("day", "type")
         .annotate(n=Count("pk"))
@@ -93,14 +98,27 @@ def daily(days: int = DAYS) -> list[Day]:
     for row in events:
         if row["day"] in table:
             setattr(table[row["day"]], row["type"], row["n"])
+    added = Suppression.objects.filter(created_at__gte=start)
+    added = (
+        (added.filter(stream__in=[stream, ""]) if stream else added)
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for row in added:
+        if row["day"] in table:
+            table[row["day"]].suppressed = row["n"]
     return list(table.values())
 
 
-def domain_health(days: int = DAYS) -> list[DomainHealth]:
-    """Bounce and complaint rates of each sending domain over the period, busiest first."""
+def domain_health(days: int = DAYS, stream: str = "") -> list[DomainHealth]:
+    """Bounce and complaint rates of each sending domain over the period, busiest first
+    (of one stream's mail, given one)."""
     config = get_settings()
+    messages = Message.objects.filter(stream=stream) if stream else Message.objects.all()
     rows = (
-        Message.objects.filter(sent_at__gte=_start(days), route=Message.Route.DOMAIN)
+        messages.filter(sent_at__gte=_start(days), route=Message.Route.DOMAIN)
         .values("route_domain")
         .annotate(
             sent=Count("pk"),

@@ -52,3 +52,13 @@ class TemplateFilter(_ExactFilter):
 
     def lookups(self, request, model_admin):
         return list(Template.objects.order_by("slug").values_list("slug", "name"))
+
+
+class StreamFilter(_ExactFilter):
+    """The streams named in ``TXMAIL["STREAMS"]``."""
+
+    title = _("stream")
+    parameter_name = field = "stream"
+
+    def lookups(self, request, model_admin):
+        return [(name, name) for name in sorted(get_settings().streams)]

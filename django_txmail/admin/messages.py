@@ -27,7 +27,7 @@ from django.utils.translation import gettext_lazy as _
 from django_txmail.admin import dashboard
 from django_txmail.admin.actions import MessageActions
 from django_txmail.admin.base import ReadOnlyInline
-from django_txmail.admin.filters import DomainFilter, ProviderFilter, TemplateFilter
+from django_txmail.admin.filters import DomainFilter, ProviderFilter, StreamFilter, TemplateFilter
 from django_txmail.admin.paginators import CountlessList
 from django_txmail.admin.preview import preview_frame
 from django_txmail.conf import get_settings
@@ -48,6 +48,7 @@ BADGE = {
     Message.Status.REJECTED: "bad",
     Message.Status.FAILED: "bad",
     Message.Status.CANCELLED: "neutral",
+    Message.Status.SUPPRESSED: "neutral",
 }
 
 
@@ -131,12 +132,14 @@ class MessageAdmin(MessageActions, CountlessList, admin.ModelAdmin):
         "status_badge",
         "route",
         "provider",
+        "stream",
         "template",
         "attempts",
         "created_at",
     ]
     list_filter = [
         "status",
+        StreamFilter,
         ProviderFilter,
         "route",
         DomainFilter,
@@ -165,6 +168,8 @@ class MessageAdmin(MessageActions, CountlessList, admin.ModelAdmin):
                     "id",
                     "status_badge",
                     "recipient_status",
+                    "suppressed_display",
+                    "stream",
                     "route",
                     "provider",
                     "sending_domain",
@@ -344,6 +349,21 @@ class MessageAdmin(MessageActions, CountlessList, admin.ModelAdmin):
             or "-"
         )
 
+    @admin.display(description=_("suppressed recipients"))
+    def suppressed_display(self, obj: Message):
+        """The recipients left out because they are on the suppression list, each linked
+        to its entries there."""
+        addresses = [
+            address
+            for address, status in obj.recipient_status.items()
+            if status == states.RECIPIENT_SUPPRESSED
+        ]
+        url = reverse(f"{self.admin_site.name}:django_txmail_suppression_changelist")
+        return (
+            format_html_join(", ", '<a href="{}?q={}">{}</a>', ((url, a, a) for a in addresses))
+            or "-"
+        )
+
     @admin.display(description=_("from"))
     def from_display(self, obj: Message):
         return self._addresses([obj.from_email])
@@ -412,14 +432,18 @@ class MessageAdmin(MessageActions, CountlessList, admin.ModelAdmin):
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        days = dashboard.daily()
         config = get_settings()
+        stream = request.GET.get("stream", "")
+        stream = stream if stream in config.streams else ""
+        days = dashboard.daily(stream=stream)
         context = {
             **self.admin_site.each_context(request),
             "title": _("Transactional mail: the last %(days)d days") % {"days": dashboard.DAYS},
             "opts": self.model._meta,
             "chart": dashboard.chart(days),
-            "domains": dashboard.domain_health(),
+            "domains": dashboard.domain_health(stream=stream),
+            "streams": sorted(config.streams),
+            "stream": stream,
             "bounce_warning": f"{config.bounce_warning_percent:g}",
             "complaint_warning": f"{config.complaint_warning_percent:g}",
         }

@@ -56,6 +56,8 @@ class MessageSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "status",
+            "stream",
+            "recipient_status",
             "route",
             "provider",
             "from_email",

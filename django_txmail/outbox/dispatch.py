@@ -10,7 +10,8 @@ by one of three things, decided here:
 * this process now, which the caller does itself (``deliver_quietly``, or
   the backend's own batch).
 
-Held mail waits in the outbox until it is due, for ``txmail_worker``.
+Held mail waits in the outbox until it is due, for ``txmail_worker``; a
+message recorded "suppressed" is sent by nothing (``message_suppressed`` says so).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from django_txmail.conf import get_settings
 from django_txmail.exceptions import TxMailError
 from django_txmail.models import Message
 from django_txmail.sending.attempt import Sender
+from django_txmail.signals import message_suppressed
 
 logger = logging.getLogger("django_txmail.outbox.dispatch")
 
@@ -84,6 +86,19 @@ def hand_over_all(
         queued = [m for m in messages if m.status == Message.Status.QUEUED]
         if queued:
             transaction.on_commit(lambda: _deliver_all_quietly(queued, timeout), using=using)
+
+
+def announce_suppressed(taken_off: list[tuple[Message, dict[str, str]]]) -> None:
+    """Send ``message_suppressed`` for each newly recorded message that had recipients
+    taken off (address → reason), once the transaction that recorded it commits."""
+    if not taken_off:
+        return
+
+    def announce() -> None:
+        for message, recipients in taken_off:
+            message_suppressed.send_robust(sender=Message, message=message, recipients=recipients)
+
+    transaction.on_commit(announce, using=router.db_for_write(Message))
 
 
 def _deliver_all_quietly(messages: list[Message], timeout: float | None) -> None:

@@ -14,6 +14,11 @@
   that failed permanently after a few attempts gets the retries it has
   left; one that used them all up gets this one attempt.
 
+Both honour the suppression list: a resend leaves out the recipients
+suppressed since (and is recorded "suppressed" when none is left); a retry
+of a message whose every recipient is suppressed since marks it
+"suppressed" instead of sending it.
+
 The admin's actions and ``manage.py txmail_resend`` both go through here.
 """
 
@@ -22,11 +27,18 @@ from __future__ import annotations
 from django.db import router, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 
+from django_txmail import suppressions
 from django_txmail.conf import get_settings
 from django_txmail.exceptions import CannotResend, CannotRetry
 from django_txmail.models import Message
+from django_txmail.outbound_email import OutboundEmail
 from django_txmail.outbox import states
-from django_txmail.outbox.dispatch import deliver_quietly, delivery_mode, hand_over
+from django_txmail.outbox.dispatch import (
+    announce_suppressed,
+    deliver_quietly,
+    delivery_mode,
+    hand_over,
+)
 from django_txmail.outbox.store import load, plan, record
 from django_txmail.routing import ResolvedRoute
 from django_txmail.sending.attempt import Sender, route_of
@@ -101,7 +113,10 @@ def resend(message: Message, *, force: bool = False, sender: Sender | None = Non
             sending_domain=original.sending_domain,
         )
         try:
-            copy, _ = record(plan(email, claim=not (by_task or after_commit)), resolved)
+            planned = plan(
+                email, claim=not (by_task or after_commit), suppressed=_suppressed(email)
+            )
+            copy, _ = record(planned, resolved)
         except OSError as exc:
             raise CannotResend(
                 f"The stored attachments of message {original.pk} cannot be read "
@@ -114,9 +129,24 @@ def resend(message: Message, *, force: bool = False, sender: Sender | None = Non
         copy.save(
             update_fields=["resent_from", "template", "template_version", "template_language"]
         )
+    if planned.suppressed:
+        announce_suppressed([(copy, planned.suppressed)])
+    if copy.status == Message.Status.SUPPRESSED:
+        return copy
     if not hand_over(copy, by_task=by_task, after_commit=after_commit):
         deliver_quietly(copy, sender, claimed=True)
     return copy
+
+
+def _suppressed(email: OutboundEmail) -> dict[str, str]:
+    """The recipients of ``email`` on the suppression list of its stream (address → reason)."""
+    addresses = {a.email.lower() for a in email.recipients}
+    found = suppressions.lookup(addresses, [email.stream])
+    return {
+        address: reason
+        for address in addresses
+        if (reason := suppressions.reason_for(found, address, email.stream))
+    }
 
 
 def retry(message: Message, *, sender: Sender | None = None) -> Message:
@@ -127,6 +157,15 @@ def retry(message: Message, *, sender: Sender | None = None) -> Message:
     to a task).
     """
     by_task, after_commit = delivery_mode()  # raises before the message is touched
+    # Every recipient suppressed since: it is never sent (the request cannot change
+    # between attempts, so a recipient suppressed since is still sent to otherwise).
+    if message.status in states.TRANSITIONS[states.Cause.SUPPRESS].sources:
+        email = load(message)
+        if email.recipients and {a.email.lower() for a in email.recipients} <= set(
+            _suppressed(email)
+        ):
+            if states.suppress(message):
+                return message
     # One conditional UPDATE: a worker claiming the message at the same time wins cleanly.
     moved = states.retry_now(message)
     message.refresh_from_db()

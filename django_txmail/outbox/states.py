@@ -64,6 +64,7 @@ class Cause(enum.StrEnum):
     GIVE_UP = "give_up"  # transient failures (or abandoned sends) used every attempt
     CANCEL = "cancel"  # support or code cancelled it before it was sent
     RETRY_NOW = "retry_now"  # support asked for one more attempt now
+    SUPPRESS = "suppress"  # every recipient is on the suppression list: never sent
     EVENT = "event"  # the provider reported what happened (a webhook)
 
 
@@ -135,8 +136,15 @@ TRANSITIONS: dict[Cause, Transition] = {
     Cause.RETRY_NOW: Transition(
         _set(S.FAILED, S.QUEUED), _set(S.QUEUED), "failed (ours), or waiting for a retry"
     ),
+    Cause.SUPPRESS: Transition(
+        _set(NEW, S.QUEUED, S.FAILED),
+        _set(S.SUPPRESSED),
+        "recorded, or about to be retried, with every recipient suppressed",
+    ),
     Cause.EVENT: Transition(
-        frozenset(S.values), frozenset(STATUS_OF_EVENT.values()), "only to a higher rank"
+        frozenset(S.values) - {S.SUPPRESSED},
+        frozenset(STATUS_OF_EVENT.values()),
+        "only to a higher rank; never for a message not sent",
     ),
 }
 
@@ -147,7 +155,9 @@ NOT_SENT_YET = _set(S.QUEUED, S.SCHEDULED, S.SENDING)
 #: Waiting in the outbox, or at the provider for its send_at: can still be cancelled.
 WAITING = TRANSITIONS[Cause.CANCEL].sources
 #: Ended without reaching anyone: not counted as sent by ``send_messages()``.
-NOT_SENT = _set(S.FAILED, S.CANCELLED)
+NOT_SENT = _set(S.FAILED, S.CANCELLED, S.SUPPRESSED)
+#: A recipient's status when it was taken off the message (it never changes after).
+RECIPIENT_SUPPRESSED = S.SUPPRESSED
 
 
 def rank(status: str, failure_origin: str = "") -> int:
@@ -180,7 +190,12 @@ def after_event(status: str, failure_origin: str, event_type: str) -> tuple[str,
 
 
 def recipient_after_event(status: str, event_type: str) -> str:
-    """A recipient's status after an event naming them (the same precedence)."""
+    """A recipient's status after an event naming them (the same precedence).
+
+    A suppressed recipient was never sent the message: no event changes that.
+    """
+    if status == RECIPIENT_SUPPRESSED:
+        return status
     return after_event(status, Origin.PROVIDER, event_type)[0]
 
 
@@ -197,14 +212,18 @@ def initial(
     *,
     claim: bool,
     lease_until: datetime,
+    suppressed: bool = False,
 ) -> tuple[str, datetime | None, int, bool]:
     """(status, next_attempt_at, attempts, provider holds it) for a message being recorded.
 
+    Every recipient suppressed: "suppressed", never sent (``Cause.SUPPRESS``).
     Due now: "queued", or "sending" already claimed by the caller (its first
     attempt, with a lease) when ``claim``. Due later: "queued" and handed to
     the provider with its send_at when the provider can hold it that long,
     else "scheduled" in the outbox until then.
     """
+    if suppressed:
+        return S.SUPPRESSED, None, 0, False
     now = timezone.now()
     if send_at is not None and send_at > now:
         if schedule_window is not None and (
@@ -475,6 +494,30 @@ def retry_now(message: Message) -> bool:
             _sources(Cause.RETRY_NOW), failed_by_us | waiting, pk=message.pk
         ).update(status=S.QUEUED, failure_origin="", next_attempt_at=now, updated_at=now)
     )
+
+
+def suppress(message: Message) -> bool:
+    """A message about to be retried whose every recipient is now suppressed: never sent.
+
+    Each recipient's status says so too. False when it moved on first (a
+    worker claimed it, an event arrived).
+    """
+    recipient_status = {
+        **message.recipient_status,
+        **{address.lower(): RECIPIENT_SUPPRESSED for address in message.recipients},
+    }
+    moved = Message.objects.filter(
+        _sources(Cause.SUPPRESS), pk=message.pk, status=message.status
+    ).update(
+        status=S.SUPPRESSED,
+        failure_origin="",
+        next_attempt_at=None,
+        recipient_status=recipient_status,
+        updated_at=timezone.now(),
+    )
+    if moved:
+        message.status, message.recipient_status = S.SUPPRESSED, recipient_status
+    return bool(moved)
 
 
 # --- Provider events -----------------------------------------------------------

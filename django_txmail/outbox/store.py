@@ -4,6 +4,10 @@
 Django's storage) before anything is sent; ``load`` rebuilds the very same
 OutboundEmail from the row for the first attempt and every retry.
 
+Recipients on the suppression list (looked up by the caller, once per call)
+stay on the row, marked "suppressed" in ``recipient_status``, and are never
+sent: ``plan`` and ``load`` both leave them out.
+
 ``record`` also decides, once, how a ``send_at`` is honoured: handed to the
 provider when it can hold the message that long (and cancel it), otherwise
 kept in the outbox as "scheduled" until it is due. Deciding at record time
@@ -25,7 +29,7 @@ from django.core.files.storage import Storage, storages
 from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
-from django_txmail.conf import get_settings
+from django_txmail.conf import DEFAULT_STREAM, get_settings
 from django_txmail.exceptions import InvalidMessage, TxMailError
 from django_txmail.models import Message, MessageAttachment
 from django_txmail.outbound_email import Address, Attachment, OutboundEmail
@@ -89,6 +93,7 @@ def _content_hash(email: OutboundEmail, contents: list[bytes]) -> str:
         "tags": email.tags,
         "options": _options(email),
         "send_at": email.send_at.isoformat() if email.send_at else None,
+        "stream": email.stream,
         "attachments": [
             [a.filename, a.mimetype, a.content_id, a.inline, hashlib.sha256(c).hexdigest()]
             for a, c in zip(email.attachments, contents, strict=True)
@@ -118,6 +123,8 @@ class Plan:
     provider_holds: bool
     #: The idempotency key is the caller's, so the message may be in the outbox already.
     caller_key: bool
+    #: Recipients taken off because they are on the suppression list (address → reason).
+    suppressed: dict[str, str] = field(default_factory=dict)
 
 
 #: The OutboundEmail fields that are JSON objects in the row.
@@ -154,6 +161,7 @@ def plan(
     schedule_window: tuple[timedelta, timedelta] | None = None,
     *,
     claim: bool = False,
+    suppressed: dict[str, str] | None = None,
 ) -> Plan:
     """Decide, before anything is written, how ``email`` will be recorded and sent.
 
@@ -165,8 +173,20 @@ def plan(
     the caller ("sending", first attempt, a lease), which then makes the
     attempt itself: if the caller dies first, the lease runs out and a worker
     sends it.
+
+    ``suppressed`` (lower-cased address → reason) are recipients on the
+    suppression list: the row keeps them, marked "suppressed" per recipient,
+    and the provider never gets them; with none left the message is recorded
+    "suppressed" and never sent.
     """
     caller_key = bool(email.idempotency_key)
+    email.stream = email.stream or DEFAULT_STREAM
+    suppressed = {
+        address: reason
+        for address, reason in (suppressed or {}).items()
+        if any(a.email.lower() == address for a in email.recipients)
+    }
+    everyone = {a.email.lower() for a in email.recipients} <= suppressed.keys()
     for name in _OBJECT_FIELDS:
         setattr(email, name, _in_key_order(getattr(email, name)))
     if email.message_id is None:
@@ -174,11 +194,18 @@ def plan(
     if not email.idempotency_key:
         email.idempotency_key = f"txmail-{uuid.uuid4()}"
     status, next_attempt_at, attempts, provider_holds = states.initial(
-        email.send_at, schedule_window, claim=claim, lease_until=lease_until(timezone.now())
+        email.send_at,
+        schedule_window,
+        claim=claim,
+        lease_until=lease_until(timezone.now()),
+        suppressed=everyone,
     )
     # The provider gets send_at only when it holds the message itself.
     sent = email if provider_holds or email.send_at is None else replace(email, send_at=None)
-    return Plan(email, sent, status, next_attempt_at, attempts, provider_holds, caller_key)
+    sent = sent.without(set(suppressed))
+    return Plan(
+        email, sent, status, next_attempt_at, attempts, provider_holds, caller_key, suppressed
+    )
 
 
 def record(planned: Plan, resolved: ResolvedRoute) -> tuple[Message, bool]:
@@ -304,6 +331,8 @@ def _message(planned: Plan, resolved: ResolvedRoute, content_hash: str, files: i
     if planned.provider_holds:
         options["provider_scheduled"] = True
     message = Message(
+        stream=email.stream,
+        recipient_status=dict.fromkeys(planned.suppressed, states.RECIPIENT_SUPPRESSED),
         id=email.message_id,
         route=resolved.route.kind,
         provider=resolved.route.provider,
@@ -410,6 +439,11 @@ def load(message: Message) -> OutboundEmail:
 
     options = _in_key_order(message.options)
     provider_scheduled = options.pop("provider_scheduled", False)
+    suppressed = {
+        address
+        for address, status in message.recipient_status.items()
+        if status == states.RECIPIENT_SUPPRESSED
+    }
     alternatives = [tuple(alt) for alt in options.pop("alternatives", [])]
     overrides = {k: addresses(v) for k, v in options.pop("header_overrides", {}).items()}
     storage = attachment_storage()
@@ -434,5 +468,6 @@ def load(message: Message) -> OutboundEmail:
         send_at=message.send_at if provider_scheduled else None,
         message_id=message.pk,
         idempotency_key=message.idempotency_key,
+        stream=message.stream,
         **options,
-    )
+    ).without(suppressed)

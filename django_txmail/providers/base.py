@@ -121,6 +121,23 @@ class WebhookEvent:
     ip: str = ""
 
 
+@dataclass(frozen=True)
+class ProviderSuppression:
+    """One entry of a provider's suppression list, in our vocabulary.
+
+    ``reason`` is one of hard_bounce, complaint, unsubscribe, manual;
+    ``stream`` is the provider's stream in our words ("transactional",
+    "broadcast"), "" when it has none; ``note`` keeps what the provider said.
+    """
+
+    id: str
+    address: str
+    reason: str
+    stream: str = ""
+    created_at: datetime | None = None
+    note: str = ""
+
+
 @dataclass
 class SendResult:
     """What the provider said when it accepted a message.
@@ -326,6 +343,24 @@ class Adapter:
     def parse_register_webhook(self, response: ProviderResponse) -> RegisteredWebhook:
         """The webhook the provider created, or ProviderAPIError."""
         raise UnsupportedFeature(self.account.name, "webhook registration through its API")
+
+    # The provider's suppression list (``manage.py txmail_suppressions sync``).
+
+    def build_list_suppressions(self, address: str = "") -> ProviderRequest:
+        """The request for the provider's suppression list (one address's entries, given one)."""
+        raise UnsupportedFeature(self.account.name, "a suppressions API")
+
+    def parse_list_suppressions(self, response: ProviderResponse) -> list[ProviderSuppression]:
+        """The entries listed, or ProviderAPIError."""
+        raise UnsupportedFeature(self.account.name, "a suppressions API")
+
+    def build_delete_suppression(self, suppression_id: str) -> ProviderRequest:
+        """The request removing one entry from the provider's list."""
+        raise UnsupportedFeature(self.account.name, "a suppressions API")
+
+    def parse_delete_suppression(self, response: ProviderResponse) -> None:
+        """None once removed (or already gone), else ProviderAPIError."""
+        raise UnsupportedFeature(self.account.name, "a suppressions API")
 
     # Sending-domain DNS (``manage.py txmail_verify_domains``, ``django_txmail.dns``).
 

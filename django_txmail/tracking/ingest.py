@@ -16,7 +16,9 @@ Providers deliver webhooks at least once and in no particular order. So:
   ``Message.recipient_status``) moves by the provider's word, with the
   precedence ``django_txmail.outbox.states`` defines: only forward, by rank,
   whatever order events arrive in; ``opened`` and ``clicked`` prove delivery;
-  ``unsubscribed`` and ``unknown`` change no status.
+  ``unsubscribed`` and ``unknown`` change no status;
+* a hard bounce, a complaint or an unsubscribe puts the recipient on the
+  suppression list in the message's stream (``django_txmail.suppressions``).
 
 A batch is stored in one transaction; the ``delivery_event`` signal is sent
 for each newly stored event after it commits.
@@ -39,6 +41,7 @@ from django_txmail.models import DeliveryEvent, Message, WebhookPayload
 from django_txmail.outbox import states
 from django_txmail.providers.base import EVENT_TYPES, WebhookEvent
 from django_txmail.signals import delivery_event
+from django_txmail.suppressions import from_events
 
 logger = logging.getLogger("django_txmail.tracking.ingest")
 
@@ -145,6 +148,7 @@ def _messages(provider: str, events: list[WebhookEvent]) -> tuple[dict, dict]:
             "to",
             "cc",
             "bcc",
+            "stream",
         )
         .order_by("pk")
     )
@@ -226,6 +230,7 @@ def ingest(provider: str, events: list[WebhookEvent]) -> IngestResult:
             WebhookPayload.objects.filter(pk__in=unused).delete()
         stored.sort(key=lambda row: (row.occurred_at, row.pk))
         _apply(stored)
+        from_events(stored)  # hard bounces, complaints, unsubscribes (per SUPPRESS_ON)
         transaction.on_commit(lambda: _notify(stored), using=alias)
     ignored = len(rows) - len(kept)
     return IngestResult(

@@ -418,3 +418,47 @@ def test_the_messages_endpoint_lists_mailtrap_messages_with_their_ids(txmail_san
     assert listed["message_ids"] == [txmail_sandbox.messages[0].id]
     assert "content" not in listed["payload"]["attachments"][0]
     assert listed["attachments"][0]["size"] == 2
+
+
+# Suppressions (PROVIDERS.md, "Mailtrap streams and suppressions")
+
+
+def suppressions_url(sandbox, account="1234", entry=""):
+    return f"{sandbox.url}/api/accounts/{account}/suppressions" + (f"/{entry}" if entry else "")
+
+
+def test_the_simulators_hard_bounces_and_complaints_land_on_the_suppression_list(
+    txmail_sandbox, http
+):
+    body = {
+        "from": {"email": "shop@x.example"},
+        "to": [{"email": "bounce@y.example"}, {"email": "ann@y.example"}],
+        "cc": [{"email": "complaint@y.example"}],
+        "subject": "Hi",
+        "text": "Hello",
+    }
+    assert http.post(f"{txmail_sandbox.url}/api/send", json=body, headers=AUTH).status_code == 200
+    listed = http.get(suppressions_url(txmail_sandbox), headers=AUTH).json()
+    assert {(e["email"], e["type"], e["sending_stream"]) for e in listed} == {
+        ("bounce@y.example", "hard bounce", "transactional"),
+        ("complaint@y.example", "spam complaint", "transactional"),
+    }
+    assert {e["domain_name"] for e in listed} == {"x.example"}
+
+
+def test_suppressions_are_filtered_by_email_and_deleted_by_id(txmail_sandbox, http):
+    kept = txmail_sandbox.add_mailtrap_suppression("a@y.example", "unsubscription", "bulk")
+    gone = txmail_sandbox.add_mailtrap_suppression("b@y.example")
+    one = http.get(suppressions_url(txmail_sandbox), params={"email": "a@y.example"}, headers=AUTH)
+    assert [e["id"] for e in one.json()] == [kept["id"]]
+    deleted = http.delete(suppressions_url(txmail_sandbox, entry=gone["id"]), headers=AUTH)
+    assert deleted.status_code == 200
+    assert [e["email"] for e in txmail_sandbox.mailtrap_suppressions] == ["a@y.example"]
+    again = http.delete(suppressions_url(txmail_sandbox, entry=gone["id"]), headers=AUTH)
+    assert again.status_code == 404
+
+
+def test_the_suppressions_api_wants_the_token_and_a_numeric_account(txmail_sandbox, http):
+    assert http.get(suppressions_url(txmail_sandbox)).status_code == 401
+    wrong_account = suppressions_url(txmail_sandbox, account="abc")
+    assert http.get(wrong_account, headers=AUTH).status_code == 404

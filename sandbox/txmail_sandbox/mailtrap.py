@@ -27,6 +27,9 @@ request that accepted a message, an injected delay or the plan's ``slow`` /
 ``timeout-after-accept``. Fault filters name the provider ``"mailtrap"`` and
 the route ``"domain"`` (``/api/send``) or ``"batch"`` (``/api/batch``).
 
+The account's suppression list is ``mailtrap_suppressions.py``: the
+simulator's hard bounces and complaints land on it, as at Mailtrap.
+
 Mailtrap has **no idempotency keys**: every request is processed anew, so a
 retry after a timeout sends a second copy, as it would at Mailtrap. The
 fault plan knows a request by its endpoint and body.
@@ -46,6 +49,7 @@ from . import mailtrap_payload as wire
 from .addresses import domain_of
 from .fault_plan import REFUSALS
 from .httpd import BodyTooLarge, Request, Response
+from .mailtrap_suppressions import MailtrapSuppressionsAPI, SuppressionList
 from .mailtrap_templates import MailtrapTemplates, render_for_send
 from .routing import Route
 from .send_steps import delay_or_withhold, injected_refusal, planned_refusal
@@ -72,6 +76,7 @@ class MailtrapEmulator:
         self.state = state
         self._tokens = tuple(api_tokens)
         self._verified = None if verified_domains is None else {d.lower() for d in verified_domains}
+        self.suppressions = SuppressionList()
 
     def routes(self) -> list[Route]:
         return [
@@ -80,6 +85,7 @@ class MailtrapEmulator:
             Route("POST", "/api/send/{inbox_id}", self.send),
             Route("POST", "/api/batch/{inbox_id}", self.batch),
             *MailtrapTemplates(self.state, self.authorized).routes(),
+            *MailtrapSuppressionsAPI(self.suppressions, self.authorized).routes(),
         ]
 
     def error_response(self, status: int, message: str) -> Response:
@@ -218,6 +224,7 @@ class MailtrapEmulator:
             rendered=rendered,
         )
         self.state.add_message(received)
+        self.suppressions.after_send(received)
         return received
 
 

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 from .fault_plan import FaultPlan
 from .faults import Fault
@@ -113,6 +113,9 @@ class SandboxServer:
             self.set_webhook(provider, url, secret)
         self._state.on_message(self._webhooks.accept)
         nylas = NylasEmulator(self._state, nylas_api_keys)
+        self._mailtrap = MailtrapEmulator(
+            self._state, mailtrap_api_tokens, mailtrap_verified_domains
+        )
         self._nylas_domains = NylasDomainsAPI(wall_clock)
         emulators: list[_Emulator] = [
             self._nylas_domains,
@@ -120,7 +123,7 @@ class SandboxServer:
             NylasWebhooksAPI(self._webhooks, nylas.authorized, wall_clock),
             # MailerLogic's /api/v1/ before Mailtrap's /api/: unknown paths go to the longer.
             MailerLogicEmulator(self._state, mailerlogic_api_keys, mailerlogic_verified_domains),
-            MailtrapEmulator(self._state, mailtrap_api_tokens, mailtrap_verified_domains),
+            self._mailtrap,
             WebhookInspectionAPI(self._webhooks),
             InspectionAPI(self._state, self.reset),  # last: it also answers unknown paths
         ]
@@ -226,13 +229,27 @@ class SandboxServer:
     def reset(self) -> None:
         """Forget messages, the request log, idempotency keys and injected
         faults, the webhook log, unposted notifications and registered
-        webhooks, and the Nylas domains, service accounts and DNS servers.
+        webhooks, the Nylas domains, service accounts and DNS servers, and
+        Mailtrap's suppression list.
         The fault plan stays, started from scratch (see
         :meth:`set_fault_plan`), and so do configured webhook targets and
         options (see :meth:`clear_webhooks`)."""
         self._state.reset()
         self._webhooks.reset()
         self._nylas_domains.reset()
+        self._mailtrap.suppressions.clear()
+
+    @property
+    def mailtrap_suppressions(self) -> list[dict[str, Any]]:
+        """Mailtrap's suppression list, newest first, as its API lists it."""
+        return self._mailtrap.suppressions.listed()
+
+    def add_mailtrap_suppression(
+        self, email: str, type: str = "manual import", sending_stream: str = "transactional"
+    ) -> dict[str, Any]:
+        """Put an address on Mailtrap's suppression list (``type`` and
+        ``sending_stream`` as Mailtrap names them); returns the entry."""
+        return self._mailtrap.suppressions.add(email, type, sending_stream)
 
     def add_nylas_service_account(self, key_id: str, public_key_pem: str) -> None:
         """Accept Manage Domains requests signed by this key (``X-Nylas-Kid: key_id``)."""

@@ -10,7 +10,8 @@ Wire format: ``PROVIDERS.md`` → MailerLogic. In short:
   (below).
 * ``subject`` is required; ``html`` and ``text`` both go.
 * one tag is ``tag``; ``stream_type`` is ``transactional``, ``broadcast`` or
-  ``shared``; metadata goes as ``metadata`` (stored by MailerLogic, not put
+  ``shared`` (``msg.stream_type``, else the message's stream when it is one
+  of these); metadata goes as ``metadata`` (stored by MailerLogic, not put
   in the mail) with our message id under ``txmail_id``.
 * a calendar invitation is ``icalEvent``: from ``msg.ical_event``, or from a
   single ``text/calendar`` alternative part.
@@ -232,8 +233,11 @@ class MailerLogicAdapter(Adapter):
             payload["headers"] = email.headers
         if email.tags:
             payload["tag"] = email.tags[0]
-        if email.stream_type:
-            payload["stream_type"] = email.stream_type
+        # Our stream is MailerLogic's stream_type where it names one of its own;
+        # msg.stream_type, given, says it outright.
+        stream_type = email.stream_type or (email.stream if email.stream in STREAM_TYPES else "")
+        if stream_type:
+            payload["stream_type"] = stream_type
         metadata = dict(email.metadata)
         if email.message_id is not None:
             metadata[MESSAGE_ID_KEY] = str(email.message_id)

@@ -67,11 +67,13 @@ from django_txmail.providers.base import (
     Adapter,
     ProviderRequest,
     ProviderResponse,
+    ProviderSuppression,
     Route,
     SendResult,
     WebhookEvent,
     deep_merge,
 )
+from django_txmail.providers.mailtrap import suppressions
 from django_txmail.providers.mailtrap import webhooks as mailtrap_webhooks
 from django_txmail.providers.mailtrap.domains import mailtrap_records
 
@@ -380,6 +382,20 @@ class MailtrapAdapter(Adapter):
                 "under Sending Domains there, and check that the API token may send from it"
             )
         return self.api_error(response, message)
+
+    # -- the suppression list (suppressions.py) --------------------------------
+
+    def build_list_suppressions(self, address: str = "") -> ProviderRequest:
+        return suppressions.build_list(self.account, self._request_headers(), address)
+
+    def parse_list_suppressions(self, response: ProviderResponse) -> list[ProviderSuppression]:
+        return suppressions.parse_list(response, self._error)
+
+    def build_delete_suppression(self, suppression_id: str) -> ProviderRequest:
+        return suppressions.build_delete(self.account, self._request_headers(), suppression_id)
+
+    def parse_delete_suppression(self, response: ProviderResponse) -> None:
+        suppressions.parse_delete(response, self._error)
 
     # -- webhooks --------------------------------------------------------------
 
