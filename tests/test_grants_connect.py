@@ -10,57 +10,23 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from django.contrib.auth.models import User
 from django.core.checks import run_checks
 from django.test import Client
 
 from django_txmail.connect import SESSION_KEY
 from django_txmail.models import Grant
-from tests.conftest import txmail_settings, use_our_backend
+from tests.conftest import txmail_settings
+from tests.grant_flow import CALLBACK, CLIENT_ID, consent, start, use_sandbox, user_client
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.grant_urls")]
 
-CLIENT_ID = "sandbox-client-id"
 CONNECT = "/txmail/grants/connect/"
-CALLBACK = "/txmail/grants/callback/"
 
 
 @pytest.fixture
 def app(txmail_sandbox, settings):
-    settings.TXMAIL = txmail_settings(txmail_sandbox.url, account={"CLIENT_ID": CLIENT_ID})
-    use_our_backend(settings)
+    use_sandbox(settings, txmail_sandbox)
     return txmail_sandbox
-
-
-def user_client(name: str = "ann") -> tuple[User, Client]:
-    user = User.objects.create_user(name, f"{name}@example.com", "pw")
-    client = Client()
-    client.force_login(user)
-    return user, client
-
-
-def start(client: Client, query: str = "") -> str:
-    """The provider URL the connect view sends the browser to."""
-    response = client.get(CONNECT + query)
-    assert response.status_code == 302
-    return response["Location"]
-
-
-def consent(auth_url: str, email: str = "ann@mail.example", decision: str = "allow") -> str:
-    """What the user does at the provider: the query our callback gets back."""
-    page = requests.get(auth_url, timeout=5)
-    assert page.status_code == 200 and 'id="allow"' in page.text
-    form = {k: v[0] for k, v in parse_qs(urlsplit(auth_url).query).items()}
-    answer = requests.post(
-        auth_url.split("?")[0],
-        data=form | {"email": email, "decision": decision},
-        allow_redirects=False,
-        timeout=5,
-    )
-    assert answer.status_code == 303
-    location = answer.headers["Location"]
-    assert location.startswith("http://testserver" + CALLBACK)
-    return "?" + urlsplit(location).query
 
 
 def test_connecting_creates_a_valid_grant_for_the_user_and_returns_to_next(app):
