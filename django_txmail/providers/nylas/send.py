@@ -73,7 +73,7 @@ class NylasAdapter(NylasGrantsMixin, NylasDomainsMixin, Adapter):
     required_credentials = ("API_KEY",)
     #: CLIENT_ID: the Nylas application's client id, for Hosted OAuth (grants/connect/);
     #: PKCE: False to connect without PKCE (on by default).
-    account_options = frozenset({"CLIENT_ID", "PKCE"})
+    account_options = NylasDomainsMixin.account_options | {"CLIENT_ID", "PKCE"}
     idempotency_window = 3600  # "Response cached 1 hour" (Idempotency-Key)
     routes = frozenset({"domain", "grant"})
     features = frozenset(
