@@ -270,17 +270,27 @@ class NylasGrants:
 
     # -- inspection --------------------------------------------------------
 
-    def list_grants(self, request: Request) -> Response:
-        grants = [g.describe() | {"sandbox_status": g.status} for g in self._grants.values()]
-        return Response.json(200, grants)
+    def listed(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [g.describe() | {"sandbox_status": g.status} for g in self._grants.values()]
 
-    def expire(self, request: Request, grant_id: str) -> Response:
+    def list_grants(self, request: Request) -> Response:
+        return Response.json(200, self.listed())
+
+    def expire_now(self, grant_id: str) -> SandboxGrant | None:
+        """Make the grant invalid and emit ``grant.expired``; None if there is no such grant."""
         with self._lock:
             grant = self._grants.get(grant_id)
             if grant is None or grant.status == "deleted":
-                return error_response(404, f"Grant {grant_id} not found.", "not_found_error")
+                return None
             grant.status, grant.updated_at = "invalid", int(self._clock())
         self._notify("grant.expired", grant)
+        return grant
+
+    def expire(self, request: Request, grant_id: str) -> Response:
+        grant = self.expire_now(grant_id)
+        if grant is None:
+            return error_response(404, f"Grant {grant_id} not found.", "not_found_error")
         return Response.json(200, grant.describe())
 
     def reset(self) -> None:

@@ -200,6 +200,15 @@ class SandboxServer:
         return self._state.messages
 
     @property
+    def grants(self) -> list[dict[str, Any]]:
+        """Grants issued through the emulated Hosted OAuth, as ``GET /_sandbox/grants``."""
+        return self._nylas_grants.listed()
+
+    def expire_grant(self, grant_id: str) -> None:
+        """Make a grant invalid and emit ``grant.expired`` (a password change, say)."""
+        self._nylas_grants.expire_now(grant_id)
+
+    @property
     def requests(self) -> list[RequestRecord]:
         """Every request seen, in completion order (a snapshot)."""
         return self._state.requests
