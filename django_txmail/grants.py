@@ -34,6 +34,7 @@ from django_txmail.outbox.claims import wake_grant
 from django_txmail.providers import load_adapter
 from django_txmail.providers.base import Adapter, WebhookEvent
 from django_txmail.providers.nylas.grants import GrantInfo
+from django_txmail.routing import routes_changed
 from django_txmail.sending.transport import Transport
 from django_txmail.signals import grant_status_changed
 
@@ -66,6 +67,7 @@ def set_status(grant: Grant, status: str, *, reported_at: datetime | None = None
     if not rows.update(status=status, status_changed_at=now, updated_at=now):
         return False
     grant.status, grant.status_changed_at = status, now
+    routes_changed()
     if status == Status.VALID:
         wake_grant(grant.provider, grant.grant_id)
     transaction.on_commit(

@@ -116,6 +116,12 @@ def _routing_changed(**kwargs) -> None:
     _changes += 1
 
 
+def routes_changed() -> None:
+    """Routes found so far are looked up again: a change made without a save
+    signal (a grant's status, written by an UPDATE) must be seen at once."""
+    _routing_changed()
+
+
 for _model in (Grant, SendingDomain):
     for _signal in (post_save, post_delete):
         _signal.connect(
