@@ -21,7 +21,8 @@ For ``POST``, in this order, and nothing is stored unless every step passes:
 7. a request holding more than ``TXMAIL["WEBHOOK_MAX_EVENTS"]`` events is
    refused whole (413);
 8. the events are stored once each (a redelivered batch answers 200 and
-   stores nothing new) and applied to their messages.
+   stores nothing new) and applied to their messages; grant events
+   (Nylas ``grant.*``) also move their Grant's status (``grants.py``).
 
 ``GET`` answers a provider's verification request (Nylas ``?challenge=``).
 """
