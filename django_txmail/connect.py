@@ -31,7 +31,6 @@ from django_txmail import grants
 from django_txmail.conf import ProviderAccount, get_settings
 from django_txmail.exceptions import ProviderAPIError
 from django_txmail.models import Grant
-from django_txmail.providers import load_adapter
 
 #: Where the pending connections of a session are kept: {state: {...}}.
 SESSION_KEY = "txmail_grant_connect"
@@ -78,7 +77,7 @@ class ConnectView(View):
             "next": _safe_next(request, request.GET.get("next", "")),
         }
         request.session[SESSION_KEY] = pending
-        url = load_adapter(account).connect_url(  # type: ignore[attr-defined]
+        url = grants.connect_adapter(account).connect_url(
             redirect_uri=request.build_absolute_uri(reverse("txmail_grants:callback")),
             state=state,
             code_verifier=verifier,

@@ -28,12 +28,12 @@ from django.db import router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from django_txmail.conf import get_settings
+from django_txmail.conf import ProviderAccount, get_settings
 from django_txmail.models import Grant
 from django_txmail.outbox.claims import wake_grant
 from django_txmail.providers import load_adapter
-from django_txmail.providers.base import Adapter, WebhookEvent
-from django_txmail.providers.nylas.grants import GrantInfo
+from django_txmail.providers.base import WebhookEvent
+from django_txmail.providers.nylas.grants import GrantInfo, NylasGrantsMixin
 from django_txmail.routing import routes_changed
 from django_txmail.sending.transport import Transport
 from django_txmail.signals import grant_status_changed
@@ -41,11 +41,16 @@ from django_txmail.signals import grant_status_changed
 Status = Grant.Status
 
 
-def _grants_adapter(provider: str) -> Adapter:
-    adapter = load_adapter(get_settings().account(provider))
-    if not hasattr(adapter, "build_get_grant"):
-        raise ValueError(f"Provider account {provider!r} has no connected mailboxes (grants).")
+def connect_adapter(account: ProviderAccount) -> NylasGrantsMixin:
+    """The adapter of an account users connect mailboxes to (ValueError if it has none)."""
+    adapter = load_adapter(account)
+    if not isinstance(adapter, NylasGrantsMixin):
+        raise ValueError(f"Provider account {account.name!r} has no connected mailboxes (grants).")
     return adapter
+
+
+def _grants_adapter(provider: str) -> NylasGrantsMixin:
+    return connect_adapter(get_settings().account(provider))
 
 
 def set_status(grant: Grant, status: str, *, reported_at: datetime | None = None) -> bool:
@@ -104,19 +109,19 @@ def exchange_code(
     """
     adapter = _grants_adapter(provider)
     with Transport() as transport:
-        request = adapter.build_token_exchange(  # type: ignore[attr-defined]
+        request = adapter.build_token_exchange(
             code=code, redirect_uri=redirect_uri, code_verifier=code_verifier
         )
-        info = transport.call(adapter, request, adapter.parse_token_exchange)  # type: ignore[attr-defined]
+        info = transport.call(adapter, request, adapter.parse_token_exchange)
         if not info.email:
             found = _fetch(adapter, transport, info.grant_id)
             info = GrantInfo(info.grant_id, found.email, found.provider, "valid", info.scopes)
     return info
 
 
-def _fetch(adapter: Adapter, transport: Transport, grant_id: str) -> GrantInfo:
-    request = adapter.build_get_grant(grant_id)  # type: ignore[attr-defined]
-    return transport.call(adapter, request, adapter.parse_get_grant, grant_id)  # type: ignore[attr-defined]
+def _fetch(adapter: NylasGrantsMixin, transport: Transport, grant_id: str) -> GrantInfo:
+    request = adapter.build_get_grant(grant_id)
+    return transport.call(adapter, request, adapter.parse_get_grant, grant_id)
 
 
 def connected(provider: str, info: GrantInfo, user) -> Grant:
@@ -157,8 +162,8 @@ def disconnect(grant: Grant) -> None:
     """
     adapter = _grants_adapter(grant.provider)
     with Transport() as transport:
-        request = adapter.build_revoke_grant(grant.grant_id)  # type: ignore[attr-defined]
-        transport.call(adapter, request, adapter.parse_revoke_grant)  # type: ignore[attr-defined]
+        request = adapter.build_revoke_grant(grant.grant_id)
+        transport.call(adapter, request, adapter.parse_revoke_grant)
     set_status(grant, Status.REVOKED)
 
 
