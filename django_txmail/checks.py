@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections, router
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from django_txmail.conf import (
@@ -392,4 +393,27 @@ def check_streams(app_configs: Any = None, **kwargs: Any) -> list[Error]:
         )
         for stream in config.streams.values()
         if stream.unsubscribe
+    ]
+
+
+@register(Tags.urls)
+def check_grant_connect(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """The connect URLs (``django_txmail.grant_urls``) need an account with a ``CLIENT_ID``."""
+    if not getattr(settings, "ROOT_URLCONF", None):
+        return []
+    try:
+        reverse("txmail_grants:connect")
+        config = get_settings()
+    except (NoReverseMatch, ImproperlyConfigured):
+        return []  # not installed, or check_settings reports it
+    if any(account.options.get("CLIENT_ID") for account in config.providers.values()):
+        return []
+    return [
+        Error(
+            "The mailbox connect URLs (django_txmail.grant_urls) are installed, and no account "
+            "in TXMAIL['PROVIDERS'] has a CLIENT_ID: users cannot connect a mailbox.",
+            hint="Add the Nylas application's client id as 'CLIENT_ID' to its account "
+            "(see docs/grants.md), or remove the grant URLs.",
+            id="txmail.E040",
+        )
     ]

@@ -60,6 +60,25 @@ class UnsupportedFeature(TxMailError):
         super().__init__(text)
 
 
+class GrantUnavailable(UnroutableSender):
+    """The message's From address is a connected mailbox whose grant is not valid.
+
+    The user changed their password or revoked access (grant "expired"), or
+    the mailbox was disconnected ("revoked"). Nothing was recorded; the user
+    must connect the mailbox again (``grants/connect/``).
+    """
+
+    error_type = "grant_unavailable"
+
+    def __init__(self, email: str, status: str) -> None:
+        self.email = email
+        self.status = status
+        super().__init__(
+            f"The mailbox {email!r} cannot send: its grant is {status}. Ask its owner to "
+            "connect it again (grants/connect/); mail already queued for it waits until then."
+        )
+
+
 class TemplateError(TxMailError):
     """A template cannot be found or rendered."""
 
@@ -112,6 +131,8 @@ class ProviderAPIError(TxMailError):
         self.request_id = request_id
         self.transient = transient
         self.retry_after = retry_after
+        #: The provider said the grant (connected mailbox) itself is gone or expired.
+        self.grant_gone = False
         parts = [f"{provider}"]
         if status is not None:
             parts.append(f"HTTP {status}")

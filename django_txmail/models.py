@@ -125,7 +125,17 @@ class SendingDomain(models.Model):
 
 
 class Grant(models.Model):
-    """A user's connected mailbox that mail can be sent through (*grant route*)."""
+    """A user's connected mailbox that mail can be sent through (*grant route*).
+
+    ``status`` is what the provider last said of the grant: mail goes through
+    it only while it is "valid"; mail queued for it otherwise waits
+    (``django_txmail.grants``).
+    """
+
+    class Status(models.TextChoices):
+        VALID = "valid", _("valid")
+        EXPIRED = "expired", _("expired: the user must connect again")
+        REVOKED = "revoked", _("revoked")
 
     email = models.EmailField(max_length=254, help_text=_("The mailbox's address."))
     provider = models.CharField(max_length=64)
@@ -138,6 +148,10 @@ class Grant(models.Model):
         on_delete=models.SET_NULL,
         related_name="txmail_grants",
     )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.VALID)
+    status_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    scopes = models.JSONField(default=list, blank=True)
+    connected_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

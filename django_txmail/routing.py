@@ -1,7 +1,8 @@
 """Pick the route for a message from its From address.
 
 1. ``msg.grant_id`` → that active Grant (grant route);
-2. an active Grant whose email is the From address → grant route;
+2. an active Grant whose email is the From address → grant route
+   (``GrantUnavailable`` when its grant is expired or revoked);
 3. a SendingDomain named like the From domain → domain route;
 4. otherwise ``UnroutableSender``, and nothing is sent.
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from django.db.models.signals import post_delete, post_save
 
 from django_txmail.conf import ProviderAccount, get_settings
-from django_txmail.exceptions import UnroutableSender
+from django_txmail.exceptions import GrantUnavailable, UnroutableSender
 from django_txmail.models import Grant, SendingDomain
 from django_txmail.outbound_email import OutboundEmail
 from django_txmail.providers import Route
@@ -37,6 +38,8 @@ class ResolvedRoute:
 
 
 def _grant_route(grant: Grant) -> ResolvedRoute:
+    if grant.status != Grant.Status.VALID:
+        raise GrantUnavailable(grant.email, grant.status)
     account = get_settings().account(grant.provider)
     return ResolvedRoute(Route("grant", grant.provider, grant_id=grant.grant_id), account, grant)
 
@@ -111,6 +114,12 @@ _changes = 0  # Grant and SendingDomain rows saved or deleted in this process
 def _routing_changed(**kwargs) -> None:
     global _changes
     _changes += 1
+
+
+def routes_changed() -> None:
+    """Routes found so far are looked up again: a change made without a save
+    signal (a grant's status, written by an UPDATE) must be seen at once."""
+    _routing_changed()
 
 
 for _model in (Grant, SendingDomain):

@@ -10,6 +10,11 @@ delivery event was recorded from a provider's webhook.
 — recipients of a message were taken off it because they are on the
 suppression list (``message.status`` is "suppressed" when none was left).
 Sent once the message is recorded (after the caller's transaction commits).
+
+``grant_status_changed(sender=Grant, grant=..., previous=..., status=...)`` —
+a connected mailbox's grant became valid, expired or revoked (a webhook, a
+reconnect, a disconnect, ``txmail_grants``). An app emails the user to
+reconnect when ``status`` is not "valid".
 """
 
 from django.dispatch import Signal
@@ -17,3 +22,4 @@ from django.dispatch import Signal
 message_sent = Signal()
 delivery_event = Signal()
 message_suppressed = Signal()
+grant_status_changed = Signal()

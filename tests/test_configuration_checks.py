@@ -51,7 +51,7 @@ def test_a_key_nothing_is_close_to_lists_the_keys_the_account_takes(settings):
     settings.TXMAIL = {"PROVIDERS": {"nylas": NYLAS | {"REGION": "eu"}}}
     [error] = errors_with("txmail.E010")
     assert "'REGION'" in error.msg
-    assert error.hint.startswith("It takes: ADAPTER, API_KEY, API_URI, SANDBOX, ")
+    assert error.hint.startswith("It takes: ADAPTER, API_KEY, API_URI, CLIENT_ID, PKCE, SANDBOX, ")
     assert "SERVICE_ACCOUNT_KEY_ID" in error.hint
 
 
@@ -84,6 +84,7 @@ def test_each_adapter_takes_only_the_options_it_declares(settings, account, key,
         MAILTRAP | {"API_URI": "https://sandbox.api.mailtrap.io", "SANDBOX_INBOX_ID": 2049},
         MAILERLOGIC | {"SPLIT_RECIPIENTS": True, "WEBHOOK_SIGNATURE_HEADER": "X-Sig"},
         NYLAS | {"WEBHOOK_SECRET": "s", "WEBHOOK_SECRETS": ["old"]},
+        NYLAS | {"CLIENT_ID": "client", "PKCE": False},
     ],
 )
 def test_every_documented_account_option_passes(settings, account):

@@ -149,3 +149,24 @@ def test_a_refusal_is_never_kept(db):
         routes.resolve(email())
     SendingDomain.objects.create(name="example.com", provider="nylas")
     assert routes.resolve(email()).route.domain == "example.com"
+
+
+def test_a_grant_that_is_not_valid_raises_grant_unavailable(grant):
+    from django_txmail.exceptions import GrantUnavailable
+
+    for status in ("expired", "revoked"):
+        Grant.objects.filter(pk=grant.pk).update(status=status)
+        with pytest.raises(GrantUnavailable, match="alice@example.org"):
+            resolve(email("alice@example.org"))
+
+
+def test_an_open_backend_sees_a_grant_status_change_at_once(grant):
+    from django_txmail import grants
+    from django_txmail.exceptions import GrantUnavailable
+    from django_txmail.routing import Routes
+
+    routes = Routes()
+    assert routes.resolve(email("alice@example.org")).grant == grant
+    grants.set_status(grant, "expired")  # an UPDATE, no save signal
+    with pytest.raises(GrantUnavailable):
+        routes.resolve(email("alice@example.org"))

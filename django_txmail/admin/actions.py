@@ -4,6 +4,9 @@ Every one is a POST with Django's CSRF check, behind its own permission
 (``django_txmail.resend_message``, ``retry_message``, ``cancel_message``).
 Resending shows what will go to whom and asks first; it goes through
 ``django_txmail.outbox.resend``, the same code as ``manage.py txmail_resend``.
+A message sent through a connected mailbox is resent only by its owner, or
+by a user with ``django_txmail.send_as_any_grant`` (as for a template's
+test send).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
+from django_txmail.admin.templates import grants_usable_by
 from django_txmail.exceptions import TxMailError
 from django_txmail.models import Message
 from django_txmail.outbox.cancel import cancel
@@ -155,7 +159,10 @@ class MessageActions:
     # --- resending ----------------------------------------------------------
 
     def _confirm_resend(self, request, chosen: list[Message], *, bulk: bool) -> TemplateResponse:
-        rows = [(message, resend_refusal(message)) for message in chosen]
+        rows = [
+            (message, _grant_refusal(request.user, message) or resend_refusal(message))
+            for message in chosen
+        ]
         context = {
             **self.admin_site.each_context(request),
             "title": _("Resend messages?"),
@@ -174,6 +181,10 @@ class MessageActions:
         sender = Sender(pool_size=4)
         try:
             for message in chosen:
+                refusal = _grant_refusal(request.user, message)
+                if refusal:
+                    refused.append(refusal)
+                    continue
                 try:
                     copies.append(resend(message, sender=sender))
                 except TxMailError as exc:
@@ -198,3 +209,18 @@ class MessageActions:
         for reason in refused:
             self.message_user(request, reason, messages.WARNING)
         return copies
+
+
+def _grant_refusal(user, message: Message) -> str:
+    """Why ``user`` may not resend ``message`` from its connected mailbox ("" if they may)."""
+    if message.route != Message.Route.GRANT:
+        return ""
+    usable = grants_usable_by(user).filter(
+        provider=message.provider, grant_id=message.route_grant_id
+    )
+    if usable.exists():
+        return ""
+    return (
+        f"Message {message.pk} was sent from another user's connected mailbox; resending "
+        "it needs the 'send as any grant' permission."
+    )

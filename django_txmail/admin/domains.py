@@ -24,6 +24,8 @@ from django.utils.translation import gettext_lazy as _
 from django_txmail.conf import get_settings
 from django_txmail.dns.records import ERROR, FAILED, OK, PENDING, WARNING
 from django_txmail.dns.verify import make_lookup, verify_domains
+from django_txmail.exceptions import TxMailError
+from django_txmail.grants import disconnect
 from django_txmail.models import Grant, SendingDomain
 
 _BADGE_COLOURS = {
@@ -156,9 +158,24 @@ class SendingDomainAdmin(admin.ModelAdmin):
 
 @admin.register(Grant)
 class GrantAdmin(admin.ModelAdmin):
+    """Connected mailboxes, by user; "Disconnect" revokes them at the provider."""
+
     form = AccountChoiceForm
-    list_display = ["email", "provider", "grant_id", "is_active", "user"]
-    list_filter = ["is_active", "provider"]
-    search_fields = ["email", "grant_id"]
+    list_display = ["email", "user", "status", "provider", "grant_id", "is_active", "connected_at"]
+    list_filter = ["status", ("user", admin.RelatedOnlyFieldListFilter), "is_active", "provider"]
+    search_fields = ["email", "grant_id", "user__username", "user__email"]
     raw_id_fields = ["user"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["status", "scopes", "connected_at", "created_at", "updated_at"]
+    actions = ["disconnect_grants"]
+
+    @admin.action(description=_("Disconnect selected mailboxes"), permissions=["change"])
+    def disconnect_grants(self, request, queryset):
+        done = 0
+        for grant in queryset.exclude(status=Grant.Status.REVOKED):
+            try:
+                disconnect(grant)
+            except (TxMailError, ValueError) as exc:
+                self.message_user(request, f"{grant.email}: {exc}", messages.ERROR)
+            else:
+                done += 1
+        self.message_user(request, f"Disconnected {done} mailbox(es).", messages.SUCCESS)

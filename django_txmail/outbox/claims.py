@@ -17,11 +17,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db import connections, router, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from django_txmail.conf import get_settings
-from django_txmail.models import Message
+from django_txmail.models import Grant, Message
 from django_txmail.outbox import states
 
 #: A queued message with no retry time is being delivered by the process that
@@ -31,9 +31,10 @@ ORPHAN_AFTER = timedelta(minutes=1)
 
 def claimable(now) -> Q:
     """Rows a sender may take when asked for them: queued, due, or abandoned mid-send."""
-    return Q(status=Message.Status.QUEUED) | Q(
-        status__in=(Message.Status.SCHEDULED, Message.Status.SENDING), next_attempt_at__lte=now
-    )
+    return (
+        Q(status=Message.Status.QUEUED)
+        | Q(status__in=(Message.Status.SCHEDULED, Message.Status.SENDING), next_attempt_at__lte=now)
+    ) & ~held_for_grant()
 
 
 def due(now) -> Q:
@@ -41,16 +42,20 @@ def due(now) -> Q:
 
     Retries whose time has come, held scheduled mail that is due, sends
     abandoned past their lease, and queued messages that nobody delivered
-    (no task ran, or the process that recorded them died).
+    (no task ran, or the process that recorded them died); never mail held
+    for a grant that is not valid.
     """
-    return Q(
-        status__in=(Message.Status.QUEUED, Message.Status.SCHEDULED, Message.Status.SENDING),
-        next_attempt_at__lte=now,
-    ) | Q(
-        status=Message.Status.QUEUED,
-        next_attempt_at__isnull=True,
-        created_at__lte=now - ORPHAN_AFTER,
-    )
+    return (
+        Q(
+            status__in=(Message.Status.QUEUED, Message.Status.SCHEDULED, Message.Status.SENDING),
+            next_attempt_at__lte=now,
+        )
+        | Q(
+            status=Message.Status.QUEUED,
+            next_attempt_at__isnull=True,
+            created_at__lte=now - ORPHAN_AFTER,
+        )
+    ) & ~held_for_grant()
 
 
 def lease_until(now):
@@ -127,3 +132,25 @@ def claim_batch(limit: int, *, sweep: bool = True) -> list[Message]:
         ]
     order = {pk: index for index, pk in enumerate(ids)}
     return sorted(Message.objects.filter(pk__in=ids), key=lambda m: order[m.pk])
+
+
+def held_for_grant() -> Q:
+    """Rows that go through a connected mailbox whose grant is not valid: they wait.
+
+    Not attempted, not failed: once the grant is valid again they are claimed
+    as any other (``wake_grant``).
+    """
+    not_valid = Grant.objects.filter(
+        provider=OuterRef("provider"), grant_id=OuterRef("route_grant_id")
+    ).exclude(status=Grant.Status.VALID)
+    return Q(route=Message.Route.GRANT) & Q(Exists(not_valid))
+
+
+def wake_grant(provider: str, grant_id: str) -> int:
+    """Make the mail waiting for a grant that is valid again due now (for the worker)."""
+    return Message.objects.filter(
+        status=Message.Status.QUEUED,
+        route=Message.Route.GRANT,
+        provider=provider,
+        route_grant_id=grant_id,
+    ).update(next_attempt_at=timezone.now())

@@ -58,6 +58,7 @@ class Cause(enum.StrEnum):
     RECORD = "record"  # a new message is written to the outbox
     CLAIM = "claim"  # a sender takes it (queued, due, or abandoned past its lease)
     RELEASE = "release"  # a stopping worker gives back a claim it did not attempt
+    HOLD = "hold"  # the connected mailbox (grant) it goes through is gone: it waits
     ACCEPT = "accept"  # the provider accepted it (or holds it for its send_at)
     TRANSIENT = "transient"  # the attempt failed in a way worth retrying
     PERMANENT = "permanent"  # the attempt failed for good
@@ -119,6 +120,9 @@ TRANSITIONS: dict[Cause, Transition] = {
         "queued; scheduled and due; sending whose lease ran out",
     ),
     Cause.RELEASE: Transition(_set(S.SENDING), _set(S.QUEUED), "a claim given back unattempted"),
+    Cause.HOLD: Transition(
+        _set(S.SENDING), _set(S.QUEUED), "its grant is not valid: waits, the attempt not counted"
+    ),
     Cause.ACCEPT: Transition(
         # Anything meaning "not sent yet" (also a give-up of ours, or a cancel,
         # recorded while this answer was on its way: the provider has it all
@@ -270,6 +274,27 @@ def release(message: Message) -> bool:
             updated_at=now,
         )
     )
+
+
+def hold(message: Message, *, last_error: str, last_error_type: str) -> bool:
+    """The provider refused the attempt because the message's grant is gone: it
+    waits for the grant (``outbox.claims.held_for_grant``), the attempt not
+    counted against ``MAX_ATTEMPTS``. Only while this attempt owns the message."""
+    now = timezone.now()
+    owned = Message.objects.filter(
+        _sources(Cause.HOLD), pk=message.pk, attempts=message.attempts
+    ).update(
+        status=S.QUEUED,
+        attempts=F("attempts") - 1,
+        next_attempt_at=now,
+        last_error=last_error,
+        last_error_type=last_error_type,
+        updated_at=now,
+    )
+    if owned:
+        message.status, message.next_attempt_at = S.QUEUED, now
+        message.attempts -= 1
+    return bool(owned)
 
 
 def give_up_abandoned(now: datetime, max_attempts: int) -> int:

@@ -119,6 +119,9 @@ class WebhookEvent:
     click_url: str = ""
     user_agent: str = ""
     ip: str = ""
+    #: A grant (connected mailbox) event: the grant it is about and its new status.
+    grant_id: str = ""
+    grant_status: str = ""
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from django_txmail.exceptions import (
     ProviderAPIError,
     TxMailError,
 )
+from django_txmail.grants import mark_gone
 from django_txmail.models import Attempt, Message
 from django_txmail.outbound_email import OutboundEmail
 from django_txmail.outbox import bulk, states
@@ -536,6 +537,9 @@ class _Failure:
         if isinstance(error, ProviderAPIError):
             entry.http_status = error.status
             entry.request_id = error.request_id[:255]
+        self.grant_gone = message.route == Message.Route.GRANT and bool(
+            getattr(error, "grant_gone", False)
+        )
         self.retry = self.transient and message.attempts < get_settings().max_attempts
         self.delay = 0.0
         self.retry_at = None
@@ -545,6 +549,12 @@ class _Failure:
         self.owned = False
 
     def record(self) -> None:
+        if self.grant_gone:
+            self.owned = states.hold(
+                self.message, last_error=str(self.error), last_error_type=self.entry.error_type
+            )
+            mark_gone(self.message.provider, self.message.route_grant_id)
+            return
         self.owned = states.fail(
             self.message,
             retry_at=self.retry_at,
@@ -554,7 +564,7 @@ class _Failure:
         )
 
     def report(self, report: bool) -> str:
-        """Log the outcome: "retry", "failed", or "superseded"."""
+        """Log the outcome: "retry", "held", "failed", or "superseded"."""
         message = self.message
         if not self.owned:
             message.refresh_from_db(fields=["status", "next_attempt_at", "attempts"])
@@ -565,6 +575,14 @@ class _Failure:
                 message.status,
             )
             return "superseded"
+        if self.grant_gone:
+            logger.warning(
+                "Message %s waits: its grant %s is gone (%s)",
+                message.pk,
+                message.route_grant_id,
+                self.error,
+            )
+            return "held"
         if self.retry:
             logger.log(
                 logging.WARNING if report else logging.DEBUG,

@@ -21,7 +21,8 @@ For ``POST``, in this order, and nothing is stored unless every step passes:
 7. a request holding more than ``TXMAIL["WEBHOOK_MAX_EVENTS"]`` events is
    refused whole (413);
 8. the events are stored once each (a redelivered batch answers 200 and
-   stores nothing new) and applied to their messages.
+   stores nothing new) and applied to their messages; grant events
+   (Nylas ``grant.*``) also move their Grant's status (``grants.py``).
 
 ``GET`` answers a provider's verification request (Nylas ``?challenge=``).
 """
@@ -41,6 +42,7 @@ from rest_framework.views import APIView
 
 from django_txmail.conf import get_settings
 from django_txmail.exceptions import WebhookPayloadError
+from django_txmail.grants import apply_events as apply_grant_events
 from django_txmail.providers import Adapter, load_adapter
 from django_txmail.tracking.depth import MAX_JSON_DEPTH, too_deep
 from django_txmail.tracking.ingest import ingest
@@ -148,6 +150,7 @@ class WebhookView(APIView):
             if len(events) > (most := get_settings().webhook_max_events):
                 return Response({"detail": f"Over {most} events in one request."}, status=413)
             result = ingest(account.name, events)
+            apply_grant_events(account.name, events)
         except WebhookPayloadError as exc:
             return Response({"detail": str(exc)}, status=400)
         except DataError as exc:

@@ -57,7 +57,9 @@ An oversize body is answered 400 ``invalid_request_error`` whose message
 gives the limit and, for JSON, says to send multipart/form-data instead.
 
 A grant-route message without ``from`` is sent from the grant's address;
-the sandbox has no grants, so it reports ``<grant_id>@grants.sandbox.invalid``.
+it reports ``<grant_id>@grants.sandbox.invalid``. A grant issued through the
+emulated Hosted OAuth (``nylas_grants.py``) that expired answers 401, one
+deleted 404.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ from . import nylas_payload as wire
 from .fault_plan import REFUSALS
 from .httpd import BodyTooLarge, Request, Response
 from .idempotency import KeyState
+from .nylas_grants import NylasGrants
 from .nylas_responses import error_response, new_id, sent_message
 from .nylas_schedules import NylasSchedules
 from .nylas_templates import NylasTemplates, render_template
@@ -87,6 +90,8 @@ class NylasEmulator:
     def __init__(self, state: SandboxState, api_keys: Iterable[str]) -> None:
         self.state = state
         self._api_keys = tuple(api_keys)
+        #: Grants issued through Hosted OAuth (``nylas_grants.py``), set by the server.
+        self.grants: NylasGrants | None = None
         self._schedules = NylasSchedules(state, self.authorized)
         self._templates = NylasTemplates(state, self.authorized)
 
@@ -106,7 +111,13 @@ class NylasEmulator:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return False
-        offered = token.strip().encode()
+        return self.is_api_key(token.strip())
+
+    def is_api_key(self, token: str) -> bool:
+        """``token`` is one of the configured API keys."""
+        if not token:
+            return False
+        offered = token.encode()
         # Check every key so the time taken does not say which one was close.
         matches = [hmac.compare_digest(offered, key.encode()) for key in self._api_keys]
         return any(matches)
@@ -115,6 +126,9 @@ class NylasEmulator:
         return self._send(request, "domain", domain_name)
 
     def send_from_grant(self, request: Request, grant_id: str) -> Response:
+        gone = self.grants.refusal(grant_id) if self.grants and self.authorized(request) else None
+        if gone is not None:
+            return gone  # an expired or deleted grant sends nothing
         return self._send(request, "grant", grant_id)
 
     def _send(self, request: Request, route: str, target: str) -> Response:

@@ -35,6 +35,7 @@ from .mailtrap import MailtrapEmulator
 from .mailtrap_templates import new_template as mailtrap_template
 from .nylas import NylasEmulator
 from .nylas_domains import NylasDomainsAPI
+from .nylas_grants import NylasGrants, NylasGrantsInspection
 from .nylas_notifications import NylasNotifications
 from .nylas_templates import new_template as nylas_template
 from .nylas_webhooks_api import NylasWebhooksAPI
@@ -113,18 +114,26 @@ class SandboxServer:
             self.set_webhook(provider, url, secret)
         self._state.on_message(self._webhooks.accept)
         nylas = NylasEmulator(self._state, nylas_api_keys)
+        self._nylas_grants = nylas.grants = NylasGrants(
+            nylas.is_api_key,
+            nylas.authorized,
+            lambda found: self._webhooks.emit("nylas", found, "grants"),
+            wall_clock,
+        )
         self._mailtrap = MailtrapEmulator(
             self._state, mailtrap_api_tokens, mailtrap_verified_domains
         )
         self._nylas_domains = NylasDomainsAPI(wall_clock)
         emulators: list[_Emulator] = [
             self._nylas_domains,
+            self._nylas_grants,
             nylas,
             NylasWebhooksAPI(self._webhooks, nylas.authorized, wall_clock),
             # MailerLogic's /api/v1/ before Mailtrap's /api/: unknown paths go to the longer.
             MailerLogicEmulator(self._state, mailerlogic_api_keys, mailerlogic_verified_domains),
             self._mailtrap,
             WebhookInspectionAPI(self._webhooks),
+            NylasGrantsInspection(self._nylas_grants),
             InspectionAPI(self._state, self.reset),  # last: it also answers unknown paths
         ]
         self._app = _Application(self._state, emulators)
@@ -191,6 +200,15 @@ class SandboxServer:
         return self._state.messages
 
     @property
+    def grants(self) -> list[dict[str, Any]]:
+        """Grants issued through the emulated Hosted OAuth, as ``GET /_sandbox/grants``."""
+        return self._nylas_grants.listed()
+
+    def expire_grant(self, grant_id: str) -> None:
+        """Make a grant invalid and emit ``grant.expired`` (a password change, say)."""
+        self._nylas_grants.expire_now(grant_id)
+
+    @property
     def requests(self) -> list[RequestRecord]:
         """Every request seen, in completion order (a snapshot)."""
         return self._state.requests
@@ -229,7 +247,7 @@ class SandboxServer:
     def reset(self) -> None:
         """Forget messages, the request log, idempotency keys and injected
         faults, the webhook log, unposted notifications and registered
-        webhooks, the Nylas domains, service accounts and DNS servers, and
+        webhooks, the Nylas domains, grants, service accounts and DNS servers, and
         Mailtrap's suppression list.
         The fault plan stays, started from scratch (see
         :meth:`set_fault_plan`), and so do configured webhook targets and
@@ -237,6 +255,7 @@ class SandboxServer:
         self._state.reset()
         self._webhooks.reset()
         self._nylas_domains.reset()
+        self._nylas_grants.reset()
         self._mailtrap.suppressions.clear()
 
     @property

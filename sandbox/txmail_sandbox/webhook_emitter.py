@@ -174,18 +174,25 @@ class WebhookEmitter:
         form = self.formats.get(message.provider)
         if form is None or not self.targets(message.provider):
             return
-        notifications = form.notifications(message, self._wall_clock())
-        identity = form.identity(message)
+        self.emit(
+            message.provider,
+            form.notifications(message, self._wall_clock()),
+            form.identity(message),
+        )
+
+    def emit(self, provider: str, notifications: list[Notification], identity: str) -> None:
+        """Queue ``notifications`` for every target of ``provider`` that wants them
+        (a message's, or ones not about a message, such as Nylas grant events)."""
         with self._cond:
             options, now = self._options, self._clock()
             seen = self._seen.get(identity, 0)
             self._seen[identity] = seen + 1
-            for target in self.targets(message.provider):
+            for target in self.targets(provider):
                 for index, notification in enumerate(notifications):
                     if not target.wants(notification.type):
                         continue
                     key = f"{identity}\0{seen}\0{index}\0{notification.type}\0{target.url}"
-                    self._schedule(message.provider, notification, target, key, options, now)
+                    self._schedule(provider, notification, target, key, options, now)
             self._cond.notify_all()
 
     def _schedule(

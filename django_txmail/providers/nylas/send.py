@@ -57,6 +57,7 @@ from django_txmail.providers.base import (
 from django_txmail.providers.multipart import MultipartBody
 from django_txmail.providers.nylas import webhooks as nylas_webhooks
 from django_txmail.providers.nylas.domains import NylasDomainsMixin
+from django_txmail.providers.nylas.grants import NylasGrantsMixin
 
 JSON_LIMIT = 3_000_000
 MULTIPART_LIMIT = 25_000_000
@@ -67,9 +68,12 @@ METADATA_MAX_VALUE = 500
 SCHEDULE_WINDOW = (timedelta(minutes=1, seconds=30), timedelta(days=30))
 
 
-class NylasAdapter(NylasDomainsMixin, Adapter):
+class NylasAdapter(NylasGrantsMixin, NylasDomainsMixin, Adapter):
     name = "nylas"
     required_credentials = ("API_KEY",)
+    #: CLIENT_ID: the Nylas application's client id, for Hosted OAuth (grants/connect/);
+    #: PKCE: False to connect without PKCE (on by default).
+    account_options = NylasDomainsMixin.account_options | {"CLIENT_ID", "PKCE"}
     idempotency_window = 3600  # "Response cached 1 hour" (Idempotency-Key)
     routes = frozenset({"domain", "grant"})
     features = frozenset(
@@ -337,13 +341,12 @@ class NylasAdapter(NylasDomainsMixin, Adapter):
                 schedule_id=str(data.get("schedule_id") or ""),
                 idempotent_replay=response.header("Idempotent-Response").lower() == "true",
             )
-        error = body.get("error") if isinstance(body.get("error"), dict) else {}
-        error_type = str(error.get("type") or "")
-        message = str(error.get("message") or "") or response.body[:300].decode("utf-8", "replace")
-        exc = self.api_error(response, message or "no error message", error_type, request_id)
-        if response.status == 409 and error_type == "api.concurrent_idempotent_request":
-            # The first request with this key is still being processed; ask again later.
-            exc.transient = True
+        exc = self._error(response, body)
+        # A grant that expired answers 401 naming the grant; a deleted one, 404. Either
+        # way the mailbox needs its user again: the message waits, it has not failed.
+        exc.grant_gone = route.kind == "grant" and (
+            response.status == 404 or (response.status == 401 and "grant" in str(exc).lower())
+        )
         raise exc
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from django_txmail.exceptions import WebhookPayloadError
 from django_txmail.providers.base import MESSAGE_ID_KEY, WebhookEvent
+from django_txmail.providers.nylas.grants import STATUS_OF_WEBHOOK
 
 TYPES = {
     "message.transactional.delivered": "delivered",
@@ -101,6 +102,20 @@ def parse(body: bytes) -> list[WebhookEvent]:
                 user_agent=str(latest.get("user_agent") or ""),
                 ip=str(latest.get("ip") or ""),
                 click_url=url,
+                **base,
+            )
+        ]
+    if kind in STATUS_OF_WEBHOOK:
+        grant_id = obj.get("grant_id")
+        if not isinstance(grant_id, str) or not grant_id:
+            raise WebhookPayloadError(f"Nylas webhook: {kind} needs 'data.object.grant_id'.")
+        base |= {"grant_id": grant_id, "grant_status": STATUS_OF_WEBHOOK[kind]}
+        when = obj.get("grant_updated_at") or obj.get("created_at")
+        return [
+            WebhookEvent(
+                provider_event_id=event_id,
+                occurred_at=_when(when, sent),
+                recipient=str(obj.get("email") or ""),
                 **base,
             )
         ]
