@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 
 from django_txmail.conf import DEFAULT_STREAM, did_you_mean, get_settings
 from django_txmail.event_types import EventType
+from django_txmail.flow import PRIORITY_RANK
 from django_txmail.stored_templates.syntax import syntax_error
 
 
@@ -378,6 +379,13 @@ class Message(models.Model):
         CANCELLED = "cancelled", _("cancelled")
         SUPPRESSED = "suppressed", _("suppressed")
 
+    class Priority(models.IntegerChoices):
+        """The lane (extra ``msg.priority``): claims and tasks take a lower rank first."""
+
+        HIGH = PRIORITY_RANK["high"], _("high")
+        NORMAL = PRIORITY_RANK["normal"], _("normal")
+        LOW = PRIORITY_RANK["low"], _("low")
+
     class FailureOrigin(models.TextChoices):
         """Who said a failed message failed (see ``outbox/states.py``)."""
 
@@ -423,6 +431,11 @@ class Message(models.Model):
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
     )
+    priority = models.PositiveSmallIntegerField(
+        choices=Priority.choices,
+        default=Priority.NORMAL,
+        help_text=_("The lane: workers and tasks send higher lanes first."),
+    )
     failure_origin = models.CharField(
         max_length=8,
         choices=FailureOrigin.choices,
@@ -467,6 +480,7 @@ class Message(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="txmail_msg_due"),
+            models.Index(fields=["priority", "next_attempt_at"], name="txmail_msg_lane_due"),
             # Every admin filter, newest first (the list's order).
             models.Index(fields=["status", "-created_at"], name="txmail_msg_status_new"),
             models.Index(fields=["provider", "-created_at"], name="txmail_msg_provider_new"),
@@ -684,3 +698,23 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address} ({self.stream or 'every stream'}: {self.reason})"
+
+
+class AccountThrottle(models.Model):
+    """What every process sending through one account shares (``sending/quota.py``).
+
+    One row per account, and one per lane that has its own share of the
+    account's ``RATE_LIMIT`` (key ``"<account>:<lane>"``). Times are Unix
+    seconds: every sending machine's clock is assumed to be kept by NTP.
+    """
+
+    key = models.CharField(max_length=80, unique=True)
+    #: When the next request may go: past requests were given evenly spaced slots up
+    #: to here, and a provider's 429 ``Retry-After`` pushes it forward.
+    next_at = models.FloatField(default=0.0)
+
+    class Meta:
+        verbose_name = _("account throttle")
+
+    def __str__(self) -> str:
+        return self.key

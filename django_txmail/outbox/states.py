@@ -272,6 +272,31 @@ def release(message: Message) -> bool:
     )
 
 
+def release_until(messages: list[Message], until: datetime) -> int:
+    """Give back claimed messages that were not attempted (their account's quota had no
+    slot soon enough): queued, due ``until``. One UPDATE per attempt number."""
+    by_attempt: dict[int, list] = {}
+    for message in messages:
+        by_attempt.setdefault(message.attempts, []).append(message.pk)
+    released = 0
+    for attempts, pks in by_attempt.items():
+        released += Message.objects.filter(
+            _sources(Cause.RELEASE), pk__in=pks, attempts=attempts
+        ).update(
+            status=S.QUEUED,
+            attempts=F("attempts") - 1,
+            next_attempt_at=until,
+            updated_at=timezone.now(),
+        )
+    for message in messages:
+        message.status, message.attempts, message.next_attempt_at = (
+            S.QUEUED,
+            message.attempts - 1,
+            until,
+        )
+    return released
+
+
 def give_up_abandoned(now: datetime, max_attempts: int) -> int:
     """Sends abandoned mid-request that used up their attempts end failed (ours)."""
     return Message.objects.filter(

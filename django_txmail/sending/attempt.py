@@ -31,13 +31,14 @@ receiver or handler cannot send mail about itself forever.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import requests
 from django.db import DatabaseError, connections, router, transaction
@@ -61,6 +62,7 @@ from django_txmail.providers import (
     SendResult,
     load_adapter,
 )
+from django_txmail.sending import quota
 from django_txmail.sending.transport import NO_ANSWER, Transport
 from django_txmail.signals import message_sent
 
@@ -189,6 +191,10 @@ def _attempt(
 ) -> SendResult | None:
     if _lease_half_gone(message) and not renew([message]):
         return None  # taken over by another sender while this one was busy
+    wait_for_slot = _paced([message], adapter).get(message.pk)
+    if wait_for_slot is None:
+        return None  # no slot in the account's quota soon: queued for later
+    wait_for_slot()
     started, clock = timezone.now(), time.monotonic()
     outcome = _request(message, adapter, transport, email, report=report)
     outcome = _finish(message, started, clock, outcome, report=report)
@@ -278,6 +284,15 @@ def attempt_batch(
                 remaining = [(m, e) for m, e in remaining if m.pk not in outcomes]
                 batches = []
                 continue
+            # One request, one slot in the account's quota, at the chunk's highest lane.
+            lane = min(m.priority for m in chunk)
+            slot = quota.reserve(adapter.account, lane, 1, get_settings().quota_wait)
+            if not slot.times:  # none soon: these wait in the outbox for later
+                later = [m for m, _ in remaining]
+                _release(later, slot.next_free)
+                outcomes.update((m.pk, None) for m in later)
+                break
+            slot.wait(0)
             remaining = remaining[count:]
             started, clock = timezone.now(), time.monotonic()
             try:
@@ -328,6 +343,8 @@ def attempt_each(
         outcomes: dict = {}
         pending: list[tuple[Message, SendResult | TxMailError, datetime, int]] = []
         first_known = 0.0
+        slots = _paced(messages, adapter)
+        outcomes.update((m.pk, None) for m in messages if m.pk not in slots)
 
         def record_pending() -> None:
             finished = _finish_all(pending, report=report)
@@ -345,6 +362,7 @@ def attempt_each(
                     outcomes.update((m.pk, None) for m in rest if m.pk not in owned)
                     if message.pk not in owned:
                         continue
+                slots[message.pk]()
                 started, clock = timezone.now(), time.monotonic()
                 email = planned.get(message.pk)
                 outcome = _request(message, adapter, transport, email, report=report)
@@ -363,6 +381,33 @@ def attempt_each(
         return [outcomes[m.pk] for m in messages]
 
 
+def _paced(messages: list[Message], adapter: Adapter) -> dict:
+    """A slot in the account's quota for each message's request (``quota.reserve``,
+    one transaction per lane): message id → a callable that waits for its slot.
+
+    Messages with no slot within ``TXMAIL["QUOTA_WAIT"]`` are given back to the
+    outbox, due when the account's next slot frees, and left out.
+    """
+    wait = get_settings().quota_wait
+    lanes: dict[int, list[Message]] = {}
+    for message in messages:
+        lanes.setdefault(message.priority, []).append(message)
+    paced: dict = {}
+    for rank in sorted(lanes):
+        group = lanes[rank]
+        slots = quota.reserve(adapter.account, rank, len(group), wait)
+        for index, message in enumerate(group[: len(slots.times)]):
+            paced[message.pk] = functools.partial(slots.wait, index)
+        if len(slots.times) < len(group):
+            _release(group[len(slots.times) :], slots.next_free)
+    return paced
+
+
+def _release(messages: list[Message], next_free: float) -> None:
+    """Give ``messages`` back to the outbox, due when the account's quota has room."""
+    states.release_until(messages, datetime.fromtimestamp(next_free, tz=UTC))
+
+
 def _explained(error: TxMailError, retry: bool) -> str:
     """The error as recorded on the message; a request that got no answer says what follows."""
     if retry and getattr(error, "error_type", "") in NO_ANSWER:
@@ -379,6 +424,8 @@ def _lease_half_gone(message: Message) -> bool:
 
 def _as_error(exc: Exception, message: Message, adapter: Adapter, report: bool) -> TxMailError:
     """What an exception raised while sending means for the message."""
+    if isinstance(exc, ProviderAPIError) and exc.status == 429 and exc.retry_after:
+        quota.pause(adapter.account, exc.retry_after)  # for every process, not only this one
     if isinstance(exc, TxMailError):
         return exc
     if isinstance(exc, OSError):
