@@ -139,6 +139,7 @@ class MessageAdmin(MessageActions, CountlessList, admin.ModelAdmin):
     ]
     list_filter = [
         "status",
+        "priority",
         StreamFilter,
         ProviderFilter,
         "route",
@@ -170,6 +171,7 @@ class MessageAdmin(MessageActions, CountlessList, admin.ModelAdmin):
                     "recipient_status",
                     "suppressed_display",
                     "stream",
+                    "priority",
                     "route",
                     "provider",
                     "sending_domain",
