@@ -468,6 +468,14 @@ class Message(models.Model):
     resent_from = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resends"
     )
+    failover_from = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text=_("The account this message was first routed to, when it moved (FAILOVER)."),
+    )
+    failover_reason = models.TextField(
+        blank=True, help_text=_("Why it moved to the account that carried it.")
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -565,6 +573,12 @@ class Attempt(models.Model):
     error_type = models.CharField(max_length=128, blank=True)
     error_message = models.TextField(blank=True)
     request_id = models.CharField(max_length=255, blank=True)
+    provider = models.CharField(
+        max_length=64, blank=True, help_text=_("The account the request went to.")
+    )
+    #: False only when the request provably never reached the provider, or the provider
+    #: said it did not take it (429): the one case a message may move to a FAILOVER account.
+    maybe_accepted = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["message", "number"]
@@ -712,6 +726,10 @@ class AccountThrottle(models.Model):
     #: When the next request may go: past requests were given evenly spaced slots up
     #: to here, and a provider's 429 ``Retry-After`` pushes it forward.
     next_at = models.FloatField(default=0.0)
+    #: The circuit breaker (``sending/failover.py``): failed requests in a row, and until
+    #: when the account counts as down (then one request tries it again).
+    failures = models.PositiveIntegerField(default=0)
+    open_until = models.FloatField(default=0.0)
 
     class Meta:
         verbose_name = _("account throttle")

@@ -118,9 +118,7 @@ def test_a_429_with_retry_after_pauses_the_account_for_every_process(sandbox, se
     # A worker in another process learns of the pause from the database.
     worker = start_worker(settings.TXMAIL, "--concurrency", "2", "--interval", "0.1")
     try:
-        wait_until(
-            lambda: Message.objects.filter(status="sent").count() == 4, 60, "all to be sent"
-        )
+        wait_until(lambda: Message.objects.filter(status="sent").count() == 4, 60, "all to be sent")
     finally:
         stop(worker)
     later = [r.received_at for r in sandbox.requests[1:]]

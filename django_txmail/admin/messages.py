@@ -77,6 +77,7 @@ class AttemptInline(ReadOnlyInline):
     model = Attempt
     fields = [
         "number",
+        "provider",
         "started_at",
         "duration_ms",
         "outcome",
@@ -174,6 +175,8 @@ class MessageAdmin(MessageActions, CountlessList, admin.ModelAdmin):
                     "priority",
                     "route",
                     "provider",
+                    "failover_from",
+                    "failover_reason",
                     "sending_domain",
                     "grant",
                     "template_display",

@@ -62,7 +62,7 @@ from django_txmail.providers import (
     SendResult,
     load_adapter,
 )
-from django_txmail.sending import quota
+from django_txmail.sending import failover, quota
 from django_txmail.sending.transport import NO_ANSWER, Transport
 from django_txmail.signals import message_sent
 
@@ -386,9 +386,13 @@ def _paced(messages: list[Message], adapter: Adapter) -> dict:
     one transaction per lane): message id → a callable that waits for its slot.
 
     Messages with no slot within ``TXMAIL["QUOTA_WAIT"]`` are given back to the
-    outbox, due when the account's next slot frees, and left out.
+    outbox, due when the account's next slot frees, and left out; so are those
+    moved to a FAILOVER account because this one is down (``failover.py``).
     """
     wait = get_settings().quota_wait
+    if failover.is_down(adapter.account):
+        # The account is down: what may move goes to its fallback without trying it.
+        messages = [m for m in messages if not _moved_before_trying(m, adapter)]
     lanes: dict[int, list[Message]] = {}
     for message in messages:
         lanes.setdefault(message.priority, []).append(message)
@@ -401,6 +405,15 @@ def _paced(messages: list[Message], adapter: Adapter) -> dict:
         if len(slots.times) < len(group):
             _release(group[len(slots.times) :], slots.next_free)
     return paced
+
+
+def _moved_before_trying(message: Message, adapter: Adapter) -> bool:
+    to = failover.fallback(message)
+    reason = (
+        f"{adapter.account.name} was down (its circuit breaker open) and no attempt may "
+        f"have been accepted, so it moved to {to}."
+    )
+    return bool(to) and states.move(message, to, reason)
 
 
 def _release(messages: list[Message], next_free: float) -> None:
@@ -477,7 +490,11 @@ def _finish_all(
     entries, accepted, failures = [], [], []
     for message, outcome, started, duration in outcomes:
         entry = Attempt(
-            message=message, number=message.attempts, started_at=started, duration_ms=duration
+            message=message,
+            number=message.attempts,
+            started_at=started,
+            duration_ms=duration,
+            provider=message.provider,
         )
         entries.append(entry)
         if isinstance(outcome, SendResult):
@@ -498,6 +515,7 @@ def _finish_all(
         _record_outcomes(entries, accepted, failures)
     except DatabaseError as exc:
         return [_not_recorded(message, outcome, exc) for message, outcome, _, _ in outcomes]
+    _count_for_breakers(entries, failures)
     failed = {failure.message.pk: failure for failure in failures}
     results: list[SendResult | TxMailError | None] = []
     for message, outcome, _, _ in outcomes:  # reported in the order sent
@@ -510,6 +528,18 @@ def _finish_all(
             failure = failed[message.pk]
             results.append(failure.error if failure.report(report) == "failed" else None)
     return results
+
+
+def _count_for_breakers(entries: list[Attempt], failures: list[_Failure]) -> None:
+    """Tell each account's circuit breaker how its requests went (``failover.record``)."""
+    transient = {id(failure.entry) for failure in failures if failure.transient}
+    counts: dict[str, list[int]] = {}
+    for entry in entries:
+        failed = id(entry) in transient
+        counts.setdefault(entry.provider, [0, 0])[0 if failed else 1] += 1
+    config = get_settings()
+    for provider, (failed, succeeded) in counts.items():
+        failover.record(config.account(provider), failed, succeeded)
 
 
 def _record_outcomes(entries: list[Attempt], accepted: list, failures: list[_Failure]) -> None:
@@ -583,6 +613,11 @@ class _Failure:
         if isinstance(error, ProviderAPIError):
             entry.http_status = error.status
             entry.request_id = error.request_id[:255]
+        # The provider provably does not have it: never reached, or refused before
+        # processing (429). Only then may the message move to a FAILOVER account.
+        entry.maybe_accepted = not (
+            isinstance(error, ProviderAPIError) and (not error.reached or error.status == 429)
+        )
         self.retry = self.transient and message.attempts < get_settings().max_attempts
         self.delay = 0.0
         self.retry_at = None
@@ -592,12 +627,24 @@ class _Failure:
         self.owned = False
 
     def record(self) -> None:
+        """Inside the outcome's transaction, after the attempt row is written."""
+        moved_to = ""
+        if self.retry and not self.entry.maybe_accepted:
+            moved_to = failover.fallback(self.message)
+        if moved_to:
+            self.retry_at, self.delay = timezone.now(), 0.0
         self.owned = states.fail(
             self.message,
             retry_at=self.retry_at,
             gave_up=self.transient,
             last_error=_explained(self.error, self.retry),
             last_error_type=self.entry.error_type,
+            move_to=moved_to,
+            move_reason=moved_to
+            and (
+                f"{self.message.provider} was not reached or did not take it ({self.error}); "
+                f"no attempt may have been accepted, so it moved to {moved_to}."
+            ),
         )
 
     def report(self, report: bool) -> str:
