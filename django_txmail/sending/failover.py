@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
+from django.core.signals import setting_changed
 from django.db.models import F
+from django.dispatch import receiver
 
 from django_txmail.conf import ProviderAccount, get_settings
 from django_txmail.models import AccountThrottle, Attempt, Message, SendingDomain
@@ -125,3 +128,11 @@ def fallback(message: Message) -> str:
         ).values_list("provider", flat=True)
     )
     return next((name for name in candidates if name in with_domain), "")
+
+
+@receiver(setting_changed)
+def _forget(*, setting: str, **kwargs: Any) -> None:
+    """New settings (tests): forget what was read under the old ones."""
+    if setting == "TXMAIL":
+        with _lock:
+            _seen.clear()

@@ -27,10 +27,13 @@ import math
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
+from django.core.signals import setting_changed
 from django.db import router, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
+from django.dispatch import receiver
 
 from django_txmail.conf import ProviderAccount
 from django_txmail.flow import PRIORITIES
@@ -132,3 +135,11 @@ def _paused_until(account: ProviderAccount) -> float:
     with _lock:
         _pauses[account.name] = (time.monotonic(), until)
     return until
+
+
+@receiver(setting_changed)
+def _forget(*, setting: str, **kwargs: Any) -> None:
+    """New settings (tests): forget what was read under the old ones."""
+    if setting == "TXMAIL":
+        with _lock:
+            _pauses.clear()
