@@ -211,3 +211,23 @@ def test_fault_storm_with_failover_configured_ends_exactly_once(accounts, txmail
     assert not Attempt.objects.filter(
         message__in=moved, provider="primary", maybe_accepted=True
     ).exists()
+
+
+def test_events_from_both_accounts_land_on_the_one_message(client, settings):
+    from tests.test_webhooks import SECRET, delivered, notification, post, sent_message
+
+    settings.TXMAIL = {
+        "PROVIDERS": {
+            "nylas": nylas("http://127.0.0.1:9", WEBHOOK_SECRET=SECRET, FAILOVER=["backup"]),
+            "backup": nylas("http://127.0.0.1:9", WEBHOOK_SECRET=SECRET),
+        },
+        "DEFAULT_PROVIDER": "nylas",
+    }
+    message = sent_message(provider="backup", failover_from="nylas")
+    first = notification(
+        "message.transactional.rejected",
+        {"message": {"id": "nylas-never", "metadata": {"txmail_id": str(message.pk)}}},
+    )
+    assert post(client, first).status_code == 200  # from the first account, naming our id
+    assert post(client, delivered(message), url="/txmail/webhooks/backup/").status_code == 200
+    assert sorted(message.events.values_list("type", flat=True)) == ["delivered", "rejected"]
