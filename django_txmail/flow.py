@@ -178,17 +178,14 @@ def check_failover(flows: Mapping[str, AccountFlow]) -> None:
                     f"add that account or remove it from the list."
                 )
     for start in flows:
-        path, todo = [start], list(flows[start].failover)
-        seen = {start}
+        todo = [[start, other] for other in flows[start].failover]
         while todo:
-            nxt = todo.pop()
-            if nxt == start:
+            path = todo.pop()
+            if path[-1] == start:
                 raise ImproperlyConfigured(
                     f"TXMAIL['PROVIDERS'][{start!r}]['FAILOVER'] leads back to {start!r} "
-                    f"through {' -> '.join([*path, nxt])}; failover must not go round in a "
-                    "cycle: remove one of those entries."
+                    f"({' -> '.join(path)}); failover must not go round in a cycle: remove "
+                    "one of those entries."
                 )
-            if nxt not in seen:
-                seen.add(nxt)
-                path.append(nxt)
-                todo.extend(flows[nxt].failover)
+            if path[-1] not in path[:-1]:
+                todo.extend([*path, other] for other in flows[path[-1]].failover)
