@@ -179,3 +179,32 @@ def test_two_workers_and_an_immediate_sender_share_one_budget(txmail_sandbox, se
     assert len(set(keys)) == 200
     assert len(txmail_sandbox.messages) == 200
     print(f"most requests in any 1 s: {most_in_any_window(times, 1.0)}")
+
+
+def test_the_quota_costs_an_immediate_call_the_same_few_queries_whatever_its_size(
+    txmail_sandbox, settings, domain, monkeypatch
+):
+    from django.test.utils import CaptureQueriesContext
+
+    from django_txmail.sending import attempt
+
+    # Outcomes are committed per 100 (not also after a second): counts independent of speed.
+    monkeypatch.setattr(attempt, "OUTCOMES_WAIT", 3600.0)
+
+    def queries(rate: str | None, count: int) -> int:
+        account = {"RATE_LIMIT": rate} if rate else {}
+        settings.TXMAIL = txmail_settings(txmail_sandbox.url, account=account)
+        use_our_backend(settings)
+        mail.get_connection().send_messages(
+            [TxMessage("w", "b", "noreply@example.com", ["a@x.example"])]
+        )
+        batch = [
+            TxMessage(f"m{i}", "b", "noreply@example.com", ["a@x.example"]) for i in range(count)
+        ]
+        with CaptureQueriesContext(connection) as captured:
+            mail.get_connection().send_messages(batch)
+        return len(captured.captured_queries)
+
+    added_for_10 = queries("1000000/s", 10) - queries(None, 10)
+    added_for_60 = queries("1000000/s", 60) - queries(None, 60)
+    assert 0 < added_for_10 == added_for_60 <= 6, "one slot transaction per call"
