@@ -306,6 +306,19 @@ class EmailBackend(BaseEmailBackend):
             messages = [message for message, _ in group]
             outcomes = self.sender.attempt_each(messages, {m.pk: email for m, email in group})
             errors += [outcome for outcome in outcomes if isinstance(outcome, TxMailError)]
+        return errors + self._deliver_moved([message for message, _ in claimed])
+
+    def _deliver_moved(self, messages: list[Message]) -> list[TxMailError]:
+        """One attempt now at the messages that moved to a FAILOVER account during this
+        call (their account could not be reached); a further failure waits for a worker."""
+        assert self.sender is not None
+        errors: list[TxMailError] = []
+        for message in messages:
+            if message.failover_from and message.status == Message.Status.QUEUED:
+                try:
+                    self.sender.deliver(message)
+                except TxMailError as exc:
+                    errors.append(exc)
         return errors
 
 

@@ -328,6 +328,38 @@ def check_route_accounts(
     return warnings
 
 
+@register(Tags.database)
+def check_failover_domains(
+    app_configs: Any = None, databases: list[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Warn (W020) about a sending domain whose account names a FAILOVER account that has
+    no ``SendingDomain`` for it: mail from that domain cannot move there."""
+    from django_txmail.models import SendingDomain, admin_path
+
+    alias = router.db_for_read(SendingDomain)
+    if not databases or alias not in databases:
+        return []
+    try:
+        config = get_settings()
+        pairs = set(SendingDomain.objects.using(alias).values_list("name", "provider"))
+    except (ImproperlyConfigured, DatabaseError):
+        return []  # E001 reports the setting; no table yet before the first migrate
+    return [
+        Warning(
+            f"Sending domain {name!r} is on account {provider!r}, whose FAILOVER names "
+            f"{fallback!r}, but {name!r} is not set up on {fallback!r}: its mail cannot "
+            f"move there when {provider!r} is down.",
+            hint=f"Add a SendingDomain {name!r} with provider {fallback!r} "
+            f"({admin_path(SendingDomain)}) and verify it at that provider.",
+            id="txmail.W020",
+        )
+        for name, provider in sorted(pairs)
+        if provider in config.providers
+        for fallback in config.providers[provider].flow.failover
+        if (name, fallback) not in pairs
+    ]
+
+
 #: The DATABASES OPTIONS that let an SQLite outbox take several writers (Django 5.1+).
 SQLITE_OPTIONS = (
     '"OPTIONS": {"init_command": "PRAGMA journal_mode=WAL;", '

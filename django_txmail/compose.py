@@ -31,6 +31,7 @@ from django.utils.functional import Promise
 
 from django_txmail.conf import DEFAULT_STREAM, get_settings
 from django_txmail.exceptions import HeaderInjection, InvalidMessage
+from django_txmail.flow import DEFAULT_PRIORITY, priority_rank
 from django_txmail.outbound_email import MAX_IDEMPOTENCY_KEY, Address, Attachment, OutboundEmail
 from django_txmail.stored_templates.render import RenderedTemplate, json_variables, render_template
 
@@ -470,6 +471,16 @@ def _stream(msg: EmailMessage) -> str:
     return name
 
 
+def _priority(msg: EmailMessage) -> str:
+    """msg.priority: "high", "normal" (default) or "low"."""
+    value = _extra(msg, "priority")
+    try:
+        priority_rank(value)
+    except ValueError as exc:
+        raise InvalidMessage(str(exc)) from None
+    return value or DEFAULT_PRIORITY
+
+
 def compose(msg: EmailMessage) -> OutboundEmail:
     """Map a Django message onto an OutboundEmail, or raise InvalidMessage."""
     from_email = _one_address("From", msg.from_email)
@@ -524,6 +535,7 @@ def compose(msg: EmailMessage) -> OutboundEmail:
             merge_headers=_dict_extra(msg, "merge_headers"),
             envelope_sender=_str_extra(msg, "envelope_sender"),
             stream=_stream(msg),
+            priority=_priority(msg),
             grant_id=_str_extra(msg, "grant_id"),
             provider=_str_extra(msg, "provider"),
             idempotency_key=_idempotency_key(msg),

@@ -21,6 +21,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from django_txmail.flow import FLOW_KEYS, AccountFlow, account_flow, check_failover
+
 BUILTIN_ADAPTERS = {
     "nylas": "django_txmail.providers.nylas.NylasAdapter",
     "mailtrap": "django_txmail.providers.mailtrap.MailtrapAdapter",
@@ -54,11 +56,14 @@ SETTINGS_KEYS = frozenset(
         "COMPLAINT_WARNING_PERCENT",
         "STREAMS",
         "BASE_URL",
+        "QUOTA_WAIT",
     }
 )
 #: The keys every account of ``TXMAIL["PROVIDERS"]`` may have, whatever its adapter; an
 #: adapter adds its credentials and options (``Adapter.account_keys()``).
-ACCOUNT_KEYS = frozenset({"ADAPTER", "API_URI", "SANDBOX", "WEBHOOK_SECRET", "WEBHOOK_SECRETS"})
+ACCOUNT_KEYS = (
+    frozenset({"ADAPTER", "API_URI", "SANDBOX", "WEBHOOK_SECRET", "WEBHOOK_SECRETS"}) | FLOW_KEYS
+)
 #: The email backend's OPTIONS (Django 6.1 ``MAILERS``): ``EmailBackend.__init__`` takes these.
 BACKEND_OPTIONS = frozenset({"fail_silently", "provider", "timeout"})
 #: The backend as settings name it (``EMAIL_BACKEND``, ``MAILERS[alias]["BACKEND"]``).
@@ -115,6 +120,8 @@ class ProviderAccount:
     webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
     #: The keys the account was given in settings (system check E010 looks for typos).
     keys: frozenset[str] = frozenset()
+    #: Its rate limits, lane shares, failover accounts and circuit breaker (``flow.py``).
+    flow: AccountFlow = AccountFlow()
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -162,6 +169,9 @@ class TxMailSettings:
     streams_configured: bool = False
     #: The public origin for links built outside a request (unsubscribe URLs).
     base_url: str = ""
+    #: Seconds an immediate send waits for its account's RATE_LIMIT budget; beyond that
+    #: the message stays queued for ``txmail_worker`` (or a task) to send when it is due.
+    quota_wait: float = 1.0
 
     def stream(self, name: str) -> StreamSettings:
         try:
@@ -225,6 +235,7 @@ def _account(name: str, raw: Any) -> ProviderAccount:
         sandbox=bool(raw.get("SANDBOX", False)),
         webhook_secrets=webhook_secrets,
         keys=frozenset(raw),
+        flow=account_flow(name, raw),
     )
 
 
@@ -233,6 +244,7 @@ def _parse(raw: dict[str, Any]) -> TxMailSettings:
     if not isinstance(providers_raw, dict):
         raise ImproperlyConfigured("TXMAIL['PROVIDERS'] must be a dict of named accounts.")
     providers = {name: _account(name, value) for name, value in providers_raw.items()}
+    check_failover({name: account.flow for name, account in providers.items()})
     default = raw.get("DEFAULT_PROVIDER")
     if default is None and len(providers) == 1:
         default = next(iter(providers))
@@ -304,6 +316,7 @@ def _parse(raw: dict[str, Any]) -> TxMailSettings:
         template_libraries=_names(raw, "TEMPLATE_LIBRARIES", ("i18n", "l10n", "tz")),
         template_time_limit=_seconds(raw, "TEMPLATE_TIME_LIMIT", 1.0),
         template_max_size=int(_seconds(raw, "TEMPLATE_MAX_SIZE", 1_000_000)),
+        quota_wait=_seconds(raw, "QUOTA_WAIT", 1.0),
     )
 
 

@@ -111,7 +111,8 @@ class ProviderAPIError(TxMailError):
     Carries the HTTP ``status``, the provider's ``error_type`` and
     ``request_id``; never the credentials used for the request.
     ``transient`` tells whether sending again later may succeed (429, 5xx,
-    connection problems) or not (other 4xx).
+    connection problems) or not (other 4xx); ``reached`` is False only when
+    the request provably never got to the provider.
     """
 
     def __init__(
@@ -124,8 +125,12 @@ class ProviderAPIError(TxMailError):
         request_id: str = "",
         transient: bool = False,
         retry_after: float | None = None,
+        reached: bool = True,
     ) -> None:
         self.provider = provider
+        #: False when the request provably never reached the provider (refused
+        #: connection, DNS or TLS failure before the request was written).
+        self.reached = reached
         self.status = status
         self.error_type = error_type
         self.request_id = request_id

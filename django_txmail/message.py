@@ -32,6 +32,7 @@ EXTRAS = (
     "ical_event",
     "stream_type",
     "stream",
+    "priority",
     # django-anymail's names for what some providers carry and ours refuse
     # with UnsupportedFeature, accepted so an anymail app keeps its code.
     "merge_data",

@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 
 from django_txmail.conf import DEFAULT_STREAM, did_you_mean, get_settings
 from django_txmail.event_types import EventType
+from django_txmail.flow import PRIORITY_RANK
 from django_txmail.stored_templates.syntax import syntax_error
 
 
@@ -392,6 +393,13 @@ class Message(models.Model):
         CANCELLED = "cancelled", _("cancelled")
         SUPPRESSED = "suppressed", _("suppressed")
 
+    class Priority(models.IntegerChoices):
+        """The lane (extra ``msg.priority``): claims and tasks take a lower rank first."""
+
+        HIGH = PRIORITY_RANK["high"], _("high")
+        NORMAL = PRIORITY_RANK["normal"], _("normal")
+        LOW = PRIORITY_RANK["low"], _("low")
+
     class FailureOrigin(models.TextChoices):
         """Who said a failed message failed (see ``outbox/states.py``)."""
 
@@ -437,6 +445,11 @@ class Message(models.Model):
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
     )
+    priority = models.PositiveSmallIntegerField(
+        choices=Priority.choices,
+        default=Priority.NORMAL,
+        help_text=_("The lane: workers and tasks send higher lanes first."),
+    )
     failure_origin = models.CharField(
         max_length=8,
         choices=FailureOrigin.choices,
@@ -469,6 +482,14 @@ class Message(models.Model):
     resent_from = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resends"
     )
+    failover_from = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text=_("The account this message was first routed to, when it moved (FAILOVER)."),
+    )
+    failover_reason = models.TextField(
+        blank=True, help_text=_("Why it moved to the account that carried it.")
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -481,6 +502,7 @@ class Message(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="txmail_msg_due"),
+            models.Index(fields=["priority", "next_attempt_at"], name="txmail_msg_lane_due"),
             # Every admin filter, newest first (the list's order).
             models.Index(fields=["status", "-created_at"], name="txmail_msg_status_new"),
             models.Index(fields=["provider", "-created_at"], name="txmail_msg_provider_new"),
@@ -565,6 +587,12 @@ class Attempt(models.Model):
     error_type = models.CharField(max_length=128, blank=True)
     error_message = models.TextField(blank=True)
     request_id = models.CharField(max_length=255, blank=True)
+    provider = models.CharField(
+        max_length=64, blank=True, help_text=_("The account the request went to.")
+    )
+    #: False only when the request provably never reached the provider, or the provider
+    #: said it did not take it (429): the one case a message may move to a FAILOVER account.
+    maybe_accepted = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["message", "number"]
@@ -698,3 +726,27 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address} ({self.stream or 'every stream'}: {self.reason})"
+
+
+class AccountThrottle(models.Model):
+    """What every process sending through one account shares (``sending/quota.py``).
+
+    One row per account, and one per lane that has its own share of the
+    account's ``RATE_LIMIT`` (key ``"<account>:<lane>"``). Times are Unix
+    seconds: every sending machine's clock is assumed to be kept by NTP.
+    """
+
+    key = models.CharField(max_length=80, unique=True)
+    #: When the next request may go: past requests were given evenly spaced slots up
+    #: to here, and a provider's 429 ``Retry-After`` pushes it forward.
+    next_at = models.FloatField(default=0.0)
+    #: The circuit breaker (``sending/failover.py``): failed requests in a row, and until
+    #: when the account counts as down (then one request tries it again).
+    failures = models.PositiveIntegerField(default=0)
+    open_until = models.FloatField(default=0.0)
+
+    class Meta:
+        verbose_name = _("account throttle")
+
+    def __str__(self) -> str:
+        return self.key

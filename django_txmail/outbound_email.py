@@ -138,6 +138,8 @@ class OutboundEmail:
     #: The kind of mail (``TXMAIL["STREAMS"]``): its suppressions and unsubscribe headers;
     #: empty, the default stream (``conf.DEFAULT_STREAM``).
     stream: str = ""
+    #: The lane ("high", "normal", "low"; empty: normal): who is sent first when many wait.
+    priority: str = ""
     # Routing requests from the caller (msg.grant_id / msg.provider).
     grant_id: str = ""
     provider: str = ""

@@ -51,7 +51,10 @@ def test_a_key_nothing_is_close_to_lists_the_keys_the_account_takes(settings):
     settings.TXMAIL = {"PROVIDERS": {"nylas": NYLAS | {"REGION": "eu"}}}
     [error] = errors_with("txmail.E010")
     assert "'REGION'" in error.msg
-    assert error.hint.startswith("It takes: ADAPTER, API_KEY, API_URI, CLIENT_ID, PKCE, SANDBOX, ")
+    assert error.hint.startswith(
+        "It takes: ADAPTER, API_KEY, API_URI, BREAKER, CLIENT_ID, FAILOVER, LANE_SHARES, PKCE, "
+        "RATE_LIMIT, SANDBOX, "
+    )
     assert "SERVICE_ACCOUNT_KEY_ID" in error.hint
 
 

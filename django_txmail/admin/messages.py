@@ -77,6 +77,7 @@ class AttemptInline(ReadOnlyInline):
     model = Attempt
     fields = [
         "number",
+        "provider",
         "started_at",
         "duration_ms",
         "outcome",
@@ -139,6 +140,7 @@ class MessageAdmin(MessageActions, CountlessList, admin.ModelAdmin):
     ]
     list_filter = [
         "status",
+        "priority",
         StreamFilter,
         ProviderFilter,
         "route",
@@ -170,8 +172,11 @@ class MessageAdmin(MessageActions, CountlessList, admin.ModelAdmin):
                     "recipient_status",
                     "suppressed_display",
                     "stream",
+                    "priority",
                     "route",
                     "provider",
+                    "failover_from",
+                    "failover_reason",
                     "sending_domain",
                     "grant",
                     "template_display",

@@ -105,7 +105,8 @@ def renew(messages: list[Message]) -> set:
 
 
 def claim_batch(limit: int, *, sweep: bool = True) -> list[Message]:
-    """Claim up to ``limit`` due messages for this process, oldest due first.
+    """Claim up to ``limit`` due messages for this process: the highest lane first, and in
+    a lane the oldest due first.
 
     ``sweep`` first fails messages abandoned too often (a worker does that
     every few seconds, not on every claim).
@@ -114,8 +115,9 @@ def claim_batch(limit: int, *, sweep: bool = True) -> list[Message]:
     if sweep:
         # A message whose sending keeps killing the worker would otherwise be taken forever.
         states.give_up_abandoned(now, get_settings().max_attempts)
+    # Higher lanes first (``Message.priority``), then the longest due.
     candidates = Message.objects.filter(due(now)).order_by(
-        F("next_attempt_at").asc(nulls_first=True), "created_at"
+        "priority", F("next_attempt_at").asc(nulls_first=True), "created_at"
     )
     alias = router.db_for_write(Message)
     if connections[alias].features.has_select_for_update_skip_locked:

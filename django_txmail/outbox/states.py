@@ -297,6 +297,31 @@ def hold(message: Message, *, last_error: str, last_error_type: str) -> bool:
     return bool(owned)
 
 
+def release_until(messages: list[Message], until: datetime) -> int:
+    """Give back claimed messages that were not attempted (their account's quota had no
+    slot soon enough): queued, due ``until``. One UPDATE per attempt number."""
+    by_attempt: dict[int, list] = {}
+    for message in messages:
+        by_attempt.setdefault(message.attempts, []).append(message.pk)
+    released = 0
+    for attempts, pks in by_attempt.items():
+        released += Message.objects.filter(
+            _sources(Cause.RELEASE), pk__in=pks, attempts=attempts
+        ).update(
+            status=S.QUEUED,
+            attempts=F("attempts") - 1,
+            next_attempt_at=until,
+            updated_at=timezone.now(),
+        )
+    for message in messages:
+        message.status, message.attempts, message.next_attempt_at = (
+            S.QUEUED,
+            message.attempts - 1,
+            until,
+        )
+    return released
+
+
 def give_up_abandoned(now: datetime, max_attempts: int) -> int:
     """Sends abandoned mid-request that used up their attempts end failed (ours)."""
     return Message.objects.filter(
@@ -455,12 +480,15 @@ def fail(
     gave_up: bool,
     last_error: str,
     last_error_type: str,
+    move_to: str = "",
+    move_reason: str = "",
 ) -> bool:
     """Record a failed attempt: queued for ``retry_at``, or failed (ours) when None.
 
     Only while this attempt still owns the message ("sending" with its
     attempt number); returns False when something else moved it meanwhile (a
-    delivery event, a cancel, another sender), which then stands.
+    delivery event, a cancel, another sender), which then stands. ``move_to``
+    (with a retry): the FAILOVER account the next attempt goes to, and why.
     """
     if retry_at is not None:
         cause, status, origin = Cause.TRANSIENT, S.QUEUED, ""
@@ -479,11 +507,51 @@ def fail(
         last_error=last_error,
         last_error_type=last_error_type,
         updated_at=timezone.now(),
+        **(_moved(message, move_to, move_reason) if move_to and retry_at else {}),
     )
     if owned:
         message.status, message.failure_origin, message.next_attempt_at = status, origin, retry_at
         message.last_error, message.last_error_type = last_error, last_error_type
+        if move_to and retry_at:
+            _moved_in_memory(message, move_to, move_reason)
     return bool(owned)
+
+
+def move(message: Message, to: str, reason: str) -> bool:
+    """Give back a claimed message, unattempted, for account ``to`` (its account is down
+    and no attempt of it may have been accepted): queued, due now."""
+    now = timezone.now()
+    owned = Message.objects.filter(
+        _sources(Cause.RELEASE), pk=message.pk, attempts=message.attempts
+    ).update(
+        status=S.QUEUED,
+        attempts=F("attempts") - 1,
+        next_attempt_at=now,
+        updated_at=now,
+        **_moved(message, to, reason),
+    )
+    if owned:
+        message.status, message.attempts, message.next_attempt_at = (
+            S.QUEUED,
+            message.attempts - 1,
+            now,
+        )
+        _moved_in_memory(message, to, reason)
+    return bool(owned)
+
+
+def _moved(message: Message, to: str, reason: str) -> dict:
+    """The fields a move to a FAILOVER account writes (the first account is kept)."""
+    return {
+        "provider": to,
+        "failover_from": message.failover_from or message.provider,
+        "failover_reason": reason,
+    }
+
+
+def _moved_in_memory(message: Message, to: str, reason: str) -> None:
+    for name, value in _moved(message, to, reason).items():
+        setattr(message, name, value)
 
 
 # --- Support actions ---------------------------------------------------------

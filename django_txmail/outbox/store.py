@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from django_txmail.conf import DEFAULT_STREAM, get_settings
 from django_txmail.exceptions import InvalidMessage, TxMailError
+from django_txmail.flow import PRIORITIES, priority_rank
 from django_txmail.models import Message, MessageAttachment
 from django_txmail.outbound_email import Address, Attachment, OutboundEmail
 from django_txmail.outbox import bulk, states
@@ -332,6 +333,7 @@ def _message(planned: Plan, resolved: ResolvedRoute, content_hash: str, files: i
         options["provider_scheduled"] = True
     message = Message(
         stream=email.stream,
+        priority=priority_rank(email.priority),
         recipient_status=dict.fromkeys(planned.suppressed, states.RECIPIENT_SUPPRESSED),
         id=email.message_id,
         route=resolved.route.kind,
@@ -469,5 +471,6 @@ def load(message: Message) -> OutboundEmail:
         message_id=message.pk,
         idempotency_key=message.idempotency_key,
         stream=message.stream,
+        priority=PRIORITIES[message.priority],
         **options,
     ).without(suppressed)

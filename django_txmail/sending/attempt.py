@@ -31,13 +31,14 @@ receiver or handler cannot send mail about itself forever.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import requests
 from django.db import DatabaseError, connections, router, transaction
@@ -62,6 +63,7 @@ from django_txmail.providers import (
     SendResult,
     load_adapter,
 )
+from django_txmail.sending import failover, quota
 from django_txmail.sending.transport import NO_ANSWER, Transport
 from django_txmail.signals import message_sent
 
@@ -190,6 +192,10 @@ def _attempt(
 ) -> SendResult | None:
     if _lease_half_gone(message) and not renew([message]):
         return None  # taken over by another sender while this one was busy
+    wait_for_slot = _paced([message], adapter).get(message.pk)
+    if wait_for_slot is None:
+        return None  # no slot in the account's quota soon: queued for later
+    wait_for_slot()
     started, clock = timezone.now(), time.monotonic()
     outcome = _request(message, adapter, transport, email, report=report)
     outcome = _finish(message, started, clock, outcome, report=report)
@@ -279,6 +285,15 @@ def attempt_batch(
                 remaining = [(m, e) for m, e in remaining if m.pk not in outcomes]
                 batches = []
                 continue
+            # One request, one slot in the account's quota, at the chunk's highest lane.
+            lane = min(m.priority for m in chunk)
+            slot = quota.reserve(adapter.account, lane, 1, get_settings().quota_wait)
+            if not slot.times:  # none soon: these wait in the outbox for later
+                later = [m for m, _ in remaining]
+                _release(later, slot.next_free)
+                outcomes.update((m.pk, None) for m in later)
+                break
+            slot.wait(0)
             remaining = remaining[count:]
             started, clock = timezone.now(), time.monotonic()
             try:
@@ -329,6 +344,8 @@ def attempt_each(
         outcomes: dict = {}
         pending: list[tuple[Message, SendResult | TxMailError, datetime, int]] = []
         first_known = 0.0
+        slots = _paced(messages, adapter)
+        outcomes.update((m.pk, None) for m in messages if m.pk not in slots)
 
         def record_pending() -> None:
             finished = _finish_all(pending, report=report)
@@ -346,6 +363,7 @@ def attempt_each(
                     outcomes.update((m.pk, None) for m in rest if m.pk not in owned)
                     if message.pk not in owned:
                         continue
+                slots[message.pk]()
                 started, clock = timezone.now(), time.monotonic()
                 email = planned.get(message.pk)
                 outcome = _request(message, adapter, transport, email, report=report)
@@ -364,6 +382,46 @@ def attempt_each(
         return [outcomes[m.pk] for m in messages]
 
 
+def _paced(messages: list[Message], adapter: Adapter) -> dict:
+    """A slot in the account's quota for each message's request (``quota.reserve``,
+    one transaction per lane): message id → a callable that waits for its slot.
+
+    Messages with no slot within ``TXMAIL["QUOTA_WAIT"]`` are given back to the
+    outbox, due when the account's next slot frees, and left out; so are those
+    moved to a FAILOVER account because this one is down (``failover.py``).
+    """
+    wait = get_settings().quota_wait
+    if failover.is_down(adapter.account):
+        # The account is down: what may move goes to its fallback without trying it.
+        messages = [m for m in messages if not _moved_before_trying(m, adapter)]
+    lanes: dict[int, list[Message]] = {}
+    for message in messages:
+        lanes.setdefault(message.priority, []).append(message)
+    paced: dict = {}
+    for rank in sorted(lanes):
+        group = lanes[rank]
+        slots = quota.reserve(adapter.account, rank, len(group), wait)
+        for index, message in enumerate(group[: len(slots.times)]):
+            paced[message.pk] = functools.partial(slots.wait, index)
+        if len(slots.times) < len(group):
+            _release(group[len(slots.times) :], slots.next_free)
+    return paced
+
+
+def _moved_before_trying(message: Message, adapter: Adapter) -> bool:
+    to = failover.fallback(message)
+    reason = (
+        f"{adapter.account.name} was down (its circuit breaker open) and no attempt may "
+        f"have been accepted, so it moved to {to}."
+    )
+    return bool(to) and states.move(message, to, reason)
+
+
+def _release(messages: list[Message], next_free: float) -> None:
+    """Give ``messages`` back to the outbox, due when the account's quota has room."""
+    states.release_until(messages, datetime.fromtimestamp(next_free, tz=UTC))
+
+
 def _explained(error: TxMailError, retry: bool) -> str:
     """The error as recorded on the message; a request that got no answer says what follows."""
     if retry and getattr(error, "error_type", "") in NO_ANSWER:
@@ -380,6 +438,8 @@ def _lease_half_gone(message: Message) -> bool:
 
 def _as_error(exc: Exception, message: Message, adapter: Adapter, report: bool) -> TxMailError:
     """What an exception raised while sending means for the message."""
+    if isinstance(exc, ProviderAPIError) and exc.status == 429 and exc.retry_after:
+        quota.pause(adapter.account, exc.retry_after)  # for every process, not only this one
     if isinstance(exc, TxMailError):
         return exc
     if isinstance(exc, OSError):
@@ -431,7 +491,11 @@ def _finish_all(
     entries, accepted, failures = [], [], []
     for message, outcome, started, duration in outcomes:
         entry = Attempt(
-            message=message, number=message.attempts, started_at=started, duration_ms=duration
+            message=message,
+            number=message.attempts,
+            started_at=started,
+            duration_ms=duration,
+            provider=message.provider,
         )
         entries.append(entry)
         if isinstance(outcome, SendResult):
@@ -452,6 +516,7 @@ def _finish_all(
         _record_outcomes(entries, accepted, failures)
     except DatabaseError as exc:
         return [_not_recorded(message, outcome, exc) for message, outcome, _, _ in outcomes]
+    _count_for_breakers(entries, failures)
     failed = {failure.message.pk: failure for failure in failures}
     results: list[SendResult | TxMailError | None] = []
     for message, outcome, _, _ in outcomes:  # reported in the order sent
@@ -464,6 +529,18 @@ def _finish_all(
             failure = failed[message.pk]
             results.append(failure.error if failure.report(report) == "failed" else None)
     return results
+
+
+def _count_for_breakers(entries: list[Attempt], failures: list[_Failure]) -> None:
+    """Tell each account's circuit breaker how its requests went (``failover.record``)."""
+    transient = {id(failure.entry) for failure in failures if failure.transient}
+    counts: dict[str, list[int]] = {}
+    for entry in entries:
+        failed = id(entry) in transient
+        counts.setdefault(entry.provider, [0, 0])[0 if failed else 1] += 1
+    config = get_settings()
+    for provider, (failed, succeeded) in counts.items():
+        failover.record(config.account(provider), failed, succeeded)
 
 
 def _record_outcomes(entries: list[Attempt], accepted: list, failures: list[_Failure]) -> None:
@@ -540,6 +617,11 @@ class _Failure:
         self.grant_gone = message.route == Message.Route.GRANT and bool(
             getattr(error, "grant_gone", False)
         )
+        # The provider provably does not have it: never reached, or refused before
+        # processing (429). Only then may the message move to a FAILOVER account.
+        entry.maybe_accepted = not (
+            isinstance(error, ProviderAPIError) and (not error.reached or error.status == 429)
+        )
         self.retry = self.transient and message.attempts < get_settings().max_attempts
         self.delay = 0.0
         self.retry_at = None
@@ -549,18 +631,30 @@ class _Failure:
         self.owned = False
 
     def record(self) -> None:
+        """Inside the outcome's transaction, after the attempt row is written."""
         if self.grant_gone:
             self.owned = states.hold(
                 self.message, last_error=str(self.error), last_error_type=self.entry.error_type
             )
             mark_gone(self.message.provider, self.message.route_grant_id)
             return
+        moved_to = ""
+        if self.retry and not self.entry.maybe_accepted:
+            moved_to = failover.fallback(self.message)
+        if moved_to:
+            self.retry_at, self.delay = timezone.now(), 0.0
         self.owned = states.fail(
             self.message,
             retry_at=self.retry_at,
             gave_up=self.transient,
             last_error=_explained(self.error, self.retry),
             last_error_type=self.entry.error_type,
+            move_to=moved_to,
+            move_reason=moved_to
+            and (
+                f"{self.message.provider} was not reached or did not take it ({self.error}); "
+                f"no attempt may have been accepted, so it moved to {moved_to}."
+            ),
         )
 
     def report(self, report: bool) -> str:

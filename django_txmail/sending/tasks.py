@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from django_txmail.conf import get_settings
 from django_txmail.exceptions import TxMailError
+from django_txmail.flow import PRIORITIES, TASK_PRIORITY
 from django_txmail.models import Message
 from django_txmail.outbox import states
 from django_txmail.sending.attempt import Sender
@@ -188,6 +189,10 @@ def _enqueue(message: Message, run_after: datetime | None, *, quiet: bool = True
     deferred = run_after is not None and run_after > timezone.now()
     try:
         delivery = deliver_message.using(backend=alias)
+        if delivery.get_backend().supports_priority:
+            # The message's lane, where the backend runs higher priorities first.
+            priority = TASK_PRIORITY[PRIORITIES[message.priority]]
+            delivery = delivery.using(priority=priority)
         if deferred:
             if not delivery.get_backend().supports_defer:
                 logger.info(

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
+from urllib3.exceptions import NewConnectionError
 
 from django_txmail.conf import get_settings
 from django_txmail.exceptions import ProviderAPIError
@@ -107,11 +108,38 @@ def install_exchange(exchange: Exchange | None) -> Exchange:
 NO_ANSWER = frozenset({"timeout", "connection_error"})
 
 
+def never_reached(exc: requests.RequestException) -> bool:
+    """True when ``exc`` happened before the request was written: the connection was
+    refused or timed out while connecting, the host name did not resolve, or the TLS
+    handshake failed. Anything else may have reached the provider."""
+    if isinstance(exc, requests.ConnectTimeout | requests.exceptions.SSLError):
+        return True
+    if not isinstance(exc, requests.ConnectionError) or isinstance(exc, requests.Timeout):
+        return False
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, NewConnectionError):  # NameResolutionError is one as well
+            return True
+        # requests wraps urllib3's MaxRetryError (its first argument), whose reason is
+        # what went wrong.
+        inner = getattr(cause, "reason", None) or (cause.args[0] if cause.args else None)
+        cause = inner if isinstance(inner, BaseException) else cause.__cause__
+    return False
+
+
 def network_error(
     adapter: Adapter, exc: requests.RequestException, timeout: float
 ) -> ProviderAPIError:
     """The transient error for a request that got no (readable) answer."""
     host = urlsplit(adapter.account.api_uri).netloc
+    if never_reached(exc):
+        return ProviderAPIError(
+            f"cannot reach {host} ({type(exc).__name__}; the request was never sent)",
+            provider=adapter.account.name,
+            error_type="connection_error",
+            transient=True,
+            reached=False,
+        )
     if isinstance(exc, requests.Timeout):
         kind, what = "timeout", f"no answer from {host} within {timeout:g} s"
     else:

@@ -138,7 +138,11 @@ def _messages(provider: str, events: list[WebhookEvent]) -> tuple[dict, dict]:
     # same messages cannot deadlock.
     found = list(
         Message.objects.select_for_update()
-        .filter(Q(provider_message_id__in=provider_ids) | Q(pk__in=our_ids), provider=provider)
+        .filter(
+            Q(provider_message_id__in=provider_ids) | Q(pk__in=our_ids),
+            # A message that moved (FAILOVER) hears from both accounts.
+            Q(provider=provider) | Q(failover_from=provider),
+        )
         .only(
             "id",
             "provider_message_id",

@@ -66,6 +66,8 @@ def error_response(
 class MailtrapEmulator:
     name = "mailtrap"
     path_prefix = "/api/"
+    #: Mailtrap documents no Retry-After on its 429 (PROVIDERS.md).
+    sends_retry_after = False
 
     def __init__(
         self,

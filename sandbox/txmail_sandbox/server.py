@@ -138,6 +138,7 @@ class SandboxServer:
         ]
         self._app = _Application(self._state, emulators)
         self._httpd: SandboxHTTPServer | None = None
+        self._listeners: dict[int, SandboxHTTPServer] = {}
         self._thread: threading.Thread | None = None
 
     def start(self) -> SandboxServer:
@@ -169,6 +170,8 @@ class SandboxServer:
             return
         self._webhooks.stop()
         self._state.stopping.set()
+        for url_port in list(self._listeners):
+            self.refuse_connections(f"http://{self.host}:{url_port}")
         httpd.shutdown()
         httpd.server_close()
         httpd.close_connections()
@@ -221,6 +224,54 @@ class SandboxServer:
     def inject(self, fault: Fault, times: int = 1) -> None:
         """Apply ``fault`` to the next ``times`` matching send requests."""
         self._state.faults.add(fault, times)
+
+    def set_rate_limit(self, credential: str, count: int | None, seconds: float = 1.0) -> None:
+        """Answer 429 (with ``Retry-After`` where the provider sends one) to requests with
+        ``credential`` beyond ``count`` in any ``seconds``; None lifts the limit."""
+        self._state.limits.set_rate_limit(credential, count, seconds)
+
+    def set_outage(self, credential: str, seconds: float) -> None:
+        """Answer 503 to every request with ``credential`` for ``seconds`` from now."""
+        self._state.limits.set_outage(credential, seconds)
+
+    def listen(self) -> str:
+        """Serve on one more port as well (this server's emulators and state) and return
+        its URL: give an account this as its API_URI, and that account's connections
+        can be refused (:meth:`refuse_connections`) while the others' go through."""
+        httpd = SandboxHTTPServer((self.host, 0), self._app)
+        self._start_listener(httpd)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{httpd.server_address[1]}"
+
+    def refuse_connections(self, url: str, seconds: float | None = None) -> None:
+        """Close the listener of ``url`` (from :meth:`listen`): connecting to it is refused,
+        before any request is written. After ``seconds`` (None: never, until
+        :meth:`accept_connections`) it listens again on the same port."""
+        port = int(url.rsplit(":", 1)[1])
+        httpd = self._listeners.pop(port, None)
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
+            httpd.close_connections()
+        if seconds is not None:
+            timer = threading.Timer(seconds, self.accept_connections, args=(url,))
+            timer.daemon = True
+            timer.start()
+
+    def accept_connections(self, url: str) -> None:
+        """Listen again on the port of ``url`` after :meth:`refuse_connections`."""
+        port = int(url.rsplit(":", 1)[1])
+        if port not in self._listeners and self._httpd is not None:
+            self._start_listener(SandboxHTTPServer((self.host, port), self._app))
+
+    def _start_listener(self, httpd: SandboxHTTPServer) -> None:
+        self._listeners[httpd.server_address[1]] = httpd
+        threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"txmail-sandbox:{httpd.server_address[1]}",
+            daemon=True,
+        ).start()
 
     @property
     def fault_plan(self) -> FaultPlan | None:
@@ -361,7 +412,27 @@ class _Application:
             handler, params = self._router.resolve(request.method, request.path)
         except NoRoute as exc:
             return self._no_route(request, exc.allowed)
+        refusal = self._state.limits.refusal(request.headers)
+        if refusal is not None:
+            return self._refused(request, *refusal)
         return handler(request, **params)
+
+    def _owner(self, request: Request) -> _Emulator:
+        return next(
+            (e for e in self._emulators if request.path.startswith(e.path_prefix)),
+            self._emulators[-1],
+        )
+
+    def _refused(self, request: Request, status: int, retry_after: float | None) -> Response:
+        """An account over its rate limit (429) or down (503), in the provider's envelope."""
+        request.fault = f"account {status}"
+        owner = self._owner(request)
+        if status == 503:
+            return owner.error_response(503, "The service is unavailable; try again later.")
+        response = owner.error_response(429, "Too many requests for this account.")
+        if retry_after is None or not getattr(owner, "sends_retry_after", True):
+            return response
+        return response.with_headers(("Retry-After", str(int(retry_after))))
 
     def finished(self, request: Request, response: Response, duration: float) -> None:
         self._state.log_request(
@@ -374,14 +445,12 @@ class _Application:
                 transport=request.transport,
                 duration=duration,
                 fault=request.fault,
+                received_at=time.monotonic() - duration,
             )
         )
 
     def _no_route(self, request: Request, allowed: tuple[str, ...]) -> Response:
-        owner = next(
-            (e for e in self._emulators if request.path.startswith(e.path_prefix)),
-            self._emulators[-1],
-        )
+        owner = self._owner(request)
         if not allowed:
             return owner.error_response(404, f"No such endpoint: {request.path}")
         message = f"{request.method} is not allowed on {request.path}; use {', '.join(allowed)}."

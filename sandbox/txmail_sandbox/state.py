@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .account_limits import CREDENTIAL_HEADERS, AccountLimits
 from .fault_plan import FaultPlan, PlannedFaults
 from .faults import FaultQueue
 from .idempotency import IdempotencyCache
 from .provider_templates import TemplateStore
 
 #: Request headers that carry credentials; never kept in the request log.
-CREDENTIAL_HEADERS = frozenset({"authorization", "api-token", "x-api-key"})
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,8 @@ class RequestRecord:
     transport: str | None
     duration: float
     fault: str | None = None
+    #: When the request line arrived (``time.monotonic()``): rate-limit checks.
+    received_at: float = 0.0
 
 
 class SandboxState:
@@ -143,6 +145,7 @@ class SandboxState:
         self.planned_faults = PlannedFaults(faults)
         self.idempotency = IdempotencyCache(ttl=idempotency_ttl, clock=clock)
         self.templates = TemplateStore()
+        self.limits = AccountLimits()
         self.stopping = threading.Event()
         self._on_request = on_request
         self._lock = threading.Lock()
@@ -211,6 +214,7 @@ class SandboxState:
             self._requests.clear()
         self.idempotency.clear()
         self.templates.clear()
+        self.limits.clear()
         self.faults.clear()
         self.planned_faults.restart()
 
