@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -66,6 +67,8 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's handler, with django-txmail's errors mapped and one body shape."""
     if isinstance(exc, TxMailError):
         exc = TxMailAPIError(exc)
+    elif isinstance(exc, RequestDataTooBig):  # Django's own check, reading the body
+        exc = RequestTooLarge()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -36,34 +36,6 @@ from django_txmail.stored_templates.render import render_template
 from django_txmail.tracking.provider_lists import lift
 
 
-class LimitedJSONParser(parsers.JSONParser):
-    """JSON, refused with 413 before it is read when over ``DATA_UPLOAD_MAX_MEMORY_SIZE``."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        if limit is not None and stream is not None:
-            request = parser_context["request"]
-            try:
-                length = int(request.META.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                length = 0
-            if length > limit:
-                raise RequestTooLarge()
-            body = stream.read(limit + 1)  # a chunked body states no length
-            if len(body) > limit:
-                raise RequestTooLarge()
-            return super().parse(_Body(body), media_type, parser_context)
-        return super().parse(stream, media_type, parser_context)
-
-
-class _Body:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def read(self, *args: Any) -> bytes:
-        return self.data
-
-
 class Cursor(pagination.CursorPagination):
     """Newest first, by cursor: never a COUNT over the outbox."""
 
@@ -77,11 +49,19 @@ class APIView(generics.GenericAPIView):
     """What every view of the API shares: permissions, errors, parsing, schema."""
 
     permission_classes = [ModelPermissions]
-    parser_classes = [LimitedJSONParser]
+    parser_classes = [parsers.JSONParser]
     pagination_class = Cursor
     schema = view_schema()
     #: Method → the permission's codename, where it is not Django's default for the method.
     required_permissions: dict[str, str] = {}
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        # Refused on its stated length, before a byte of it is read.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if limit is not None and length.isdigit() and int(length) > limit:
+            raise RequestTooLarge()
 
     def get_exception_handler(self):
         return exception_handler
