@@ -7,6 +7,7 @@ import json
 import pytest
 from django.contrib.auth.models import Permission, User
 
+
 #: Every permission of the app's models, as the schema-driven runs hold them.
 def all_permissions() -> list[str]:
     return list(

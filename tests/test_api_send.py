@@ -58,8 +58,11 @@ def test_the_api_sends_what_send_mail_would_send(api, sandbox, domain):
 
 def test_attachments_arrive_as_the_bytes_sent_in_base64(api, sandbox, domain):
     pdf = b"%PDF-1.4 receipt\x00\xff"
-    attachment = {"filename": "receipt.pdf", "content": base64.b64encode(pdf).decode(),
-                  "type": "application/pdf"}
+    attachment = {
+        "filename": "receipt.pdf",
+        "content": base64.b64encode(pdf).decode(),
+        "type": "application/pdf",
+    }
     response = post_json(api, URL, {**RECEIPT, "attachments": [attachment]})
     assert response.status_code == 201, response.json()
     stored = MessageAttachment.objects.get()
@@ -92,8 +95,12 @@ def test_a_template_fills_the_message(api, sandbox, domain):
     Template.objects.create(
         slug="welcome", name="Welcome", subject="Hi {{ name }}", html="<p>Hello {{ name }}</p>"
     )
-    body = {"from": RECEIPT["from"], "to": RECEIPT["to"], "template": "welcome",
-            "template_vars": {"name": "Ann"}}
+    body = {
+        "from": RECEIPT["from"],
+        "to": RECEIPT["to"],
+        "template": "welcome",
+        "template_vars": {"name": "Ann"},
+    }
     response = post_json(api, URL, body)
     assert response.status_code == 201, response.json()
     message = Message.objects.get()

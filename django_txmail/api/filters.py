@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import connections
 from django.db.models import Q, QuerySet, TextField
-from django.db.models.fields.json import KeyTextTransform
+from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Cast
 from rest_framework import serializers
 
@@ -114,11 +114,10 @@ def filter_messages(
     if tag is not None:
         queryset = _has_tag(queryset, tag)
     if metadata_key is not None:
-        queryset = queryset.annotate(_meta=KeyTextTransform(metadata_key, "metadata"))
-        if metadata_value is None:
-            queryset = queryset.filter(_meta__isnull=False)
-        else:
-            queryset = queryset.filter(_meta=metadata_value)
+        queryset = queryset.filter(metadata__has_key=metadata_key)
+        if metadata_value is not None:  # a JSON string, as metadata values are sent
+            value = KeyTransform(metadata_key, "metadata")
+            queryset = queryset.alias(_meta=value).filter(_meta=metadata_value)
     return _dates(queryset, "created_at", after, before)
 
 

@@ -30,7 +30,7 @@ from django_txmail.models import (
 from django_txmail.suppressions import EVERY_STREAM
 
 
-class StrictSerializer(serializers.Serializer):
+class Strict:
     """Refuses fields it does not know, so a misspelt option is never silently dropped."""
 
     def to_internal_value(self, data: Any) -> Any:
@@ -43,7 +43,11 @@ class StrictSerializer(serializers.Serializer):
                         for name in unknown
                     }
                 )
-        return super().to_internal_value(data)
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class StrictSerializer(Strict, serializers.Serializer):
+    pass
 
 
 class Base64Field(serializers.CharField):
@@ -244,7 +248,7 @@ class MessageDetailSerializer(MessageSerializer):
         return fields
 
 
-class SuppressionSerializer(serializers.ModelSerializer):
+class SuppressionSerializer(Strict, serializers.ModelSerializer):
     stream = serializers.CharField(
         required=False, allow_blank=True, default=EVERY_STREAM, help_text="Blank: every stream."
     )
@@ -255,9 +259,6 @@ class SuppressionSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "reason", "created_at"]
         # The address and stream pair is unique: adding it again answers the entry there.
         validators: list = []
-
-    def to_internal_value(self, data: Any) -> Any:
-        return StrictSerializer.to_internal_value(self, data)  # unknown fields refused
 
     def validate_stream(self, value: str) -> str:
         if value == EVERY_STREAM:
