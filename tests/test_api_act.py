@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from django_txmail.models import Message, SendingDomain, Suppression, Template
 from django_txmail.suppressions import is_suppressed, suppress
-from tests.api_helpers import api, post_json, user_with  # noqa: F401 (fixture)
+from tests.api_helpers import post_json, user_with
 from tests.message_rows import message_row
 
 pytestmark = pytest.mark.django_db

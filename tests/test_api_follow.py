@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from django_txmail.models import Attempt, DeliveryEvent, Message
-from tests.api_helpers import api, user_with  # noqa: F401 (fixture)
+from tests.api_helpers import user_with
 from tests.message_rows import message_row
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from django_txmail.models import Message, MessageAttachment
 from django_txmail.suppressions import suppress
-from tests.api_helpers import api, post_json, user_with  # noqa: F401 (fixture)
+from tests.api_helpers import post_json, user_with
 
 pytestmark = pytest.mark.django_db
 
