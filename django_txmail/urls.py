@@ -1,8 +1,9 @@
 """URLs of django-txmail: ``path("txmail/", include("django_txmail.urls"))``."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from django_txmail.api import docs as api_docs
+from django_txmail.api import errors as api_errors
 from django_txmail.api import views as api
 from django_txmail.tracking import views as webhooks
 from django_txmail.tracking.unsubscribe import UnsubscribeView
@@ -27,4 +28,5 @@ urlpatterns = [
     path("api/domains/", api.DomainList.as_view(), name="domain-list"),
     path("api/domains/<str:name>/verify/", api.DomainVerify.as_view(), name="domain-verify"),
     *api_docs.urlpatterns,
+    re_path(r"^api/", api_errors.not_found),  # path parameters that match no route
 ]

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404
+from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -89,3 +89,9 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         body = {"code": details["code"], "message": details["message"]}
     response.data = body
     return response
+
+
+def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """Any other path under ``api/``: a 404 in the same shape, not the project's HTML page."""
+    body = {"code": "not_found", "message": f"No API endpoint at {request.path}."}
+    return JsonResponse(body, status=status.HTTP_404_NOT_FOUND)

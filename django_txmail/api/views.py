@@ -105,7 +105,7 @@ class MessageList(APIView):
 
     @extend_schema(
         parameters=[filters.MessageFilter],
-        responses={200: serializers.MessageSerializer(many=True), **errors(400, 401, 403)},
+        responses={200: serializers.MessageSerializer(many=True), **errors(400, 401, 403, 404)},
     )
     def get(self, request: Request) -> Response:
         return self.page(
@@ -213,7 +213,7 @@ class EventList(APIView):
 
     @extend_schema(
         parameters=[filters.EventFilter],
-        responses={200: serializers.EventSerializer(many=True), **errors(400, 401, 403)},
+        responses={200: serializers.EventSerializer(many=True), **errors(400, 401, 403, 404)},
     )
     def get(self, request: Request) -> Response:
         return self.page(
@@ -228,7 +228,7 @@ class SuppressionList(APIView):
     serializer_class = serializers.SuppressionSerializer
 
     @extend_schema(
-        responses={200: serializers.SuppressionSerializer(many=True), **errors(401, 403)}
+        responses={200: serializers.SuppressionSerializer(many=True), **errors(401, 403, 404)}
     )
     def get(self, request: Request) -> Response:
         return self.page(self.get_queryset())
@@ -270,7 +270,9 @@ class TemplateList(APIView):
     class pagination_class(Cursor):  # noqa: N801
         ordering = "slug"
 
-    @extend_schema(responses={200: serializers.TemplateSerializer(many=True), **errors(401, 403)})
+    @extend_schema(
+        responses={200: serializers.TemplateSerializer(many=True), **errors(401, 403, 404)}
+    )
     def get(self, request: Request) -> Response:
         return self.page(self.get_queryset())
 
@@ -312,7 +314,9 @@ class DomainList(APIView):
     class pagination_class(Cursor):  # noqa: N801
         ordering = "name"
 
-    @extend_schema(responses={200: serializers.DomainSerializer(many=True), **errors(401, 403)})
+    @extend_schema(
+        responses={200: serializers.DomainSerializer(many=True), **errors(401, 403, 404)}
+    )
     def get(self, request: Request) -> Response:
         return self.page(self.get_queryset())
 
