@@ -10,6 +10,7 @@ from drf_spectacular.settings import patched_settings
 from openapi_spec_validator import validate
 
 from django_txmail.api.docs import SETTINGS, DocsView, SchemaView
+from django_txmail.api.errors import not_found
 from tests.api_helpers import user_with
 
 pytestmark = pytest.mark.django_db
