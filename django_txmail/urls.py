@@ -22,9 +22,7 @@ urlpatterns = [
     path("api/suppressions/", api.SuppressionList.as_view(), name="suppression-list"),
     path("api/suppressions/<int:pk>/", api.SuppressionDetail.as_view(), name="suppression-detail"),
     path("api/templates/", api.TemplateList.as_view(), name="template-list"),
-    path(
-        "api/templates/<slug:slug>/render/", api.TemplateRender.as_view(), name="template-render"
-    ),
+    path("api/templates/<slug:slug>/render/", api.TemplateRender.as_view(), name="template-render"),
     path("api/domains/", api.DomainList.as_view(), name="domain-list"),
     path("api/domains/<str:name>/verify/", api.DomainVerify.as_view(), name="domain-verify"),
     *api_docs.urlpatterns,

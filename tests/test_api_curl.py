@@ -7,11 +7,11 @@ import json
 import subprocess
 
 import pytest
-from txmail_sandbox import WebhookOptions
 
 from django_txmail.models import Message
 from tests.api_helpers import user_with
 from tests.conftest import txmail_settings, use_our_backend
+from txmail_sandbox import WebhookOptions
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
