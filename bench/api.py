@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import benchdb  # noqa: E402  (next to this script, so on sys.path)
+
 from txmail_sandbox import DEFAULT_NYLAS_API_KEY, SandboxServer  # noqa: E402
 
 TARGET_RATIO = 2.0
@@ -80,6 +81,7 @@ def body(number: int) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     import requests
+    from django.conf import settings
     from django.contrib.auth.models import Permission, User
     from django.core import mail
     from django.db import connections
@@ -88,8 +90,6 @@ def run(args: argparse.Namespace) -> int:
     from rest_framework.authtoken.models import Token
 
     from django_txmail.models import Message, SendingDomain
-
-    from django.conf import settings
 
     settings.ALLOWED_HOSTS = ["127.0.0.1", "testserver"]
     urlpatterns.append(path("txmail/", include("django_txmail.urls")))
