@@ -89,7 +89,9 @@ def test_the_docs_page_loads_its_files_from_the_project_not_a_cdn(client):
 
 
 def test_a_path_that_matches_no_route_is_a_404_in_the_error_shape(client):
+    client = type(client)(enforce_csrf_checks=True)
     client.force_login(user_with())
-    response = client.get("/txmail/api/messages/not-a-uuid/")
-    assert response.status_code == 404
-    assert response.json()["code"] == "not_found"
+    for method in (client.get, client.post, client.delete):
+        response = method("/txmail/api/messages/not-a-uuid/cancel/")
+        assert response.status_code == 404
+        assert response.json()["code"] == "not_found"
