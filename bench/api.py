@@ -7,7 +7,7 @@ Run by hand from the repository root (never from the test suite)::
 
 It configures Django itself (a fresh database, dropped at the end), starts
 the sandbox in this process and Django's test server (``LiveServerThread``,
-the server pytest-django's ``live_server`` runs) on loopback, then sends
+the server pytest-django's ``live_server`` runs, with TCP_NODELAY) on loopback, then sends
 ``--messages`` messages one at a time: first ``POST api/messages/`` over HTTP
 (a DRF token, one keep-alive connection), then ``send_mail()`` in-process.
 Both go to the same sandbox with no added latency. It prints messages per
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from django.contrib.auth.models import Permission, User
     from django.core import mail
     from django.db import connections
-    from django.test.testcases import LiveServerThread
+    from django.test.testcases import LiveServerThread, QuietWSGIRequestHandler
     from django.urls import include, path
     from rest_framework.authtoken.models import Token
 
@@ -99,7 +99,21 @@ def run(args: argparse.Namespace) -> int:
     token = Token.objects.create(user=user)
     connections.close_all()
 
-    server = LiveServerThread("127.0.0.1", static_handler=lambda app: app, port=0)
+    class Handler(QuietWSGIRequestHandler):
+        # Django's handler writes headers and body apart: without TCP_NODELAY each
+        # keep-alive request stalls ~40 ms (Nagle + delayed ACK), which is not ours.
+        disable_nagle_algorithm = True
+
+    class Server(LiveServerThread):
+        def _create_server(self, connections_override=None):
+            return self.server_class(
+                (self.host, self.port),
+                Handler,
+                allow_reuse_address=False,
+                connections_override=connections_override,
+            )
+
+    server = Server("127.0.0.1", static_handler=lambda app: app, port=0)
     server.daemon = True
     server.start()
     server.is_ready.wait()
