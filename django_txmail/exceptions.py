@@ -40,6 +40,12 @@ class MessageTooLarge(InvalidMessage):
     error_type = "message_too_large"
 
 
+class IdempotencyKeyReused(InvalidMessage):
+    """The idempotency key was already used for a message with other content."""
+
+    error_type = "idempotency_key_reused"
+
+
 class UnroutableSender(TxMailError):
     """No Grant or SendingDomain can send for the message's From address."""
 

@@ -517,6 +517,7 @@ class Message(models.Model):
             ("resend_message", "Can resend a message"),
             ("cancel_message", "Can cancel a message that has not been sent"),
             ("retry_message", "Can retry a failed message now"),
+            ("send_message", "Can send a message through the REST API"),
         ]
 
     def __str__(self) -> str:

@@ -16,7 +16,7 @@ import pytest
 
 from django_txmail.models import Grant, SendingDomain
 
-pytest_plugins = ["tests.dns_zones"]
+pytest_plugins = ["tests.dns_zones", "tests.api_helpers"]
 
 SANDBOX_KEY = "sandbox-nylas-key"
 BACKEND = "django_txmail.backends.EmailBackend"

@@ -31,6 +31,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_txmail",
+    # The REST API's OpenAPI document and its docs page (tests/test_api_schema.py).
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     # Task delivery (tests/test_tasks.py): the database and RQ task backends.
     "django_tasks_db",
     "django_rq",

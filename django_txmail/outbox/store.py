@@ -30,7 +30,7 @@ from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
 from django_txmail.conf import DEFAULT_STREAM, get_settings
-from django_txmail.exceptions import InvalidMessage, TxMailError
+from django_txmail.exceptions import IdempotencyKeyReused, TxMailError
 from django_txmail.flow import PRIORITIES, priority_rank
 from django_txmail.models import Message, MessageAttachment
 from django_txmail.outbound_email import Address, Attachment, OutboundEmail
@@ -103,8 +103,8 @@ def _content_hash(email: OutboundEmail, contents: list[bytes]) -> str:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
-def _mismatch(key: str, existing: Message) -> InvalidMessage:
-    return InvalidMessage(
+def _mismatch(key: str, existing: Message) -> IdempotencyKeyReused:
+    return IdempotencyKeyReused(
         f"The idempotency key {key!r} was already used for a different message "
         f"({existing.pk}); use a new key for new content."
     )

@@ -1,0 +1,220 @@
+"""``POST api/messages/``: the same compose → route → record path as send_mail(),
+idempotent with a key, refused whole (nothing recorded) on bad input."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from django_txmail.flow import PRIORITY_RANK
+from django_txmail.models import Message, MessageAttachment
+from django_txmail.suppressions import suppress
+from tests.api_helpers import post_json, user_with
+
+pytestmark = pytest.mark.django_db
+
+URL = reverse("txmail:message-list")
+RECEIPT = {
+    "from": "Shop <noreply@example.com>",
+    "to": ["ann@example.org"],
+    "subject": "Your receipt",
+    "text": "Thanks for your order.",
+    "html": "<p>Thanks for your order.</p>",
+    "metadata": {"order": "1042"},
+}
+
+
+def test_a_send_records_and_delivers_the_message_and_answers_201_with_its_location(
+    api, sandbox, domain
+):
+    response = post_json(api, URL, RECEIPT)
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    message = Message.objects.get(pk=body["id"])
+    assert body["status"] == message.status == Message.Status.SENT
+    assert response["Location"].endswith(reverse("txmail:message-detail", args=[message.pk]))
+    assert (message.subject, message.html_body, message.metadata) == (
+        "Your receipt",
+        "<p>Thanks for your order.</p>",
+        {"order": "1042"},
+    )
+    assert len(sandbox.requests) == 1
+
+
+def test_the_api_sends_what_send_mail_would_send(api, sandbox, domain):
+    post_json(api, URL, RECEIPT)
+    via_api = Message.objects.get()
+    python = mail.EmailMultiAlternatives(
+        RECEIPT["subject"], RECEIPT["text"], RECEIPT["from"], RECEIPT["to"]
+    )
+    python.attach_alternative(RECEIPT["html"], "text/html")
+    python.metadata = RECEIPT["metadata"]
+    python.send()
+    via_python = Message.objects.exclude(pk=via_api.pk).get()
+    assert via_python.content_hash == via_api.content_hash
+
+
+def test_attachments_arrive_as_the_bytes_sent_in_base64(api, sandbox, domain):
+    pdf = b"%PDF-1.4 receipt\x00\xff"
+    attachment = {
+        "filename": "receipt.pdf",
+        "content": base64.b64encode(pdf).decode(),
+        "type": "application/pdf",
+    }
+    response = post_json(api, URL, {**RECEIPT, "attachments": [attachment]})
+    assert response.status_code == 201, response.json()
+    stored = MessageAttachment.objects.get()
+    assert (stored.filename, stored.mimetype) == ("receipt.pdf", "application/pdf")
+    assert stored.size == len(pdf)
+
+
+def test_the_same_idempotency_key_and_body_answer_the_first_message(api, sandbox, domain):
+    first = post_json(api, URL, RECEIPT, **{"Idempotency-Key": "order-1042"})
+    again = post_json(api, URL, RECEIPT, **{"Idempotency-Key": "order-1042"})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+    assert Message.objects.count() == 1 and len(sandbox.requests) == 1
+
+
+def test_the_same_key_with_another_body_is_a_409_and_records_nothing(api, sandbox, domain):
+    post_json(api, URL, RECEIPT, **{"Idempotency-Key": "order-1042"})
+    response = post_json(
+        api, URL, {**RECEIPT, "subject": "Another"}, **{"Idempotency-Key": "order-1042"}
+    )
+    assert response.status_code == 409
+    assert response.json()["code"] == "idempotency_key_reused"
+    assert "order-1042" in response.json()["message"]
+    assert Message.objects.count() == 1
+
+
+def test_a_template_fills_the_message(api, sandbox, domain):
+    from django_txmail.models import Template
+
+    Template.objects.create(
+        slug="welcome", name="Welcome", subject="Hi {{ name }}", html="<p>Hello {{ name }}</p>"
+    )
+    body = {
+        "from": RECEIPT["from"],
+        "to": RECEIPT["to"],
+        "template": "welcome",
+        "template_vars": {"name": "Ann"},
+    }
+    response = post_json(api, URL, body)
+    assert response.status_code == 201, response.json()
+    message = Message.objects.get()
+    assert (message.subject, message.template) == ("Hi Ann", "welcome")
+
+
+def test_a_suppressed_recipient_is_left_out_as_with_send_mail(api, sandbox, domain):
+    suppress("ann@example.org")
+    response = post_json(api, URL, RECEIPT)
+    assert response.status_code == 201
+    assert response.json()["status"] == Message.Status.SUPPRESSED
+    assert sandbox.requests == []
+
+
+def test_priority_is_the_message_extras(api, sandbox, domain):
+    response = post_json(api, URL, {**RECEIPT, "priority": "high"})
+    assert response.status_code == 201, response.json()
+    assert Message.objects.get(pk=response.json()["id"]).priority == PRIORITY_RANK["high"]
+    wrong = post_json(api, URL, {**RECEIPT, "priority": "urgent"})
+    assert wrong.status_code == 400
+    assert wrong.json()["fields"]["priority"][0]["code"] == "invalid_choice"
+
+
+# --- permissions ----------------------------------------------------------------------------
+
+
+def test_sending_needs_the_send_message_permission(client, sandbox, domain):
+    client.force_login(user_with("view_message", "add_message"))
+    response = post_json(client, URL, RECEIPT)
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
+    assert not Message.objects.exists()
+
+
+def test_send_message_alone_is_enough_to_send(client, sandbox, domain):
+    client.force_login(user_with("send_message"))
+    assert post_json(client, URL, RECEIPT).status_code == 201
+
+
+def test_anonymous_sends_are_refused(client, sandbox, domain):
+    assert post_json(client, URL, RECEIPT).status_code in (401, 403)
+    assert not Message.objects.exists()
+
+
+# --- bad input: each its 4xx with a code and a message, nothing recorded ---------------------
+
+
+def _refused(api, body, status: int, code: str, **headers) -> dict:
+    response = post_json(api, URL, body, **headers)
+    assert response.status_code == status, response.content
+    error = response.json()
+    assert error["code"] == code and error["message"]
+    assert not Message.objects.exists()
+    return error
+
+
+def test_malformed_json_is_a_400(api, sandbox, domain):
+    _refused(api, b'{"from": "a@example.com",', 400, "parse_error")
+
+
+def test_a_body_that_is_not_an_object_is_a_400(api, sandbox, domain):
+    _refused(api, [RECEIPT], 400, "invalid")
+
+
+def test_a_wrong_type_is_a_400_naming_the_field(api, sandbox, domain):
+    error = _refused(api, {**RECEIPT, "to": "ann@example.org"}, 400, "not_a_list")
+    assert "to" in error["fields"]
+
+
+def test_unknown_fields_are_refused_not_ignored(api, sandbox, domain):
+    error = _refused(api, {**RECEIPT, "subjcet": "typo"}, 400, "unknown_field")
+    assert list(error["fields"]) == ["subjcet"]
+
+
+def test_an_unknown_attachment_field_is_refused(api, sandbox, domain):
+    attachment = {"filename": "a.txt", "content": "aGk=", "mimetype": "text/plain"}
+    _refused(api, {**RECEIPT, "attachments": [attachment]}, 400, "unknown_field")
+
+
+def test_an_oversize_body_is_a_413_before_it_is_parsed(api, sandbox, domain, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    _refused(api, b"not even json" * 100, 413, "request_too_large")
+
+
+def test_a_body_within_the_limit_is_taken(api, sandbox, domain, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    assert post_json(api, URL, RECEIPT).status_code == 201
+
+
+def test_invalid_base64_is_a_400(api, sandbox, domain):
+    attachment = {"filename": "a.pdf", "content": "not base64!", "type": "application/pdf"}
+    error = _refused(api, {**RECEIPT, "attachments": [attachment]}, 400, "invalid_base64")
+    assert "attachments" in error["fields"]
+
+
+def test_a_template_and_a_body_together_are_refused(api, sandbox, domain):
+    _refused(api, {**RECEIPT, "template": "welcome"}, 400, "template_and_body")
+
+
+def test_a_from_with_no_route_is_a_422(api, sandbox, domain):
+    error = _refused(api, {**RECEIPT, "from": "me@nowhere.example"}, 422, "unroutable_sender")
+    assert "nowhere.example" in error["message"]
+
+
+def test_an_invalid_address_is_refused_by_the_same_validation_as_send_mail(api, sandbox, domain):
+    _refused(api, {**RECEIPT, "to": ["not an address"]}, 400, "invalid_message")
+
+
+def test_an_unknown_stream_is_a_400(api, sandbox, domain):
+    _refused(api, {**RECEIPT, "stream": "newsletters"}, 400, "unknown_stream")
+
+
+def test_json_is_the_only_body_taken(api, sandbox, domain):
+    response = api.post(URL, {"from": "a@example.com"})  # a form
+    assert response.status_code == 415
+    assert response.json()["code"] == "unsupported_media_type"
