@@ -15,14 +15,14 @@ import os
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connection
+from django.core.mail import EmailMessage, EmailMultiAlternatives
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from django_txmail.backends import EmailBackend
 from django_txmail.compose import compose
 from django_txmail.exceptions import InvalidMessage, TxMailError
 from django_txmail.models import DeliveryEvent, Message, WebhookPayload
-from tests.conftest import BACKEND
 from tests.webhook_bodies import (
     PROVIDERS,
     delivered_body,
@@ -120,7 +120,7 @@ def test_a_send_that_raises_leaves_no_row_and_no_file(settings_fixture, domain):
         before = Message.objects.count()
         files = _files(settings_fixture)
         try:
-            get_connection(BACKEND).send_messages([msg])
+            EmailBackend().send_messages([msg])
         except (TxMailError, ImproperlyConfigured):  # msg.provider naming no account
             assert Message.objects.count() == before
             assert _files(settings_fixture) == files
@@ -224,5 +224,5 @@ def test_text_no_database_stores_in_a_subject_or_header_is_an_invalid_message(fi
     with pytest.raises(InvalidMessage):
         compose(_plain(**fields))
     with pytest.raises(InvalidMessage):
-        get_connection(BACKEND).send_messages([_plain(**fields)])
+        EmailBackend().send_messages([_plain(**fields)])
     assert not Message.objects.exists()
