@@ -159,7 +159,7 @@ def plan(addresses: list[str], streams: set[str]) -> str:
 
     from django_txmail import suppressions
 
-    sql, params = suppressions.lookup_query(addresses, streams).query.sql_with_params()
+    sql, params = suppressions.lookup_query(addresses, streams)
     with connection.cursor() as cursor:
         prefix = "EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN "
         cursor.execute(prefix + sql, params)

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, router, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.utils.encoding import punycode
 
 from django_txmail.conf import DEFAULT_STREAM, SUPPRESSION_REASONS, get_settings
@@ -118,33 +118,56 @@ def lookup(addresses: Iterable[str], streams: Iterable[str]) -> dict[tuple[str, 
     ``addresses`` are normalised already (a composed message's, lower-cased).
     The list of addresses goes as one parameter (a PostgreSQL array, a JSON
     array on SQLite), so a call of 10,000 recipients is still one statement.
+    Every send asks this, so the statement is written once, not compiled by
+    the ORM each time.
     """
     wanted = sorted(set(addresses))
     if not wanted:
         return {}
-    entries = lookup_query(wanted, streams)
-    return {
-        (address, stream): reason
-        for address, stream, reason in entries.values_list("address", "stream", "reason")
-    }
+    alias = router.db_for_read(Suppression)
+    sql, params = lookup_query(wanted, streams, alias)
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, params)
+        return {(address, stream): reason for address, stream, reason in cursor.fetchall()}
 
 
-def lookup_query(wanted: list[str], streams: Iterable[str]):
-    """The one query of :func:`lookup`: one probe of the (address, stream) unique index
-    per address, however long the list is."""
-    entries = Suppression.objects.filter(stream__in=sorted({*streams, EVERY_STREAM})).order_by()
-    vendor = transaction.get_connection(router.db_for_read(Suppression)).vendor
+#: (database alias, vendor, number of streams) → the statement of :func:`lookup_query`.
+_lookup_sql: dict[tuple[str, str, int], str] = {}
+
+
+def lookup_query(
+    wanted: list[str], streams: Iterable[str], alias: str | None = None
+) -> tuple[str, list]:
+    """The one statement of :func:`lookup` and its parameters: one probe of the
+    (address, stream) unique index per address, however long the list is."""
+    alias = alias or router.db_for_read(Suppression)
+    connection = connections[alias]
+    streams = sorted({*streams, EVERY_STREAM})
+    vendor = connection.vendor
     if vendor == "postgresql":
         # As a sub-select fenced by its LIMIT, PostgreSQL probes the index once per
         # address (a nested loop); "address = ANY(%s)" over 1,000 addresses is planned
         # as a full scan of a 100,000-entry list instead: 12 ms against 1.5 ms.
-        where = "address IN (SELECT unnest(%s::varchar[]) LIMIT %s)"
-        return entries.extra(where=[where], params=[wanted, len(wanted)])
-    if vendor == "sqlite":
-        return entries.extra(
-            where=["address IN (SELECT value FROM json_each(%s))"], params=[json.dumps(wanted)]
+        among, params = "IN (SELECT unnest(%s::varchar[]) LIMIT %s)", [wanted, len(wanted)]
+    elif vendor == "sqlite":
+        among, params = "IN (SELECT value FROM json_each(%s))", [json.dumps(wanted)]
+    else:
+        among, params = f"IN ({', '.join(['%s'] * len(wanted))})", wanted
+    key = (alias, vendor, len(streams))
+    sql = _lookup_sql.get(key) if vendor in ("postgresql", "sqlite") else None
+    if sql is None:
+        quote = connection.ops.quote_name
+        address, stream, reason = (
+            quote(Suppression._meta.get_field(name).column)
+            for name in ("address", "stream", "reason")
         )
-    return entries.filter(address__in=wanted)
+        sql = (
+            f"SELECT {address}, {stream}, {reason} FROM {quote(Suppression._meta.db_table)} "
+            f"WHERE {stream} IN ({', '.join(['%s'] * len(streams))}) AND {address} {among}"
+        )
+        if vendor in ("postgresql", "sqlite"):
+            _lookup_sql[key] = sql
+    return sql, [*streams, *params]
 
 
 def reason_for(found: dict[tuple[str, str], str], address: str, stream: str) -> str:

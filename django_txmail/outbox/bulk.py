@@ -10,6 +10,7 @@ Statements are prepared once and sent with ``executemany``.
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -61,10 +62,35 @@ def insert(rows: Sequence[models.Model], using: str) -> None:
     """
     if not rows:
         return
-    meta = rows[0]._meta
     connection = transaction.get_connection(using)
+    sql, columns, names = _insert_plan(
+        type(rows[0]), connection, any(row.pk is None for row in rows)
+    )
+    # Prepared a chunk at a time: a big call never holds every row's values at once.
+    chunks = (
+        [[to_db(get(row)) for get, to_db in columns] for row in rows[start : start + CHUNK]]
+        for start in range(0, len(rows), CHUNK)
+    )
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql" and len(rows) >= COPY_FROM:
+            _copy(cursor, type(rows[0])._meta.db_table, names, chunks)
+        else:
+            for params in chunks:
+                cursor.executemany(sql, params)
+    for row in rows:
+        row._state.adding, row._state.db = False, using
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_plan(
+    model: type[models.Model], connection, without_key: bool
+) -> tuple[str, list, list]:
+    """The INSERT of ``model``'s rows on ``connection``: its SQL, per column how a row's
+    value is read and made what the database takes, and the column names. Made
+    once: a single message's send inserts two rows."""
+    meta = model._meta
     fields = [f for f in meta.concrete_fields if not f.generated]
-    if any(row.pk is None for row in rows):
+    if without_key:
         fields = [f for f in fields if f is not meta.pk]
     stamped = {
         f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
@@ -81,19 +107,7 @@ def insert(rows: Sequence[models.Model], using: str) -> None:
         for f in fields
     ]
     columns = list(zip(read, [converter(f, connection) for f in fields], strict=True))
-    # Prepared a chunk at a time: a big call never holds every row's values at once.
-    chunks = (
-        [[to_db(get(row)) for get, to_db in columns] for row in rows[start : start + CHUNK]]
-        for start in range(0, len(rows), CHUNK)
-    )
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql" and len(rows) >= COPY_FROM:
-            _copy(cursor, meta.db_table, [f.column for f in fields], chunks)
-        else:
-            for params in chunks:
-                cursor.executemany(sql, params)
-    for row in rows:
-        row._state.adding, row._state.db = False, using
+    return sql, columns, [f.column for f in fields]
 
 
 def _copy(cursor, table: str, columns: list[str], chunks: Iterable[list[list]]) -> None:

@@ -369,41 +369,61 @@ def accept(message: Message, *, provider_holds: bool, **fields) -> None:
 
 
 def accept_all(accepted: list[tuple[Message, bool, dict]]) -> None:
-    """:func:`accept` for the messages of one batch request, in one statement.
+    """:func:`accept` for the messages of one request or batch request, in one statement.
 
     ``accepted`` holds ``(message, provider_holds, fields)`` (every message
     the same fields). One UPDATE joins the table to the list of values
     (``WITH v AS (VALUES ...)``; a prepared UPDATE sent with executemany
     where the database cannot join an UPDATE), records every message's ids
     and times and moves its status by the same rule as :func:`accept` (a CASE
-    on the status the row has); one SELECT then reads back the statuses they
-    ended in.
+    on the status the row has). The statuses the rows ended in come back with
+    it (``RETURNING``: PostgreSQL, SQLite 3.35+), or from one SELECT after it.
     """
-    if len(accepted) < 2:
+    if not accepted:
+        return
+    connection = transaction.get_connection(router.db_for_write(Message))
+    joins, returns = _update_support(connection)
+    if len(accepted) < 2 and not returns:
         for message, provider_holds, fields in accepted:
             accept(message, provider_holds=provider_holds, **fields)
         return
-    connection = transaction.get_connection(router.db_for_write(Message))
     meta = Message._meta
     columns = [meta.get_field(name) for name in accepted[0][2]]
+    to_db = [bulk.converter(f, connection) for f in (meta.pk, *columns)]
     rows = [
         [
-            bulk.db_value(meta.pk, message.pk, connection),
+            to_db[0](message.pk),
             str(S.SCHEDULED if provider_holds else S.SENT),
-            *(bulk.db_value(f, fields[f.name], connection) for f in columns),
+            *(convert(fields[f.name]) for f, convert in zip(columns, to_db[1:], strict=True)),
         ]
         for message, provider_holds, fields in accepted
     ]
-    joins = connection.vendor == "postgresql" or (
-        connection.vendor == "sqlite" and connection.Database.sqlite_version_info >= (3, 33)
-    )
-    (_accept_joined if joins else _accept_each)(connection, columns, rows)
-    rows_now = Message.objects.filter(pk__in=[m.pk for m, _, _ in accepted])
-    now = {pk: (st, fo) for pk, st, fo in rows_now.values_list("pk", "status", "failure_origin")}
+    if joins:
+        ended = _accept_joined(connection, columns, rows, returning=returns)
+    else:
+        _accept_each(connection, columns, rows)
+        ended = None
+    if ended is None:
+        rows_now = Message.objects.filter(pk__in=[m.pk for m, _, _ in accepted])
+        by_pk = rows_now.values_list("pk", "status", "failure_origin")
+        now = {pk: (st, fo) for pk, st, fo in by_pk}
+    else:
+        now = {m.pk: ended[row[0]] for (m, _, _), row in zip(accepted, rows, strict=True)}
     for message, _, fields in accepted:
         for name, value in fields.items():
             setattr(message, name, value)
         message.status, message.failure_origin = now[message.pk]
+
+
+def _update_support(connection) -> tuple[bool, bool]:
+    """Whether the database joins an UPDATE to a list of values (``UPDATE ... FROM``),
+    and whether it returns rows from an UPDATE (``RETURNING``)."""
+    if connection.vendor == "postgresql":
+        return True, True
+    if connection.vendor == "sqlite":
+        version = connection.Database.sqlite_version_info
+        return version >= (3, 33), version >= (3, 35)
+    return False, False
 
 
 def _accept_guard(connection, table: str = "") -> tuple[str, list[str]]:
@@ -417,8 +437,12 @@ def _accept_guard(connection, table: str = "") -> tuple[str, list[str]]:
     return sql, [str(value) for value in (*pending, S.FAILED, Origin.PROVIDER)]
 
 
-def _accept_joined(connection, columns: list, rows: list[list]) -> None:
-    """One UPDATE per chunk of rows, joined to their values (PostgreSQL, SQLite 3.33+)."""
+def _accept_joined(connection, columns: list, rows: list[list], *, returning: bool) -> dict | None:
+    """One UPDATE per chunk of rows, joined to their values (PostgreSQL, SQLite 3.33+).
+
+    ``returning``: the statement also returns each row's status and failure
+    origin, given back as ``{key as the database took it: (status, origin)}``.
+    """
     meta = Message._meta
     quote = connection.ops.quote_name
     table = meta.db_table
@@ -440,6 +464,9 @@ def _accept_joined(connection, columns: list, rows: list[list]) -> None:
     limit = connection.features.max_query_params or 30_000
     per_statement = max(1, (limit - 2 * len(guard)) // len(names))
     marks = f"({', '.join(['%s'] * len(names))})"
+    # Unqualified: SQLite's RETURNING names the updated table's columns only.
+    back = f" RETURNING {quote(meta.pk.column)}, {status}, {origin}" if returning else ""
+    ended: dict = {}
     with connection.cursor() as cursor:
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
@@ -447,8 +474,12 @@ def _accept_joined(connection, columns: list, rows: list[list]) -> None:
                 f"WITH v ({', '.join(names)}) AS (VALUES {', '.join([marks] * len(chunk))}) "
                 f"UPDATE {quote(table)} SET {', '.join(assignments)} FROM v "
                 f"WHERE {quote(table)}.{quote(meta.pk.column)} = {typed(meta.pk, 'v.txmail_id')}"
+                f"{back}"
             )
             cursor.execute(sql, [value for row in chunk for value in row] + guard + guard)
+            if returning:
+                ended.update((pk, (st, fo)) for pk, st, fo in cursor.fetchall())
+    return ended if returning else None
 
 
 def _accept_each(connection, columns: list, rows: list[list]) -> None:

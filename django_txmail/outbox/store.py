@@ -243,7 +243,11 @@ def record_all(
     """
     outcomes: list[tuple[Message, bool] | TxMailError | None] = [None] * len(items)
     keys = [planned.email.idempotency_key for planned, _ in items if planned.caller_key]
-    known = {m.idempotency_key: m for m in Message.objects.filter(idempotency_key__in=keys)}
+    known = (
+        {m.idempotency_key: m for m in Message.objects.filter(idempotency_key__in=keys)}
+        if keys
+        else {}
+    )
     new: dict[int, _New] = {}
     first: dict[str, int] = {}  # a key new in this call → the item that records it
     copies: dict[int, int] = {}  # a later item with that key → that item
@@ -273,9 +277,8 @@ def record_all(
         try:
             with transaction.atomic(using=using):
                 bulk.insert([item.message for item in new.values()], using)
-                MessageAttachment.objects.bulk_create(
-                    [row for item in new.values() for row in item.attachments]
-                )
+                if attachments := [row for item in new.values() for row in item.attachments]:
+                    MessageAttachment.objects.bulk_create(attachments)
         except IntegrityError:
             # Another process recorded one of the keys since we looked, and the
             # transaction rolled back: again, one row at a time, each in a
