@@ -8,8 +8,10 @@ it from ``sandbox/``).
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
+from collections.abc import Iterator
 
 import django
 import pytest
@@ -82,11 +84,25 @@ def grant(db):
 
 
 @pytest.fixture
-def commits(monkeypatch) -> list[int]:
-    """Grows by one each time the default database commits a transaction."""
+def commits(monkeypatch) -> Iterator[list[int]]:
+    """Grows by one each time the default database commits a transaction: a COMMIT,
+    or a statement that writes run outside a transaction (it commits by itself)."""
     from django.db import connection
 
     counted: list[int] = []
     commit = connection._commit
     monkeypatch.setattr(connection, "_commit", lambda: counted.append(1) or commit())
-    return counted
+
+    def alone(execute, sql, params, many, context):
+        if connection.get_autocommit() and WRITES.match(sql):
+            counted.append(1)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(alone):
+        yield counted
+
+
+#: Statements that write (a WITH carrying an INSERT, UPDATE or DELETE too).
+WRITES = re.compile(
+    r"\s*(INSERT|UPDATE|DELETE|COPY|WITH\b.*\b(INSERT|UPDATE|DELETE))\b", re.I | re.S
+)

@@ -81,6 +81,19 @@ def insert(rows: Sequence[models.Model], using: str) -> None:
         row._state.adding, row._state.db = False, using
 
 
+def insert_statement(rows: Sequence[models.Model], using: str) -> tuple[str, list]:
+    """One ``INSERT ... VALUES (...), (...)`` of ``rows`` (a few, of one model) and its
+    parameters, to be run by the caller: with another statement in one round trip
+    (``states.accept_all``'s ``along``). Rows are stamped as :func:`insert` stamps them."""
+    connection = transaction.get_connection(using)
+    sql, columns, _ = _insert_plan(type(rows[0]), connection, any(row.pk is None for row in rows))
+    head, marks = sql.split(" VALUES ")
+    params = [to_db(get(row)) for row in rows for get, to_db in columns]
+    for row in rows:
+        row._state.adding, row._state.db = False, using
+    return f"{head} VALUES {', '.join([marks] * len(rows))}", params
+
+
 @functools.lru_cache(maxsize=64)
 def _insert_plan(
     model: type[models.Model], connection, without_key: bool

@@ -368,7 +368,9 @@ def accept(message: Message, *, provider_holds: bool, **fields) -> None:
         message.refresh_from_db(fields=["status", "failure_origin"])
 
 
-def accept_all(accepted: list[tuple[Message, bool, dict]]) -> None:
+def accept_all(
+    accepted: list[tuple[Message, bool, dict]], along: tuple[str, list] | None = None
+) -> None:
     """:func:`accept` for the messages of one request or batch request, in one statement.
 
     ``accepted`` holds ``(message, provider_holds, fields)`` (every message
@@ -378,11 +380,20 @@ def accept_all(accepted: list[tuple[Message, bool, dict]]) -> None:
     and times and moves its status by the same rule as :func:`accept` (a CASE
     on the status the row has). The statuses the rows ended in come back with
     it (``RETURNING``: PostgreSQL, SQLite 3.35+), or from one SELECT after it.
+
+    ``along``: another statement (SQL, parameters), an INSERT of the requests'
+    attempts, to run with it. On PostgreSQL it goes in the UPDATE's ``WITH``,
+    so one statement, and one round trip, writes both: the caller may then run
+    it outside a transaction. Elsewhere it runs just before the UPDATE.
     """
     if not accepted:
         return
     connection = transaction.get_connection(router.db_for_write(Message))
     joins, returns = _update_support(connection)
+    if along is not None and not (connection.vendor == "postgresql" and joins):
+        with connection.cursor() as cursor:
+            cursor.execute(*along)
+        along = None
     if len(accepted) < 2 and not returns:
         for message, provider_holds, fields in accepted:
             accept(message, provider_holds=provider_holds, **fields)
@@ -399,7 +410,7 @@ def accept_all(accepted: list[tuple[Message, bool, dict]]) -> None:
         for message, provider_holds, fields in accepted
     ]
     if joins:
-        ended = _accept_joined(connection, columns, rows, returning=returns)
+        ended = _accept_joined(connection, columns, rows, returning=returns, along=along)
     else:
         _accept_each(connection, columns, rows)
         ended = None
@@ -437,11 +448,20 @@ def _accept_guard(connection, table: str = "") -> tuple[str, list[str]]:
     return sql, [str(value) for value in (*pending, S.FAILED, Origin.PROVIDER)]
 
 
-def _accept_joined(connection, columns: list, rows: list[list], *, returning: bool) -> dict | None:
+def _accept_joined(
+    connection,
+    columns: list,
+    rows: list[list],
+    *,
+    returning: bool,
+    along: tuple[str, list] | None = None,
+) -> dict | None:
     """One UPDATE per chunk of rows, joined to their values (PostgreSQL, SQLite 3.33+).
 
     ``returning``: the statement also returns each row's status and failure
     origin, given back as ``{key as the database took it: (status, origin)}``.
+    ``along`` (PostgreSQL): a statement the first UPDATE carries in its ``WITH``
+    (a data-modifying ``WITH`` runs once, whether or not it is read).
     """
     meta = Message._meta
     quote = connection.ops.quote_name
@@ -468,15 +488,28 @@ def _accept_joined(connection, columns: list, rows: list[list], *, returning: bo
     back = f" RETURNING {quote(meta.pk.column)}, {status}, {origin}" if returning else ""
     ended: dict = {}
     with connection.cursor() as cursor:
+        if (
+            along is not None
+            and len(along[1]) + len(names) * min(len(rows), per_statement) + 2 * len(guard) > limit
+        ):
+            cursor.execute(*along)  # too many parameters for one statement
+            along = None
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
+            carried, along_params = (
+                (f"txmail_along AS ({along[0]}), ", along[1]) if along else ("", [])
+            )
+            along = None
+            values = ", ".join([marks] * len(chunk))
             sql = (
-                f"WITH v ({', '.join(names)}) AS (VALUES {', '.join([marks] * len(chunk))}) "
+                f"WITH {carried}v ({', '.join(names)}) AS (VALUES {values}) "
                 f"UPDATE {quote(table)} SET {', '.join(assignments)} FROM v "
                 f"WHERE {quote(table)}.{quote(meta.pk.column)} = {typed(meta.pk, 'v.txmail_id')}"
                 f"{back}"
             )
-            cursor.execute(sql, [value for row in chunk for value in row] + guard + guard)
+            cursor.execute(
+                sql, along_params + [value for row in chunk for value in row] + guard + guard
+            )
             if returning:
                 ended.update((pk, (st, fo)) for pk, st, fo in cursor.fetchall())
     return ended if returning else None

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -273,11 +274,18 @@ def record_all(
             outcomes[index] = (existing, False)
     files = _store_files(new.values())
     using = router.db_for_write(Message)
+    rows = [item.message for item in new.values()]
+    attachments = [row for item in new.values() for row in item.attachments]
+    # One row and nothing else, outside the caller's transaction: its INSERT is a
+    # transaction of its own (no BEGIN and COMMIT round trips); more go in one.
+    alone = (
+        len(rows) == 1 and not attachments and transaction.get_connection(using).get_autocommit()
+    )
     try:
         try:
-            with transaction.atomic(using=using):
-                bulk.insert([item.message for item in new.values()], using)
-                if attachments := [row for item in new.values() for row in item.attachments]:
+            with nullcontext() if alone else transaction.atomic(using=using):
+                bulk.insert(rows, using)
+                if attachments:
                     MessageAttachment.objects.bulk_create(attachments)
         except IntegrityError:
             # Another process recorded one of the keys since we looked, and the

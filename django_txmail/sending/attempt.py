@@ -552,6 +552,12 @@ def _record_outcomes(entries: list[Attempt], accepted: list, failures: list[_Fai
     alias = router.db_for_write(Message)
     for pause in (*OUTCOME_WRITE_PAUSES, None):
         try:
+            connection = connections[alias]
+            if accepted and not failures and connection.vendor == "postgresql":
+                # One statement writes the attempts and the outcomes: outside a
+                # transaction it is its own, one round trip instead of four.
+                states.accept_all(accepted, along=bulk.insert_statement(entries, alias))
+                return
             with transaction.atomic(using=alias):
                 bulk.insert(entries, alias)
                 states.accept_all(accepted)
