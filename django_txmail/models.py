@@ -408,7 +408,8 @@ class Message(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     route = models.CharField(max_length=8, choices=Route.choices)
-    provider = models.CharField(max_length=64, db_index=True)
+    # Not indexed alone: ("provider", "-created_at") below serves a filter on it.
+    provider = models.CharField(max_length=64)
     sending_domain = models.ForeignKey(
         SendingDomain, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
     )
@@ -442,9 +443,8 @@ class Message(models.Model):
         default=DEFAULT_STREAM,
         help_text=_("The kind of mail (TXMAIL['STREAMS']): its suppressions and headers."),
     )
-    status = models.CharField(
-        max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
-    )
+    # Not indexed alone: ("status", "next_attempt_at") below serves a filter on it.
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     priority = models.PositiveSmallIntegerField(
         choices=Priority.choices,
         default=Priority.NORMAL,
@@ -471,10 +471,9 @@ class Message(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     last_error_type = models.CharField(max_length=128, blank=True)
-    template = models.CharField(
+    template = models.CharField(  # indexed by ("template", "-created_at") below
         max_length=100,
         blank=True,
-        db_index=True,
         help_text=_("Slug of the stored template that produced the content."),
     )
     template_version = models.PositiveIntegerField(null=True, blank=True)
