@@ -26,6 +26,10 @@ BASE_SETTINGS: dict[str, Any] = {
 }
 
 
+#: The apps a benchmark installs: django-txmail and what it needs.
+APPS = ["django.contrib.contenttypes", "django.contrib.auth", "rest_framework", "django_txmail"]
+
+
 def postgres_entry(name: str) -> dict[str, Any]:
     """A ``DATABASES`` entry for the database ``name`` on the server the PG* variables name."""
     return {
@@ -78,6 +82,19 @@ def setup(db: str, tmp: str, **settings: Any) -> str:
     django.setup()
     call_command("migrate", verbosity=0)
     return name
+
+
+def setup_txmail(db: str, tmp: str, accounts: dict[str, dict], **txmail: Any) -> str:
+    """:func:`setup` for django-txmail: its apps and URLs, ``TXMAIL["PROVIDERS"]`` =
+    ``accounts`` and the other ``TXMAIL`` keys given; its backend sends the mail."""
+    return setup(
+        db,
+        tmp,
+        INSTALLED_APPS=APPS,
+        ROOT_URLCONF="django_txmail.urls",
+        EMAIL_BACKEND="django_txmail.backends.EmailBackend",
+        TXMAIL={"PROVIDERS": accounts, **txmail},
+    )
 
 
 def drop(db: str, name: str) -> None:

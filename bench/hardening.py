@@ -41,24 +41,15 @@ TEMPLATES = {
 
 
 def configure(db: str, tmp: str) -> str:
-    return benchdb.setup(
+    return benchdb.setup_txmail(
         db,
         tmp,
-        INSTALLED_APPS=[
-            "django.contrib.contenttypes",
-            "django.contrib.auth",
-            "rest_framework",
-            "django_txmail",
-        ],
-        ROOT_URLCONF="django_txmail.urls",
-        TXMAIL={
-            "PROVIDERS": {
-                "nylas": {
-                    "ADAPTER": "nylas",
-                    "API_KEY": "k",
-                    "API_URI": "http://127.0.0.1:9",
-                    "WEBHOOK_SECRET": SECRET,
-                }
+        {
+            "nylas": {
+                "ADAPTER": "nylas",
+                "API_KEY": "k",
+                "API_URI": "http://127.0.0.1:9",
+                "WEBHOOK_SECRET": SECRET,
             }
         },
     )

@@ -43,28 +43,18 @@ def configure_for(url: str):
     def configure(db: str, tmp: str) -> str:
         from txmail_sandbox import DEFAULT_MAILTRAP_API_TOKEN
 
-        return benchdb.setup(
+        return benchdb.setup_txmail(
             db,
             tmp,
-            INSTALLED_APPS=[
-                "django.contrib.contenttypes",
-                "django.contrib.auth",
-                "rest_framework",
-                "django_txmail",
-            ],
-            ROOT_URLCONF="django_txmail.urls",
-            EMAIL_BACKEND="django_txmail.backends.EmailBackend",
-            TXMAIL={
-                "PROVIDERS": {
-                    "mailtrap": {
-                        "ADAPTER": "mailtrap",
-                        "API_TOKEN": DEFAULT_MAILTRAP_API_TOKEN,
-                        "API_URI": url,
-                        "SANDBOX": True,
-                    }
-                },
-                "TIMEOUT": 30,
+            {
+                "mailtrap": {
+                    "ADAPTER": "mailtrap",
+                    "API_TOKEN": DEFAULT_MAILTRAP_API_TOKEN,
+                    "API_URI": url,
+                    "SANDBOX": True,
+                }
             },
+            TIMEOUT=30,
         )
 
     return configure

@@ -36,24 +36,15 @@ TARGET = 2000
 
 
 def configure(db: str, tmp: str) -> str:
-    return benchdb.setup(
+    return benchdb.setup_txmail(
         db,
         tmp,
-        INSTALLED_APPS=[
-            "django.contrib.contenttypes",
-            "django.contrib.auth",
-            "rest_framework",
-            "django_txmail",
-        ],
-        ROOT_URLCONF="django_txmail.urls",
-        TXMAIL={
-            "PROVIDERS": {
-                "mailtrap": {
-                    "ADAPTER": "mailtrap",
-                    "API_TOKEN": "t",
-                    "API_URI": "http://127.0.0.1:9",
-                    "WEBHOOK_SECRET": SECRET,
-                }
+        {
+            "mailtrap": {
+                "ADAPTER": "mailtrap",
+                "API_TOKEN": "t",
+                "API_URI": "http://127.0.0.1:9",
+                "WEBHOOK_SECRET": SECRET,
             }
         },
     )
