@@ -263,38 +263,36 @@ def claim(claimable: Q, pks: Iterable, lease_until: datetime) -> int:
 
 def release(message: Message) -> bool:
     """Give back a claimed message that was not attempted: queued, due now."""
+    return _give_back(message, Cause.RELEASE)
+
+
+def _give_back(message: Message, cause: Cause, **fields) -> bool:
+    """Give back this attempt's claim (``cause``: RELEASE or HOLD): queued, due now, the
+    attempt not counted, ``fields`` written with it. Only while this attempt owns the
+    message; the instance follows the row."""
     now = timezone.now()
-    return bool(
-        Message.objects.filter(
-            _sources(Cause.RELEASE), pk=message.pk, attempts=message.attempts
-        ).update(
-            status=S.QUEUED,
-            attempts=F("attempts") - 1,
-            next_attempt_at=now,
-            updated_at=now,
-        )
+    owned = Message.objects.filter(
+        _sources(cause), pk=message.pk, attempts=message.attempts
+    ).update(
+        status=S.QUEUED,
+        attempts=F("attempts") - 1,
+        next_attempt_at=now,
+        updated_at=now,
+        **fields,
     )
+    if owned:
+        message.status, message.next_attempt_at = S.QUEUED, now
+        message.attempts -= 1
+        for name, value in fields.items():
+            setattr(message, name, value)
+    return bool(owned)
 
 
 def hold(message: Message, *, last_error: str, last_error_type: str) -> bool:
     """The provider refused the attempt because the message's grant is gone: it
     waits for the grant (``outbox.claims.held_for_grant``), the attempt not
     counted against ``MAX_ATTEMPTS``. Only while this attempt owns the message."""
-    now = timezone.now()
-    owned = Message.objects.filter(
-        _sources(Cause.HOLD), pk=message.pk, attempts=message.attempts
-    ).update(
-        status=S.QUEUED,
-        attempts=F("attempts") - 1,
-        next_attempt_at=now,
-        last_error=last_error,
-        last_error_type=last_error_type,
-        updated_at=now,
-    )
-    if owned:
-        message.status, message.next_attempt_at = S.QUEUED, now
-        message.attempts -= 1
-    return bool(owned)
+    return _give_back(message, Cause.HOLD, last_error=last_error, last_error_type=last_error_type)
 
 
 def release_until(messages: list[Message], until: datetime) -> int:
@@ -584,24 +582,7 @@ def fail(
 def move(message: Message, to: str, reason: str) -> bool:
     """Give back a claimed message, unattempted, for account ``to`` (its account is down
     and no attempt of it may have been accepted): queued, due now."""
-    now = timezone.now()
-    owned = Message.objects.filter(
-        _sources(Cause.RELEASE), pk=message.pk, attempts=message.attempts
-    ).update(
-        status=S.QUEUED,
-        attempts=F("attempts") - 1,
-        next_attempt_at=now,
-        updated_at=now,
-        **_moved(message, to, reason),
-    )
-    if owned:
-        message.status, message.attempts, message.next_attempt_at = (
-            S.QUEUED,
-            message.attempts - 1,
-            now,
-        )
-        _moved_in_memory(message, to, reason)
-    return bool(owned)
+    return _give_back(message, Cause.RELEASE, **_moved(message, to, reason))
 
 
 def _moved(message: Message, to: str, reason: str) -> dict:

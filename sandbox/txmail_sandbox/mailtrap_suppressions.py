@@ -23,6 +23,8 @@ from typing import Any
 from .addresses import domain_of
 from .httpd import Request, Response
 from .mailbox_simulator import BOUNCE_DIAGNOSTIC, outcome
+from .mailtrap_account import account_api
+from .mailtrap_account import error as _error
 from .routing import Route
 from .state import ReceivedMessage
 
@@ -30,10 +32,6 @@ from .state import ReceivedMessage
 MAX_LISTED = 1000
 TYPES = ("hard bounce", "spam complaint", "unsubscription", "manual import")
 STREAMS = ("transactional", "bulk")
-
-
-def _error(status: int, errors: list[str]) -> Response:
-    return Response.json(status, {"success": False, "errors": errors})
 
 
 class SuppressionList:
@@ -129,14 +127,7 @@ class MailtrapSuppressionsAPI:
         ]
 
     def _auth(self, handler: Callable[..., Response]) -> Callable[..., Response]:
-        def checked(request: Request, account_id: str, **params: str) -> Response:
-            if not self._authorized(request):
-                return _error(401, ["Unauthorized"])
-            if not account_id.isdigit():
-                return _error(404, [f"No account {account_id!r}: account ids are numbers."])
-            return handler(request, **params)
-
-        return checked
+        return account_api(self._authorized, handler)
 
     def list_entries(self, request: Request) -> Response:
         return Response.json(200, self.entries.listed(request.query.get("email")))

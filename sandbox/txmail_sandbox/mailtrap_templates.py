@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .httpd import Request, Response
+from .mailtrap_account import account_api
+from .mailtrap_account import error as _error
 from .provider_templates import RenderFailed, TemplateNotFound, check_syntax, render_parts
 from .routing import Route
 from .state import SandboxState
@@ -28,10 +30,6 @@ from .state import SandboxState
 _FIELDS = ("name", "subject", "category", "body_html", "body_text")
 _MAX_BODY = 1024 * 1024
 _ids = itertools.count(1)
-
-
-def _error(status: int, errors: list[str]) -> Response:
-    return Response.json(status, {"success": False, "errors": errors})
 
 
 class MailtrapTemplates:
@@ -51,14 +49,7 @@ class MailtrapTemplates:
         ]
 
     def _auth(self, handler: Callable[..., Response]) -> Callable[..., Response]:
-        def checked(request: Request, account_id: str, **params: str) -> Response:
-            if not self._authorized(request):
-                return _error(401, ["Unauthorized"])
-            if not account_id.isdigit():
-                return _error(404, [f"No account {account_id!r}: account ids are numbers."])
-            return handler(request, **params)
-
-        return checked
+        return account_api(self._authorized, handler)
 
     def list_templates(self, request: Request) -> Response:
         return Response.json(200, self.state.templates.list("mailtrap"))
