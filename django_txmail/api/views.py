@@ -61,7 +61,7 @@ class APIView(generics.GenericAPIView):
     #: Method → the permission's codename, where it is not Django's default for the method.
     required_permissions: dict[str, str] = {}
     #: The order the pages follow (``Cursor``), where it is not the newest first.
-    ordering = ""
+    ordering: str | None = None
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
