@@ -71,13 +71,19 @@ def create(db: str, tmp: str) -> tuple[str, dict[str, Any]]:
     return name, postgres_entry(name)
 
 
-def setup(db: str, tmp: str, **settings: Any) -> str:
-    """Create the database, configure Django with it and ``settings``, migrate; return its name."""
+def setup(
+    db: str, tmp: str, database_options: dict[str, Any] | None = None, **settings: Any
+) -> str:
+    """Create the database, configure Django with it and ``settings``, migrate; return its name.
+
+    ``database_options`` go into its ``DATABASES["default"]`` entry (``CONN_MAX_AGE``...).
+    """
     import django
     from django.conf import settings as django_settings
     from django.core.management import call_command
 
     name, database = create(db, tmp)
+    database.update(database_options or {})
     django_settings.configure(**BASE_SETTINGS, DATABASES={"default": database}, **settings)
     django.setup()
     call_command("migrate", verbosity=0)

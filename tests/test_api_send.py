@@ -7,8 +7,11 @@ import base64
 
 import pytest
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from django_txmail.api import views
 from django_txmail.flow import PRIORITY_RANK
 from django_txmail.models import Message, MessageAttachment
 from django_txmail.suppressions import suppress
@@ -114,6 +117,30 @@ def test_a_suppressed_recipient_is_left_out_as_with_send_mail(api, sandbox, doma
     assert response.status_code == 201
     assert response.json()["status"] == Message.Status.SUPPRESSED
     assert sandbox.requests == []
+
+
+def test_one_server_thread_keeps_its_backend_open_and_the_route_it_found(api, sandbox, domain):
+    post_json(api, URL, RECEIPT)
+    with CaptureQueriesContext(connection) as queries:
+        assert post_json(api, URL, RECEIPT).status_code == 201
+    assert not [q for q in queries if "django_txmail_sendingdomain" in q["sql"]]
+    assert views.backend() is views.backend()
+    assert len(sandbox.requests) == 2
+
+
+def test_a_sending_domain_deleted_between_requests_is_seen_at_the_next_send(api, sandbox, domain):
+    assert post_json(api, URL, RECEIPT).status_code == 201
+    domain.delete()
+    assert post_json(api, URL, RECEIPT).json()["code"] == "unroutable_sender"
+
+
+def test_a_change_of_txmail_opens_the_backend_again(api, sandbox, domain, settings):
+    post_json(api, URL, RECEIPT)
+    before = views.backend()
+    settings.TXMAIL = {**settings.TXMAIL}
+    assert views.backend() is not before
+    assert before.sender is None  # closed
+    assert post_json(api, URL, RECEIPT).status_code == 201
 
 
 def test_priority_is_the_message_extras(api, sandbox, domain):

@@ -12,9 +12,11 @@ Authentication and throttling are the project's DRF settings.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db.models import QuerySet
 from django.urls import reverse
 from rest_framework import generics, pagination, parsers, status
@@ -37,12 +39,16 @@ from django_txmail.tracking.provider_lists import lift
 
 
 class Cursor(pagination.CursorPagination):
-    """Newest first, by cursor: never a COUNT over the outbox."""
+    """By cursor, in the view's ``ordering`` (newest first by default): never a COUNT
+    over the outbox."""
 
     ordering = "-created_at"
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_ordering(self, request: Request, queryset: QuerySet, view: Any) -> tuple[str, ...]:
+        return (getattr(view, "ordering", None) or self.ordering,)
 
 
 class APIView(generics.GenericAPIView):
@@ -54,6 +60,8 @@ class APIView(generics.GenericAPIView):
     schema = view_schema()
     #: Method → the permission's codename, where it is not Django's default for the method.
     required_permissions: dict[str, str] = {}
+    #: The order the pages follow (``Cursor``), where it is not the newest first.
+    ordering: str | None = None
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
@@ -76,6 +84,18 @@ class APIView(generics.GenericAPIView):
         return self.get_paginated_response(self.get_serializer(rows, many=True).data)
 
 
+class RowList(APIView):
+    """``GET``: every row, page by page (its schema declared on each view)."""
+
+    def get(self, request: Request) -> Response:
+        return self.page(self.get_queryset())
+
+
+def listed(serializer: type) -> Any:
+    """The schema of a ``RowList``'s GET: pages of ``serializer``."""
+    return extend_schema(responses={200: serializer(many=True), **errors(401, 403, 404)})
+
+
 def message_response(message: Message, request: Request, code: int = 200) -> Response:
     body = serializers.MessageSerializer(message, context={"request": request}).data
     headers = {}
@@ -94,6 +114,38 @@ SEND_EXAMPLE = {
     "metadata": {"order": "1042"},
     "tags": ["receipt"],
 }
+
+
+_open = threading.local()
+_settings_changes = 0  # TXMAIL changed (tests): every thread opens its backend again
+
+
+def backend() -> EmailBackend:
+    """This thread's email backend, kept open from one request to the next.
+
+    A server thread that sends on every request then keeps its HTTP
+    connections to the provider and the routes it has looked up (for
+    ``routing.ROUTE_MAX_AGE``, or until a Grant or SendingDomain changes),
+    as any backend kept open does, instead of opening both again per message.
+    """
+    opened = getattr(_open, "backend", None)
+    if opened is not None and _open.changes != _settings_changes:
+        opened.close()
+        opened = None
+    if opened is None:
+        opened = EmailBackend(fail_silently=False)
+        opened.open()
+        _open.backend, _open.changes = opened, _settings_changes
+    return opened
+
+
+def _txmail_changed(*, setting: str, **kwargs: Any) -> None:
+    global _settings_changes
+    if setting == "TXMAIL":
+        _settings_changes += 1
+
+
+setting_changed.connect(_txmail_changed, dispatch_uid="txmail-api-backends")
 
 
 class MessageList(APIView):
@@ -134,7 +186,7 @@ class MessageList(APIView):
         if key:
             message.idempotency_key = key
         known = bool(key) and Message.objects.filter(idempotency_key=key).exists()
-        EmailBackend(fail_silently=False).send_messages([message])
+        backend().send_messages([message])
         recorded = Message.objects.get(pk=message.txmail.message_id)
         return message_response(recorded, request, 200 if known else status.HTTP_201_CREATED)
 
@@ -207,9 +259,7 @@ class EventList(APIView):
 
     queryset = DeliveryEvent.objects.all()
     serializer_class = serializers.EventSerializer
-
-    class pagination_class(Cursor):  # noqa: N801 (DRF's attribute)
-        ordering = "-occurred_at"
+    ordering = "-occurred_at"
 
     @extend_schema(
         parameters=[filters.EventFilter],
@@ -221,17 +271,12 @@ class EventList(APIView):
         )
 
 
-class SuppressionList(APIView):
+@listed(serializers.SuppressionSerializer)
+class SuppressionList(RowList):
     """``GET api/suppressions/`` lists, ``POST`` adds (``suppressions.suppress``)."""
 
     queryset = Suppression.objects.all()
     serializer_class = serializers.SuppressionSerializer
-
-    @extend_schema(
-        responses={200: serializers.SuppressionSerializer(many=True), **errors(401, 403, 404)}
-    )
-    def get(self, request: Request) -> Response:
-        return self.page(self.get_queryset())
 
     @extend_schema(
         request=serializers.SuppressionSerializer,
@@ -261,20 +306,13 @@ class SuppressionDetail(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class TemplateList(APIView):
+@listed(serializers.TemplateSerializer)
+class TemplateList(RowList):
     """``GET api/templates/``: the stored templates."""
 
     queryset = Template.objects.all()
     serializer_class = serializers.TemplateSerializer
-
-    class pagination_class(Cursor):  # noqa: N801
-        ordering = "slug"
-
-    @extend_schema(
-        responses={200: serializers.TemplateSerializer(many=True), **errors(401, 403, 404)}
-    )
-    def get(self, request: Request) -> Response:
-        return self.page(self.get_queryset())
+    ordering = "slug"
 
 
 class TemplateRender(APIView):
@@ -305,20 +343,13 @@ class TemplateRender(APIView):
         return Response(serializers.RenderedSerializer(rendered).data)
 
 
-class DomainList(APIView):
+@listed(serializers.DomainSerializer)
+class DomainList(RowList):
     """``GET api/domains/``: the sending domains and their DNS status."""
 
     queryset = SendingDomain.objects.all()
     serializer_class = serializers.DomainSerializer
-
-    class pagination_class(Cursor):  # noqa: N801
-        ordering = "name"
-
-    @extend_schema(
-        responses={200: serializers.DomainSerializer(many=True), **errors(401, 403, 404)}
-    )
-    def get(self, request: Request) -> Response:
-        return self.page(self.get_queryset())
+    ordering = "name"
 
 
 class DomainVerify(APIView):
