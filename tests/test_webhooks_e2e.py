@@ -23,7 +23,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 SECRET = "whsec-e2e"
 FROM = "Shop <noreply@example.com>"
-TIMEOUT = 15
+#: How long a test waits for the posts it expects: a bound for a broken run, not a pace.
+TIMEOUT = 60
 
 
 class DashboardOnlyAdapter(Adapter):
@@ -113,10 +114,10 @@ def test_opens_and_clicks_arrive_as_delivery_events(app):
 
 
 def test_duplicated_and_shuffled_webhooks_end_the_same_and_are_stored_once(app):
+    # Half the notifications twice: which half is a function of the seed and the
+    # messages, not of the live server's port or the machine's speed.
     app.set_webhook_options(
-        # Every notification twice: which ones a share would pick depends on the
-        # target URL, whose port the live server picks anew each run.
-        WebhookOptions(delay=0.05, duplicates=1.0, reorder=True, reorder_window=0.3, seed=5)
+        WebhookOptions(delay=0.05, duplicates=0.5, reorder=True, reorder_window=0.3, seed=5)
     )
     sent = {
         address: send_to(address)
@@ -127,7 +128,7 @@ def test_duplicated_and_shuffled_webhooks_end_the_same_and_are_stored_once(app):
     assert_every_post_answered_200(app)
     log = app.webhook_log
     duplicates = [d for d in log if d.duplicate]
-    assert len(duplicates) == len({d.notification_id for d in log}) > 0
+    assert 0 < len(duplicates) < len({d.notification_id for d in log}), "seed 5 duplicates some"
     assert all(d.payload["id"] in {o.notification_id for o in log if not o.duplicate} for d in log)
     for message in sent.values():
         message.refresh_from_db()

@@ -417,6 +417,18 @@ def test_duplicates_repeat_notifications_with_the_same_id_reproducibly(receiver)
     assert run_with(WebhookOptions(delay=0, duplicates=0.5, seed=4), receiver, MESSAGES) != first
 
 
+def test_the_seed_decides_alike_for_an_app_on_another_port(receiver):
+    # A test's live server listens on a new port each run; the plan must not move with it.
+    options = WebhookOptions(delay=0, duplicates=0.5, seed=5)
+    first = run_with(options, receiver, MESSAGES)
+    elsewhere = Receiver()
+    try:
+        assert elsewhere.url != receiver.url
+        assert run_with(options, elsewhere, MESSAGES) == first
+    finally:
+        elsewhere.close()
+
+
 def test_reordering_shuffles_notifications_reproducibly(receiver):
     options = WebhookOptions(delay=0, reorder=True, reorder_window=0.3, seed=11)
     first = run_with(options, receiver, MESSAGES)

@@ -20,11 +20,14 @@ only ever sees tidy webhooks learns nothing. So, as the options say:
   so they arrive shuffled (a complaint before its delivery, ...).
 
 Which notifications are duplicated and where they land is reproducible from
-``seed`` whatever the thread scheduling, in the way of the fault plan: each
-decision is a hash of the seed, the notification's type and position, its
-target and the message's *identity* — what the format says makes two sends
-the same message (sender, recipients, subject: not the ids a client
-generates), counted so that the n-th identical message decides alike.
+``seed`` whatever the thread scheduling and however fast the machine is, in
+the way of the fault plan: each decision is a hash of the seed, the
+notification's type and position, the target's place among the provider's
+targets (the configured one first, then the registered ones in order; not
+its URL, whose port a test server picks anew each run) and the message's
+*identity* — what the format says makes two sends the same message (sender,
+recipients, subject: not the ids a client generates), counted so that the
+n-th identical message decides alike.
 
 Posting happens on one background thread, so a send is never held up, and
 in due order. Every post and the app's answer is logged
@@ -180,11 +183,11 @@ class WebhookEmitter:
             options, now = self._options, self._clock()
             seen = self._seen.get(identity, 0)
             self._seen[identity] = seen + 1
-            for target in self.targets(message.provider):
+            for place, target in enumerate(self.targets(message.provider)):
                 for index, notification in enumerate(notifications):
                     if not target.wants(notification.type):
                         continue
-                    key = f"{identity}\0{seen}\0{index}\0{notification.type}\0{target.url}"
+                    key = f"{identity}\0{seen}\0{index}\0{notification.type}\0{place}"
                     self._schedule(message.provider, notification, target, key, options, now)
             self._cond.notify_all()
 
