@@ -161,44 +161,77 @@ def recipients_in(payload):
 # Registering the webhook with the provider's API (here: the sandbox's)
 
 
-def test_register_webhooks_then_receive_through_the_registered_webhook(
+def register(*args: str) -> str:
+    """``manage.py txmail_register_webhooks`` as the README shows it; its output."""
+    out = io.StringIO()
+    call_command("txmail_register_webhooks", *args, stdout=out, stderr=out)
+    return out.getvalue()
+
+
+def registered(sandbox) -> list[dict]:
+    return requests.get(
+        f"{sandbox.url}/v3/webhooks",
+        headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
+        timeout=TIMEOUT,
+    ).json()["data"]
+
+
+def receive_with(sandbox, settings, secret: str) -> Message:
+    """Send with ``secret`` as the account's WEBHOOK_SECRET; the message once its events are in."""
+    settings.TXMAIL = txmail_settings(sandbox.url, account={"WEBHOOK_SECRET": secret})
+    sandbox.set_webhook_options(WebhookOptions(delay=0.05))
+    message = send_to("ann@x.example", "bounce@x.example")
+    sandbox.flush_webhooks(TIMEOUT)
+    assert_every_post_answered_200(sandbox)
+    message.refresh_from_db()
+    return message
+
+
+def signing_secret(output: str) -> str:
+    return re.search(r"Signing secret: (\S+)", output).group(1)
+
+
+def test_register_webhooks_as_the_readme_shows_ends_with_a_working_webhook(
     txmail_sandbox, live_server, settings, domain
 ):
     settings.TXMAIL = txmail_settings(txmail_sandbox.url)  # no WEBHOOK_SECRET yet
     use_our_backend(settings)
-    out = io.StringIO()
-    call_command(
-        "txmail_register_webhooks", "--base-url", live_server.url, "--show-secret", stdout=out
-    )
-    output = out.getvalue()
+    output = register("--base-url", live_server.url)
     url = f"{live_server.url}/txmail/webhooks/nylas/"
-    listed = requests.get(
-        f"{txmail_sandbox.url}/v3/webhooks",
-        headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
-        timeout=TIMEOUT,
-    ).json()["data"]
-    [webhook] = listed
+    [webhook] = registered(txmail_sandbox)
     assert webhook["webhook_url"] == url
     assert f"nylas: registered webhook {webhook['id']} for {url}" in output
     assert "TXMAIL['PROVIDERS']['nylas']['WEBHOOK_SECRET']" in output
-    secret = re.search(r"Signing secret: (\S+)", output).group(1)
 
-    settings.TXMAIL = txmail_settings(txmail_sandbox.url, account={"WEBHOOK_SECRET": secret})
-    txmail_sandbox.set_webhook_options(WebhookOptions(delay=0.05))
-    message = send_to("ann@x.example", "bounce@x.example")
-    txmail_sandbox.flush_webhooks(TIMEOUT)
-    assert_every_post_answered_200(txmail_sandbox)
-    message.refresh_from_db()
+    message = receive_with(txmail_sandbox, settings, signing_secret(output))
     assert message.recipient_status == {"ann@x.example": "delivered", "bounce@x.example": "bounced"}
 
 
-def test_the_secret_is_printed_only_when_asked(txmail_sandbox, live_server, settings):
+def test_running_it_again_says_how_to_replace_and_replace_gives_a_new_secret(
+    txmail_sandbox, live_server, settings, domain
+):
     settings.TXMAIL = txmail_settings(txmail_sandbox.url)
-    out = io.StringIO()
-    call_command("txmail_register_webhooks", "nylas", "--base-url", live_server.url, stdout=out)
-    assert "registered webhook" in out.getvalue()
-    assert "not shown (pass --show-secret)" in out.getvalue()
-    assert not re.search(r"[0-9a-f]{64}", out.getvalue())
+    use_our_backend(settings)
+    first = signing_secret(register("--base-url", live_server.url))
+    [old] = registered(txmail_sandbox)
+
+    with pytest.raises(CommandError, match="Registration failed for nylas"):
+        again = io.StringIO()
+        call_command(
+            "txmail_register_webhooks", "--base-url", live_server.url, stdout=again, stderr=again
+        )
+    assert f"exists already ({old['id']})" in again.getvalue() and "--replace" in again.getvalue()
+    assert registered(txmail_sandbox) == [old]
+
+    output = register("--base-url", live_server.url, "--replace")
+    [new] = registered(txmail_sandbox)
+    second = signing_secret(output)
+    assert f"deleted webhook {old['id']}" in output and new["id"] != old["id"]
+    assert second != first
+    message = receive_with(txmail_sandbox, settings, second)
+    assert message.status == "bounced"
+    stored = json.dumps(list(DeliveryEvent.objects.values_list("raw", flat=True)))
+    assert first not in stored and second not in stored
 
 
 def test_a_provider_without_the_api_is_sent_to_its_dashboard(txmail_sandbox, settings):

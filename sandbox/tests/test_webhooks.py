@@ -464,6 +464,25 @@ def test_a_registered_webhook_gets_its_own_secret_and_becomes_a_target(txmail_sa
         assert headers["X-Nylas-Signature"] == nylas_signature(raw, data["webhook_secret"])
 
 
+def test_a_deleted_webhook_is_no_longer_listed_or_posted_to(txmail_sandbox, receiver):
+    webhook_id = register(txmail_sandbox, webhook_url=receiver.url).json()["data"]["id"]
+    deleted = requests.delete(
+        f"{txmail_sandbox.url}/v3/webhooks/{webhook_id}", headers=AUTH, timeout=TIMEOUT
+    )
+    assert deleted.status_code == 200 and deleted.json()["data"] == {"status": "success"}
+    listed = requests.get(f"{txmail_sandbox.url}/v3/webhooks", headers=AUTH, timeout=TIMEOUT)
+    assert listed.json()["data"] == []
+    send(txmail_sandbox, "ann@x.example")
+    txmail_sandbox.flush_webhooks(TIMEOUT)
+    assert receiver.posts == []
+    again = requests.delete(
+        f"{txmail_sandbox.url}/v3/webhooks/{webhook_id}", headers=AUTH, timeout=TIMEOUT
+    )
+    assert again.status_code == 404 and again.json()["error"]["type"] == "not_found_error"
+    # The same URL may be registered anew.
+    assert register(txmail_sandbox, webhook_url=receiver.url).status_code == 200
+
+
 def test_listing_webhooks_leaves_the_secret_out(txmail_sandbox, receiver):
     created = register(txmail_sandbox, webhook_url=receiver.url).json()["data"]
     listed = requests.get(f"{txmail_sandbox.url}/v3/webhooks", headers=AUTH, timeout=TIMEOUT)

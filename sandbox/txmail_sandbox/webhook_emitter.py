@@ -143,6 +143,11 @@ class WebhookEmitter:
         with self._cond:
             self._registered.setdefault(provider, []).append(target)
 
+    def unregister(self, provider: str, target: WebhookTarget) -> None:
+        """Remove a webhook registered through the provider's API."""
+        with self._cond:
+            self._registered[provider].remove(target)
+
     def registered(self, provider: str) -> list[WebhookTarget]:
         with self._cond:
             return list(self._registered.get(provider, []))
