@@ -239,3 +239,72 @@ def check_outbox_database(
             id="txmail.W004",
         )
     ]
+
+
+OUR_BACKEND = "django_txmail.backends.EmailBackend"
+#: What Django's own mail (error reports, password resets) is sent from.
+SENDER_SETTINGS = ("SERVER_EMAIL", "DEFAULT_FROM_EMAIL")
+
+
+def txmail_is_the_mail_backend() -> bool:
+    """Whether Django's default mail backend is this app's (or a subclass of it).
+
+    By name, along the class's bases: the backend sits above the checks.
+    """
+    from django.utils.module_loading import import_string
+
+    if django.VERSION >= (6, 1):
+        path = getattr(settings, "MAILERS", {}).get("default", {}).get("BACKEND", "")
+    else:
+        path = settings.EMAIL_BACKEND
+    try:
+        backend = import_string(path)
+    except ImportError:
+        return False
+    bases = getattr(backend, "__mro__", ())
+    return any(f"{c.__module__}.{c.__qualname__}" == OUR_BACKEND for c in bases)
+
+
+@register(Tags.database)
+def check_server_email(
+    app_configs: Any = None, databases: list[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Warn (W010) when error emails to ADMINS would have no route.
+
+    Django's ``AdminEmailHandler`` mails every 500 from ``SERVER_EMAIL`` with
+    ``fail_silently=True``: from an address no Grant or SendingDomain covers
+    (Django's default is ``root@localhost``) the report is never sent. A
+    database check, like W002: it runs with ``migrate`` and ``check --database``.
+    """
+    from email.utils import parseaddr
+
+    from django_txmail.models import Grant, SendingDomain
+
+    alias = router.db_for_read(SendingDomain)
+    if not databases or alias not in databases or not settings.ADMINS:
+        return []
+    if not txmail_is_the_mail_backend():
+        return []
+    warnings: list[CheckMessage] = []
+    for name in SENDER_SETTINGS:
+        address = parseaddr(getattr(settings, name))[1].lower()
+        domain = address.rpartition("@")[2]
+        try:
+            routed = (
+                Grant.objects.using(alias).filter(email=address, is_active=True).exists()
+                or SendingDomain.objects.using(alias).filter(name=domain).exists()
+            )
+        except DatabaseError:
+            return []  # no tables before the first migrate
+        if not routed:
+            warnings.append(
+                Warning(
+                    f"settings.{name} is {address!r}, from which no route sends (no "
+                    f"SendingDomain {domain!r}, no Grant): error reports to ADMINS and other "
+                    "mail Django sends from it are dropped, logged as errors by "
+                    "django_txmail.backends.",
+                    hint=f"Set {name} to an address at one of your sending domains.",
+                    id="txmail.W010",
+                )
+            )
+    return warnings
