@@ -308,3 +308,37 @@ def check_server_email(
                 )
             )
     return warnings
+
+
+@register(Tags.compatibility)
+def check_sqlite_beside_workers(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Warn (W011) when task delivery keeps the outbox in SQLite without IMMEDIATE.
+
+    Task workers write beside the web process. A transaction that starts
+    by reading (Django's default, deferred) and then writes while another
+    process writes fails at once with "database is locked", whatever the
+    timeout: webhooks are answered 503, and a provider gives up after a few
+    tries, leaving messages "sent" for good.
+    """
+    try:
+        delivery = get_settings().delivery
+    except ImproperlyConfigured:
+        return []  # E001
+    if delivery != "task":
+        return []
+    from django_txmail.models import Message
+
+    alias = router.db_for_write(Message)
+    connection = connections[alias]
+    options = connection.settings_dict.get("OPTIONS") or {}
+    if connection.vendor != "sqlite" or options.get("transaction_mode") == "IMMEDIATE":
+        return []
+    return [
+        Warning(
+            f"TXMAIL['DELIVERY'] is 'task' and the outbox database {alias!r} is SQLite "
+            "without transaction_mode IMMEDIATE: while a worker writes, the web process "
+            "meets 'database is locked' and delivery events are lost.",
+            hint=f"Add to DATABASES[{alias!r}]: {SQLITE_OPTIONS}.",
+            id="txmail.W011",
+        )
+    ]

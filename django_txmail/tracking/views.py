@@ -14,7 +14,9 @@ For ``POST``, in this order, and nothing is stored unless every step passes:
    shape, or a batch with any malformed event, is refused whole (400).
    Unknown event *types* are not malformed: they are stored as "unknown";
 5. the events are stored once each (a redelivered batch answers 200 and
-   stores nothing new) and applied to their messages.
+   stores nothing new) and applied to their messages. A database that is
+   busy (SQLite locked by a worker, a deadlock) is tried again for a few
+   seconds before the answer is 503, which the provider retries.
 
 ``GET`` answers a provider's verification request (Nylas ``?challenge=``).
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DataError, OperationalError
@@ -35,7 +38,8 @@ from rest_framework.views import APIView
 from django_txmail.conf import get_settings
 from django_txmail.exceptions import WebhookPayloadError
 from django_txmail.providers import Adapter, load_adapter
-from django_txmail.tracking.ingest import ingest
+from django_txmail.providers.base import WebhookEvent
+from django_txmail.tracking.ingest import IngestResult, ingest
 
 logger = logging.getLogger("django_txmail.tracking.views")
 
@@ -48,6 +52,29 @@ def signature_matches(body: bytes, signature: str, secrets: tuple[str, ...]) -> 
         expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
         matched |= hmac.compare_digest(expected, given)
     return matched
+
+
+#: Pauses, in seconds, between tries at storing events while the database is busy.
+BUSY_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+
+
+def ingest_when_free(account: str, events: list[WebhookEvent]) -> IngestResult:
+    """``ingest()``, tried again while the database is busy.
+
+    SQLite refuses a write at once ("database is locked") when another
+    process writes and the transaction could not wait its turn (no
+    ``transaction_mode: IMMEDIATE``); a provider retries a 503 only a few
+    times, soon, so a short wait here keeps the events. Nothing is stored by
+    a failed try: ``ingest`` runs in one transaction, and a redelivered event
+    is stored once.
+    """
+    for delay in BUSY_RETRY_DELAYS:
+        try:
+            return ingest(account, events)
+        except OperationalError as exc:
+            logger.info("Webhook for %r: database busy (%s); trying again", account, exc)
+            time.sleep(delay)
+    return ingest(account, events)
 
 
 class WebhookView(APIView):
@@ -100,7 +127,7 @@ class WebhookView(APIView):
             return Response({"detail": "The signature does not match."}, status=403)
         try:
             events = adapter.parse_webhook(body, request.content_type or "")
-            result = ingest(account.name, events)
+            result = ingest_when_free(account.name, events)
         except WebhookPayloadError as exc:
             return Response({"detail": str(exc)}, status=400)
         except DataError as exc:
@@ -109,7 +136,7 @@ class WebhookView(APIView):
             logger.warning("Webhook for %r refused by the database: %s", provider, exc)
             return Response({"detail": "An event holds a value that cannot be stored."}, 400)
         except OperationalError:
-            # A deadlock or serialization failure: nothing stored; the provider retries.
+            # Still busy after a few seconds: nothing stored; the provider retries.
             logger.warning("Webhook for %r hit a database conflict", provider, exc_info=True)
             return Response({"detail": "Busy; send it again."}, status=503)
         return Response(result.as_dict())

@@ -567,11 +567,22 @@ def test_bad_webhook_flags_are_explained(options, message):
         webhook_targets_from_options(options, lambda provider: None)
 
 
+def test_retries_are_spread_over_minutes_as_providers_do():
+    # An app busy for a minute (a locked database, a deploy) still gets its events.
+    defaults = WebhookOptions()
+    retries = [defaults.retry_after(n) for n in range(1, defaults.max_attempts + 1)]
+    assert retries == [60, 120, None]
+    assert "retried after 60, 120 s" in defaults.describe()
+    assert webhook_options_from_options({"webhook_retry_delay": 0.5}).retry_after(2) == 1.0
+
+
 def test_bad_webhook_option_values_are_explained():
     with pytest.raises(ValueError, match="--webhook-duplicates must be between 0 and 1"):
         webhook_options_from_options({"webhook_duplicates": 1.5})
     with pytest.raises(ValueError, match="--webhook-delay"):
         webhook_options_from_options({"webhook_delay": -1.0})
+    with pytest.raises(ValueError, match="--webhook-retry-delay"):
+        webhook_options_from_options({"webhook_retry_delay": -1.0})
 
 
 def test_the_command_line_sandbox_posts_to_the_webhook_url(receiver):

@@ -13,7 +13,8 @@ only ever sees tidy webhooks learns nothing. So, as the options say:
 
 * every notification waits ``delay`` seconds first;
 * a non-2xx answer or a network error is retried, ``max_attempts`` in all,
-  ``retry_delay`` doubling each time; the format renders each attempt
+  ``retry_delay`` (a minute by default, as providers spread retries over
+  minutes) doubling each time; the format renders each attempt
   (Nylas counts it in ``webhook_delivery_attempt``, the ``id`` stays);
 * ``duplicates`` is the share of notifications posted twice, same id;
 * ``reorder`` spreads notifications over ``reorder_window`` extra seconds,
@@ -333,9 +334,9 @@ class WebhookEmitter:
     def _finished(self, job: _Job, record: WebhookDelivery) -> None:
         """Log a post and queue its retry if it failed (lock held)."""
         self._log.append(record)
-        if record.ok or job.attempt >= self._options.max_attempts:
+        backoff = self._options.retry_after(job.attempt)
+        if record.ok or backoff is None:
             return
-        backoff = self._options.retry_delay * 2 ** (job.attempt - 1)
         retry = _Job(
             self._clock() + backoff,
             next(self._sequence),

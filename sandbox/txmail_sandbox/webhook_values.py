@@ -30,7 +30,9 @@ class WebhookOptions:
     reorder_window: float = 0.5
     seed: int = 0
     max_attempts: int = 3
-    retry_delay: float = 0.2
+    #: As providers do, over minutes: an app that is busy or restarting for a
+    #: minute still gets its events (attempts at 0, 60 and 180 s after the first).
+    retry_delay: float = 60.0
     timeout: float = 10.0
 
     def __post_init__(self) -> None:
@@ -43,9 +45,18 @@ class WebhookOptions:
         if self.max_attempts < 1:
             raise ValueError("Webhook max_attempts must be at least 1.")
 
+    def retry_after(self, attempt: int) -> float | None:
+        """Seconds from failed ``attempt`` (1, 2, ...) to the next; None after the last."""
+        if attempt >= self.max_attempts:
+            return None
+        return self.retry_delay * 2 ** (attempt - 1)
+
     def describe(self) -> str:
         """One line for the sandbox's startup message."""
+        retries = [self.retry_after(n) for n in range(1, self.max_attempts)]
         parts = [f"delay {self.delay:g} s"]
+        if retries:
+            parts.append(f"retried after {', '.join(f'{r:g}' for r in retries)} s")
         if self.duplicates:
             parts.append(f"{self.duplicates * 100:g}% duplicated")
         if self.reorder:
