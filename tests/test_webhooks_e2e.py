@@ -14,9 +14,10 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 
 from django_txmail.message import TxMessage
-from django_txmail.models import DeliveryEvent, Message
+from django_txmail.models import DeliveryEvent, Message, SendingDomain
 from django_txmail.providers import Adapter
 from tests.conftest import SANDBOX_KEY, txmail_settings, use_our_backend
+from tests.test_send_providers_e2e import accounts
 from txmail_sandbox import WebhookOptions
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
@@ -148,6 +149,33 @@ def test_duplicated_and_shuffled_webhooks_end_the_same_and_are_stored_once(app):
         copies = [d for d in log if d.notification_id == duplicate.notification_id]
         stored = [json.loads(d.response)["stored"] for d in copies]
         assert sorted(stored) == [0, recipients_in(duplicate.payload)]
+
+
+@pytest.mark.parametrize("provider", ["mailtrap", "mailerlogic"])
+def test_mailtrap_and_mailerlogic_webhooks_close_the_loop_too(
+    txmail_sandbox, live_server, settings, provider
+):
+    settings.TXMAIL = accounts(txmail_sandbox.url, **{provider: {"WEBHOOK_SECRET": SECRET}})
+    use_our_backend(settings)
+    SendingDomain.objects.create(name=f"{provider}.example", provider=provider)
+    txmail_sandbox.set_webhook_options(WebhookOptions(delay=0.05, retry_delay=0.1))
+    txmail_sandbox.set_webhook(provider, f"{live_server.url}/txmail/webhooks/{provider}/", SECRET)
+    sender = f"Shop <shop@{provider}.example>"
+    for address in ("ann@x.example", "bounce@x.example", "complaint@x.example"):
+        mail.send_mail("Receipt", "Thanks for your order", sender, [address])
+    rejected = TxMessage("Receipt", "Thanks", sender, ["reject@x.example"])
+    rejected.send()
+    txmail_sandbox.flush_webhooks(TIMEOUT)
+    assert_every_post_answered_200(txmail_sandbox)
+    status = {m.to[0]["email"]: m.status for m in Message.objects.all()}
+    assert status == {
+        "ann@x.example": "delivered",
+        "bounce@x.example": "bounced",
+        "complaint@x.example": "complained",
+        "reject@x.example": "rejected" if provider == "mailtrap" else "bounced",
+    }
+    assert all(event.message is not None for event in DeliveryEvent.objects.all())
+    assert {d.provider for d in txmail_sandbox.webhook_log} == {provider}
 
 
 def recipients_in(payload):

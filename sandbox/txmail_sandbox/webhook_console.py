@@ -28,7 +28,7 @@ def add_webhook_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         dest="webhook_urls",
         metavar="PROVIDER=URL",
-        help="post PROVIDER's notifications to URL, e.g. "
+        help="post PROVIDER's (nylas, mailtrap or mailerlogic) notifications to URL, e.g. "
         "nylas=http://127.0.0.1:8000/txmail/webhooks/nylas/ (repeatable)",
     )
     group.add_argument(

@@ -10,8 +10,9 @@ API can use them without the posting machinery.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -98,6 +99,14 @@ class Notification:
     id: str
     type: str
     payload: dict[str, Any]
+
+
+def payload_identity(payload: Mapping[str, Any], keys: Iterable[str], **more: Any) -> str:
+    """A hash of what makes two sends the same message (``WebhookFormat.identity``):
+    the payload's ``keys`` and ``more``, never the ids a client generates."""
+    stable = {**{key: payload.get(key) for key in keys}, **more}
+    encoded = json.dumps(stable, sort_keys=True, ensure_ascii=False).encode()
+    return hashlib.sha256(encoded).hexdigest()
 
 
 class WebhookFormat(Protocol):
