@@ -342,3 +342,34 @@ def check_sqlite_beside_workers(app_configs: Any = None, **kwargs: Any) -> list[
             id="txmail.W011",
         )
     ]
+
+
+@register(Tags.security, deploy=True)
+def check_accounts_for_production(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``check --deploy``: accounts still set up for a laptop (W012, W013)."""
+    try:
+        accounts = get_settings().providers.values()
+    except ImproperlyConfigured:
+        return []  # E001
+    warnings: list[CheckMessage] = []
+    for account in accounts:
+        where = f"TXMAIL['PROVIDERS'][{account.name!r}]"
+        if account.sandbox:
+            warnings.append(
+                Warning(
+                    f"{where} has 'SANDBOX': True: its sending domains send unverified, as "
+                    "only the local sandbox should.",
+                    hint="Remove SANDBOX and point API_URI at the provider for production.",
+                    id="txmail.W012",
+                )
+            )
+        if account.api_uri.lower().startswith("http://"):
+            warnings.append(
+                Warning(
+                    f"{where}['API_URI'] is {account.api_uri!r}: plain HTTP, so the "
+                    "account's key and every message travel unencrypted.",
+                    hint="Use the provider's https:// API URI.",
+                    id="txmail.W013",
+                )
+            )
+    return warnings
