@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import configparser
 import subprocess
-import tarfile
 import sys
+import tarfile
 import zipfile
 from email import message_from_bytes
 from email.message import Message
