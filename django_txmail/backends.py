@@ -60,6 +60,31 @@ logger = logging.getLogger("django_txmail.backends")
 #: Connections kept open per provider host by one backend instance.
 POOL_SIZE = 16
 
+_reporting = threading.local()
+
+
+def _log_dropped(errors: Sequence[TxMailError]) -> None:
+    """Say what ``fail_silently`` swallowed: a log line, never another email.
+
+    Django's ``AdminEmailHandler`` sends every 500 with ``fail_silently=True``;
+    without this line an error email that cannot be sent leaves no trace. A
+    handler that mails log records would send one more mail through this
+    backend while the line is logged; if that fails too, it is not logged
+    again, so reporting a drop cannot loop.
+    """
+    if getattr(_reporting, "active", False):
+        return
+    _reporting.active = True
+    try:
+        for error in errors:
+            logger.error(
+                "A message was not sent and fail_silently=True hid it (%s): %s",
+                type(error).__name__,
+                error,
+            )
+    finally:
+        _reporting.active = False
+
 
 class EmailBackend(BaseEmailBackend):
     """Send Django email through providers' HTTP APIs, keeping every message in an outbox."""
@@ -181,8 +206,10 @@ class EmailBackend(BaseEmailBackend):
         for django_message, messages in recorded:
             django_message.txmail = _result(messages)  # type: ignore[attr-defined]
             sent += not all(m.status in states.NOT_SENT for m, _ in messages)
-        if failures and not self.fail_silently:
-            raise failures[0]
+        if failures:
+            if not self.fail_silently:
+                raise failures[0]
+            _log_dropped(failures)
         return sent
 
     def _plan(

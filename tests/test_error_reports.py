@@ -1,0 +1,89 @@
+"""Error emails to ADMINS: an address no route covers is reported by a system
+check (W005), and what ``fail_silently`` swallows is logged, never mailed."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.utils.log import AdminEmailHandler
+
+from django_txmail.checks import check_server_email
+from django_txmail.models import Message
+
+pytestmark = pytest.mark.django_db
+
+
+def test_mail_admins_from_djangos_default_server_email_is_logged_not_lost(
+    sandbox, domain, settings, caplog
+):
+    settings.SERVER_EMAIL = "root@localhost"  # Django's default
+    with caplog.at_level(logging.ERROR, logger="django_txmail.backends"):
+        mail.mail_admins("Server error", "Traceback ...", fail_silently=True)
+    [record] = [r for r in caplog.records if r.name == "django_txmail.backends"]
+    assert record.levelno == logging.ERROR
+    assert "fail_silently=True hid it (InvalidMessage)" in record.getMessage()
+    assert "'root@localhost'" in record.getMessage()
+    assert Message.objects.count() == 0 and sandbox.requests == []
+
+
+def test_logging_a_dropped_error_report_through_admin_email_does_not_loop(
+    sandbox, domain, settings, caplog
+):
+    # A project that mails its error log records to ADMINS: the log line about a
+    # dropped report is itself mailed, dropped, and not logged again.
+    settings.SERVER_EMAIL = "root@localhost"
+    handler = AdminEmailHandler()
+    logger = logging.getLogger("django_txmail.backends")
+    logger.addHandler(handler)
+    try:
+        with caplog.at_level(logging.ERROR, logger="django_txmail.backends"):
+            mail.mail_admins("Server error", "Traceback ...", fail_silently=True)
+    finally:
+        logger.removeHandler(handler)
+    assert len([r for r in caplog.records if r.name == "django_txmail.backends"]) == 1
+    assert Message.objects.count() == 0
+
+
+def test_a_send_that_fails_loudly_logs_nothing_extra(sandbox, domain, caplog):
+    with caplog.at_level(logging.ERROR, logger="django_txmail.backends"):
+        with pytest.raises(Exception, match="No SendingDomain for 'nowhere.example'"):
+            mail.send_mail("Hi", "b", "a@nowhere.example", ["ann@x.example"])
+    assert [r for r in caplog.records if r.name == "django_txmail.backends"] == []
+
+
+def test_server_email_without_a_route_is_a_warning_when_admins_are_set(sandbox, settings):
+    settings.SERVER_EMAIL = "Ops <root@localhost>"
+    settings.DEFAULT_FROM_EMAIL = "noreply@shop.example"
+    [server, default] = check_server_email(databases=["default"])
+    assert server.id == default.id == "txmail.W005"
+    assert "settings.SERVER_EMAIL is 'root@localhost'" in server.msg
+    assert "settings.DEFAULT_FROM_EMAIL is 'noreply@shop.example'" in default.msg
+    assert "error reports to ADMINS" in server.msg
+
+
+def test_server_email_with_a_route_passes(sandbox, settings, domain, grant):
+    settings.SERVER_EMAIL = "alice@example.org"  # the grant
+    settings.DEFAULT_FROM_EMAIL = "Shop <noreply@example.com>"  # the domain
+    assert check_server_email(databases=["default"]) == []
+
+
+def test_no_warning_without_admins_or_with_another_mail_backend(sandbox, settings):
+    settings.SERVER_EMAIL = settings.DEFAULT_FROM_EMAIL = "root@localhost"
+    assert len(check_server_email(databases=["default"])) == 2
+    settings.ADMINS = []
+    assert check_server_email(databases=["default"]) == []
+    settings.ADMINS = ["ops@example.com"]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.smtp.EmailBackend"}}
+    assert check_server_email(databases=["default"]) == []
+    assert check_server_email() == []  # not a database check run
+
+
+def test_check_database_shows_the_warning_and_passes(sandbox, settings, capsys):
+    settings.SERVER_EMAIL = "root@localhost"
+    call_command("check", "--database", "default")  # a warning: no SystemCheckError
+    out, err = capsys.readouterr()
+    assert "txmail.W005" in out + err
