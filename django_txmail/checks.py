@@ -461,10 +461,11 @@ def check_server_email(
 ) -> list[CheckMessage]:
     """Warn (W005) when error emails to ADMINS would have no route.
 
-    Django's ``AdminEmailHandler`` mails every 500 from ``SERVER_EMAIL`` with
-    ``fail_silently=True``: from an address no Grant or SendingDomain covers
-    (Django's default is ``root@localhost``) the report is never sent. A
-    database check, like W002: it runs with ``migrate`` and ``check --database``.
+    Django's ``AdminEmailHandler`` mails every 500 from ``SERVER_EMAIL``, and
+    the backend only logs what it cannot send there (an error report must not
+    raise): from an address no Grant or SendingDomain covers (Django's default
+    is ``root@localhost``) the report is never sent. A database check, like
+    W002: it runs with ``migrate`` and ``check --database``.
     """
     from email.utils import parseaddr
 

@@ -12,6 +12,7 @@ from django.utils.log import AdminEmailHandler
 
 from django_txmail.checks import check_server_email
 from django_txmail.models import Message
+from tests.conftest import txmail_settings
 
 pytestmark = pytest.mark.django_db
 
@@ -24,8 +25,9 @@ def test_mail_admins_from_djangos_default_server_email_is_logged_not_lost(
         mail.mail_admins("Server error", "Traceback ...", fail_silently=True)
     [record] = [r for r in caplog.records if r.name == "django_txmail.backends"]
     assert record.levelno == logging.ERROR
-    assert "fail_silently=True hid it (InvalidMessage)" in record.getMessage()
-    assert "'root@localhost'" in record.getMessage()
+    text = record.getMessage()
+    assert text.startswith("Not sent: '[Django] Server error' to ops@example.com. InvalidMessage:")
+    assert "'root@localhost'" in text and text.endswith("(not raised: fail_silently=True)")
     assert Message.objects.count() == 0 and sandbox.requests == []
 
 
@@ -45,6 +47,34 @@ def test_logging_a_dropped_error_report_through_admin_email_does_not_loop(
         logger.removeHandler(handler)
     assert len([r for r in caplog.records if r.name == "django_txmail.backends"]) == 1
     assert Message.objects.count() == 0
+
+
+def test_a_500_whose_report_cannot_be_sent_is_logged_and_the_request_goes_on(
+    sandbox, domain, settings, caplog
+):
+    # Django's default LOGGING mails "django" errors to ADMINS (AdminEmailHandler). On 6.1
+    # with MAILERS it no longer passes fail_silently: an error from the backend would
+    # escape the logging call of the request being reported.
+    settings.SERVER_EMAIL = "errors@nowhere.example"  # no route
+    with caplog.at_level(logging.ERROR, logger="django_txmail.backends"):
+        logging.getLogger("django.request").error("Internal Server Error: /checkout/")
+    [record] = [r for r in caplog.records if r.name == "django_txmail.backends"]
+    text = record.getMessage()
+    assert "Internal Server Error: /checkout/" in text and "ops@example.com" in text
+    assert "UnroutableSender" in text and "'nowhere.example'" in text
+    assert text.endswith("(not raised: sent by Django's error reporting)")
+    assert Message.objects.count() == 0 and sandbox.requests == []
+
+
+def test_a_configuration_error_while_reporting_an_error_is_logged_not_raised(
+    sandbox, domain, settings, caplog
+):
+    settings.TXMAIL = txmail_settings(sandbox.url, account={"API_KEY": ""})
+    with caplog.at_level(logging.ERROR, logger="django_txmail.backends"):
+        logging.getLogger("django.request").error("Internal Server Error: /checkout/")
+    [record] = [r for r in caplog.records if r.name == "django_txmail.backends"]
+    assert "ImproperlyConfigured" in record.getMessage() and "API_KEY" in record.getMessage()
+    assert Message.objects.count() == 0 and sandbox.requests == []
 
 
 def test_a_send_that_fails_loudly_logs_nothing_extra(sandbox, domain, caplog):
