@@ -8,6 +8,7 @@ the ``test`` extra, no build isolation), in about a second.
 from __future__ import annotations
 
 import configparser
+import re
 import subprocess
 import sys
 import tarfile
@@ -129,3 +130,24 @@ def test_the_sdists_carry_the_license_and_what_their_tests_need(tmp_path):
     assert {"example_project/manage.py", "example_project/example_project/settings.py"} <= runtime
     sandbox = sdist_files(SANDBOX, tmp_path)
     assert {"LICENSE", "txmail_sandbox/server.py"} <= sandbox
+
+
+#: A Markdown link whose target is not a URL: a repository path, or a section.
+RELATIVE_LINK = re.compile(r"\]\((?![a-zA-Z][a-zA-Z0-9+.-]*:)([^)\s]+)\)")
+
+
+def test_the_package_index_readme_has_no_link_to_a_repository_file(wheels, tmp_path):
+    # The project publishes no URL to resolve them against: each is named as the file the
+    # sdist ships instead. Links to the README's own sections stay.
+    description = wheels["django_txmail"].metadata.get_payload()
+    assert wheels["django_txmail"].metadata["Description-Content-Type"] == "text/markdown"
+    assert [t for t in RELATIVE_LINK.findall(description) if not t.startswith("#")] == []
+    in_repository = {
+        target.split("#")[0]
+        for target in RELATIVE_LINK.findall((REPO / "README.md").read_text())
+        if not target.startswith("#")
+    }
+    assert {"docs/grants.md", "docs/flow-control.md", "sandbox/README.md"} <= in_repository
+    named = set(re.findall(r"`([\w/.-]+)` in the source distribution", description))
+    assert named == in_repository
+    assert named <= sdist_files(REPO, tmp_path)
