@@ -56,17 +56,28 @@ def assert_every_post_answered_200(sandbox):
     assert [d.status for d in sandbox.webhook_log if not d.ok] == []
 
 
+#: What the sandbox's mailbox simulator makes of mail to each address.
+OUTCOMES = {
+    "ann@x.example": "delivered",
+    "bounce@x.example": "bounced",
+    "complaint@x.example": "complained",
+}
+
+
+def statuses_after_sending_to_the_simulator(sandbox, sender, *more: TxMessage) -> dict:
+    """Mail from ``sender`` to each address of OUTCOMES (and ``more``), every webhook
+    posted and answered 200: each message's status, by recipient."""
+    for address in OUTCOMES:
+        mail.send_mail("Receipt", "Thanks for your order", sender, [address])
+    for message in more:
+        message.send()
+    sandbox.flush_webhooks(TIMEOUT)
+    assert_every_post_answered_200(sandbox)
+    return {m.to[0]["email"]: m.status for m in Message.objects.all()}
+
+
 def test_messages_reach_delivered_bounced_and_complained(app):
-    for address in ("ann@x.example", "bounce@x.example", "complaint@x.example"):
-        mail.send_mail("Receipt", "Thanks for your order", FROM, [address])
-    app.flush_webhooks(TIMEOUT)
-    assert_every_post_answered_200(app)
-    status = {m.to[0]["email"]: m.status for m in Message.objects.all()}
-    assert status == {
-        "ann@x.example": "delivered",
-        "bounce@x.example": "bounced",
-        "complaint@x.example": "complained",
-    }
+    assert statuses_after_sending_to_the_simulator(app, FROM) == OUTCOMES
     events = {(e.recipient, e.type) for e in DeliveryEvent.objects.all()}
     assert events == {
         ("ann@x.example", "delivered"),
@@ -161,17 +172,9 @@ def test_mailtrap_and_mailerlogic_webhooks_close_the_loop_too(
     txmail_sandbox.set_webhook_options(WebhookOptions(delay=0.05, retry_delay=0.1))
     txmail_sandbox.set_webhook(provider, f"{live_server.url}/txmail/webhooks/{provider}/", SECRET)
     sender = f"Shop <shop@{provider}.example>"
-    for address in ("ann@x.example", "bounce@x.example", "complaint@x.example"):
-        mail.send_mail("Receipt", "Thanks for your order", sender, [address])
     rejected = TxMessage("Receipt", "Thanks", sender, ["reject@x.example"])
-    rejected.send()
-    txmail_sandbox.flush_webhooks(TIMEOUT)
-    assert_every_post_answered_200(txmail_sandbox)
-    status = {m.to[0]["email"]: m.status for m in Message.objects.all()}
-    assert status == {
-        "ann@x.example": "delivered",
-        "bounce@x.example": "bounced",
-        "complaint@x.example": "complained",
+    assert statuses_after_sending_to_the_simulator(txmail_sandbox, sender, rejected) == {
+        **OUTCOMES,
         "reject@x.example": "rejected" if provider == "mailtrap" else "bounced",
     }
     assert all(event.message is not None for event in DeliveryEvent.objects.all())
