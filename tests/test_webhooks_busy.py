@@ -18,9 +18,7 @@ from tests.test_webhooks import SECRET, delivered, post
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        connection.vendor != "sqlite", reason="SQLite's database-wide write lock"
-    ),
+    pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's database-wide write lock"),
 ]
 
 
