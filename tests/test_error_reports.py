@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import logging
 
+import django
 import pytest
 from django.core import mail
 from django.core.management import call_command
+from django.http import HttpResponseNotFound
+from django.middleware.common import BrokenLinkEmailsMiddleware
 from django.utils.log import AdminEmailHandler
 
 from django_txmail.checks import check_server_email
@@ -64,6 +67,21 @@ def test_a_500_whose_report_cannot_be_sent_is_logged_and_the_request_goes_on(
     assert "UnroutableSender" in text and "'nowhere.example'" in text
     assert text.endswith("(not raised: sent by Django's error reporting)")
     assert Message.objects.count() == 0 and sandbox.requests == []
+
+
+def test_a_broken_link_report_that_cannot_be_sent_is_logged(sandbox, domain, settings, caplog, rf):
+    settings.MANAGERS = (
+        ["web@example.com"] if django.VERSION >= (6, 0) else [("Web", "web@example.com")]
+    )
+    settings.SERVER_EMAIL = "errors@nowhere.example"  # no route
+    middleware = BrokenLinkEmailsMiddleware(lambda request: HttpResponseNotFound())
+    request = rf.get("/gone/", HTTP_REFERER="http://testserver/shop/")  # a link of the site
+    with caplog.at_level(logging.ERROR, logger="django_txmail.backends"):
+        assert middleware(request).status_code == 404
+    [record] = [r for r in caplog.records if r.name == "django_txmail.backends"]
+    text = record.getMessage()
+    assert "Broken INTERNAL link" in text and "web@example.com" in text
+    assert "UnroutableSender" in text
 
 
 def test_a_configuration_error_while_reporting_an_error_is_logged_not_raised(
