@@ -32,6 +32,7 @@ record it and one transaction for its outcome, and nothing else.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
@@ -40,6 +41,8 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
+from django.middleware.common import BrokenLinkEmailsMiddleware
+from django.utils.log import AdminEmailHandler
 
 from django_txmail import suppressions
 from django_txmail.compose import compose
@@ -59,6 +62,68 @@ logger = logging.getLogger("django_txmail.backends")
 
 #: Connections kept open per provider host by one backend instance.
 POOL_SIZE = 16
+
+_reporting = threading.local()
+
+#: Django's error reporting, where it sends mail: ``AdminEmailHandler`` (every 500 and
+#: every error record of the "django" logger, to ADMINS) and ``BrokenLinkEmailsMiddleware``
+#: (broken links, to MANAGERS).
+_ERROR_REPORTING = frozenset(
+    method.__code__
+    for method in (
+        AdminEmailHandler.emit,
+        AdminEmailHandler.send_mail,
+        BrokenLinkEmailsMiddleware.process_response,
+    )
+)
+SENT_BY_ERROR_REPORTING = "sent by Django's error reporting"
+
+
+def _from_error_reporting() -> bool:
+    """Whether Django's error reporting is sending this mail.
+
+    Django 5.2 and 6.0 send it with ``fail_silently=True``; Django 6.1 with
+    ``MAILERS`` does not, so an error of ours would escape the
+    ``logger.error()`` of the very request being reported. Asked only once a
+    send has failed: it walks the caller's stack.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code in _ERROR_REPORTING:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _log_dropped(dropped: Sequence[tuple[EmailMessage | None, BaseException]], why: str) -> None:
+    """Say what was not sent, and why that was not raised: a log line, never another email.
+
+    Without this line an error report that cannot be sent (from Django's
+    default ``SERVER_EMAIL``, say) leaves no trace. A handler that mails log
+    records would send one more mail through this backend while the line is
+    logged; if that fails too, it is not logged again, so reporting a drop
+    cannot loop.
+    """
+    if getattr(_reporting, "active", False):
+        return
+    _reporting.active = True
+    try:
+        for message, error in dropped:
+            what = (
+                f"{message.subject!r} to {', '.join(message.recipients()) or 'no one'}"
+                if message is not None
+                else "a recorded message (its row in the outbox says why)"
+            )
+            logger.error(
+                "Not sent: %s. %s: %s (not raised: %s)",
+                what,
+                type(error).__name__,
+                error,
+                why,
+                exc_info=None if isinstance(error, TxMailError | ImproperlyConfigured) else error,
+            )
+    finally:
+        _reporting.active = False
 
 
 class EmailBackend(BaseEmailBackend):
@@ -124,21 +189,30 @@ class EmailBackend(BaseEmailBackend):
         All messages are recorded first, then sent — several messages for an
         account whose provider takes batches go in batch requests. A message
         that cannot be recorded or is refused does not stop the others; the
-        first such error is raised once they are all done (unless
-        ``fail_silently``).
+        first such error is raised once they are all done. With
+        ``fail_silently`` it is logged on ``django_txmail.backends`` instead;
+        so is any error, configuration included, while Django's error
+        reporting sends (``AdminEmailHandler``, ``BrokenLinkEmailsMiddleware``):
+        reporting one error must not raise another.
         """
         if not email_messages:
             return 0
         with self._lock:
-            # Before anything is opened or recorded: a task backend that cannot take a task
-            # raises here.
-            self._by_task, self._after_commit = delivery_mode()
-            opened = self.open()
             try:
-                return self._send_all(email_messages)
-            finally:
-                if opened:
-                    self.close()
+                # Before anything is opened or recorded: a task backend that cannot take a
+                # task raises here.
+                self._by_task, self._after_commit = delivery_mode()
+                opened = self.open()
+                try:
+                    return self._send_all(email_messages)
+                finally:
+                    if opened:
+                        self.close()
+            except Exception as exc:
+                if not _from_error_reporting():
+                    raise
+                _log_dropped([(m, exc) for m in email_messages], SENT_BY_ERROR_REPORTING)
+                return 0
 
     def _send_all(self, email_messages: Sequence[EmailMessage]) -> int:
         planned: list[tuple[EmailMessage, ResolvedRoute, list[Plan]]] = []
@@ -172,17 +246,20 @@ class EmailBackend(BaseEmailBackend):
                 unexpected = exc
                 break
         errors.sort(key=lambda item: item[0])
-        failures = [exc for _, exc in errors]
+        failures = [(email_messages[index], exc) for index, exc in errors]
         recorded, claimed = self._record(planned, failures)
-        failures += self._deliver_claimed(claimed)
+        failures += [(None, exc) for exc in self._deliver_claimed(claimed)]
         if unexpected is not None:
             raise unexpected
         sent = 0
         for django_message, messages in recorded:
             django_message.txmail = _result(messages)  # type: ignore[attr-defined]
             sent += not all(m.status in states.NOT_SENT for m, _ in messages)
-        if failures and not self.fail_silently:
-            raise failures[0]
+        if failures:
+            reporting = _from_error_reporting()
+            if not (self.fail_silently or reporting):
+                raise failures[0][1]
+            _log_dropped(failures, SENT_BY_ERROR_REPORTING if reporting else "fail_silently=True")
         return sent
 
     def _plan(
@@ -225,7 +302,7 @@ class EmailBackend(BaseEmailBackend):
     def _record(
         self,
         planned: list[tuple[EmailMessage, ResolvedRoute, list[Plan]]],
-        errors: list[TxMailError],
+        errors: list[tuple[EmailMessage | None, TxMailError]],
     ) -> tuple[
         list[tuple[EmailMessage, list[tuple[Message, dict[str, str]]]]],
         list[tuple[Message, OutboundEmail]],
@@ -238,7 +315,7 @@ class EmailBackend(BaseEmailBackend):
         checked, its payload already built): this call sends those. A reused
         idempotency key answers with the existing row, which this call must
         not send (another process may be sending it); a refused part adds its
-        error to ``errors``.
+        Django message and error to ``errors``.
         """
         outcomes = iter(
             record_all([(p, resolved) for _, resolved, plans in planned for p in plans])
@@ -262,7 +339,7 @@ class EmailBackend(BaseEmailBackend):
                 if message.status == Message.Status.SENDING:
                     claimed.append((message, planned_part.sent))
             if refused is not None:
-                errors.append(refused)
+                errors.append((django_message, refused))
             else:
                 recorded.append((django_message, messages))
         # Rows recorded claimed ("sending") are this call's to send (``_deliver_claimed``);

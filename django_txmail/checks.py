@@ -449,3 +449,118 @@ def check_grant_connect(app_configs: Any = None, **kwargs: Any) -> list[Error]:
             id="txmail.E040",
         )
     ]
+
+
+#: What Django's own mail (error reports, password resets) is sent from.
+SENDER_SETTINGS = ("SERVER_EMAIL", "DEFAULT_FROM_EMAIL")
+
+
+@register(Tags.database)
+def check_server_email(
+    app_configs: Any = None, databases: list[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Warn (W005) when error emails to ADMINS would have no route.
+
+    Django's ``AdminEmailHandler`` mails every 500 from ``SERVER_EMAIL``, and
+    the backend only logs what it cannot send there (an error report must not
+    raise): from an address no Grant or SendingDomain covers (Django's default
+    is ``root@localhost``) the report is never sent. A database check, like
+    W002: it runs with ``migrate`` and ``check --database``.
+    """
+    from email.utils import parseaddr
+
+    from django_txmail.models import Grant, SendingDomain
+
+    alias = router.db_for_read(SendingDomain)
+    if not databases or alias not in databases or not settings.ADMINS:
+        return []
+    if not _is_mail_backend():
+        return []
+    warnings: list[CheckMessage] = []
+    for name in SENDER_SETTINGS:
+        address = parseaddr(getattr(settings, name))[1].lower()
+        domain = address.rpartition("@")[2]
+        try:
+            routed = (
+                Grant.objects.using(alias).filter(email=address, is_active=True).exists()
+                or SendingDomain.objects.using(alias).filter(name=domain).exists()
+            )
+        except DatabaseError:
+            return []  # no tables before the first migrate
+        if not routed:
+            warnings.append(
+                Warning(
+                    f"settings.{name} is {address!r}, from which no route sends (no "
+                    f"SendingDomain {domain!r}, no Grant): error reports to ADMINS and other "
+                    "mail Django sends from it are dropped, logged as errors by "
+                    "django_txmail.backends.",
+                    hint=f"Set {name} to an address at one of your sending domains.",
+                    id="txmail.W005",
+                )
+            )
+    return warnings
+
+
+@register(Tags.compatibility)
+def check_sqlite_beside_workers(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Warn (W006) when task delivery keeps the outbox in SQLite without IMMEDIATE.
+
+    Task workers write beside the web process. A transaction that starts
+    by reading (Django's default, deferred) and then writes while another
+    process writes fails at once with "database is locked", whatever the
+    timeout: webhooks are answered 503, and a provider gives up after a few
+    tries, leaving messages "sent" for good.
+    """
+    try:
+        delivery = get_settings().delivery
+    except ImproperlyConfigured:
+        return []  # E001
+    if delivery != "task":
+        return []
+    from django_txmail.models import Message
+
+    alias = router.db_for_write(Message)
+    connection = connections[alias]
+    options = connection.settings_dict.get("OPTIONS") or {}
+    if connection.vendor != "sqlite" or options.get("transaction_mode") == "IMMEDIATE":
+        return []
+    return [
+        Warning(
+            f"TXMAIL['DELIVERY'] is 'task' and the outbox database {alias!r} is SQLite "
+            "without transaction_mode IMMEDIATE: while a worker writes, the web process "
+            "meets 'database is locked' and delivery events are lost.",
+            hint=f"Add to DATABASES[{alias!r}]: {SQLITE_OPTIONS}.",
+            id="txmail.W006",
+        )
+    ]
+
+
+@register(Tags.security, deploy=True)
+def check_accounts_for_production(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``check --deploy``: accounts still set up for a laptop (W012, W013)."""
+    try:
+        accounts = get_settings().providers.values()
+    except ImproperlyConfigured:
+        return []  # E001
+    warnings: list[CheckMessage] = []
+    for account in accounts:
+        where = f"TXMAIL['PROVIDERS'][{account.name!r}]"
+        if account.sandbox:
+            warnings.append(
+                Warning(
+                    f"{where} has 'SANDBOX': True: its sending domains send unverified, as "
+                    "only the local sandbox should.",
+                    hint="Remove SANDBOX and point API_URI at the provider for production.",
+                    id="txmail.W012",
+                )
+            )
+        if account.api_uri.lower().startswith("http://"):
+            warnings.append(
+                Warning(
+                    f"{where}['API_URI'] is {account.api_uri!r}: plain HTTP, so the "
+                    "account's key and every message travel unencrypted.",
+                    hint="Use the provider's https:// API URI.",
+                    id="txmail.W013",
+                )
+            )
+    return warnings

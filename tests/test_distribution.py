@@ -8,8 +8,10 @@ the ``test`` extra, no build isolation), in about a second.
 from __future__ import annotations
 
 import configparser
+import re
 import subprocess
 import sys
+import tarfile
 import zipfile
 from email import message_from_bytes
 from email.message import Message
@@ -95,3 +97,57 @@ def test_the_sandbox_wheel_holds_the_emulator_and_its_pytest_plugin(wheels):
     metadata = sandbox.metadata
     assert (metadata["Name"], metadata["Version"]) == ("django-txmail-sandbox", "0.1.0")
     assert not [r for r in metadata.get_all("Requires-Dist") if r.lower().startswith("django")]
+
+
+@pytest.mark.parametrize("name", ["django_txmail", "django_txmail_sandbox"])
+def test_each_wheel_carries_the_mit_license(wheels, name):
+    wheel = wheels[name]
+    assert wheel.metadata["License-Expression"] == "MIT"
+    assert wheel.metadata["License-File"] == "LICENSE"
+    assert wheel.dist_info("licenses/LICENSE").startswith(b"MIT License")
+
+
+def sdist_files(project: Path, out: Path) -> set[str]:
+    """The files of ``project``'s sdist, built as a release builds it (offline)."""
+    code = "import sys; from hatchling.build import build_sdist; print(build_sdist(sys.argv[1]))"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(out)],
+        cwd=project,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    with tarfile.open(out / done.stdout.strip().splitlines()[-1]) as archive:
+        return {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+
+
+def test_the_sdists_carry_the_license_and_what_their_tests_need(tmp_path):
+    runtime = sdist_files(REPO, tmp_path)
+    assert "LICENSE" in runtime
+    # tests/test_example_project.py runs the example project.
+    assert "tests/test_example_project.py" in runtime
+    assert {"example_project/manage.py", "example_project/example_project/settings.py"} <= runtime
+    sandbox = sdist_files(SANDBOX, tmp_path)
+    assert {"LICENSE", "txmail_sandbox/server.py"} <= sandbox
+
+
+#: A Markdown link whose target is not a URL: a repository path, or a section.
+RELATIVE_LINK = re.compile(r"\]\((?![a-zA-Z][a-zA-Z0-9+.-]*:)([^)\s]+)\)")
+
+
+def test_the_package_index_readme_has_no_link_to_a_repository_file(wheels, tmp_path):
+    # The project publishes no URL to resolve them against: each is named as the file the
+    # sdist ships instead. Links to the README's own sections stay.
+    description = wheels["django_txmail"].metadata.get_payload()
+    assert wheels["django_txmail"].metadata["Description-Content-Type"] == "text/markdown"
+    assert [t for t in RELATIVE_LINK.findall(description) if not t.startswith("#")] == []
+    in_repository = {
+        target.split("#")[0]
+        for target in RELATIVE_LINK.findall((REPO / "README.md").read_text())
+        if not target.startswith("#")
+    }
+    assert {"docs/grants.md", "docs/flow-control.md", "sandbox/README.md"} <= in_repository
+    named = set(re.findall(r"`([\w/.-]+)` in the source distribution", description))
+    assert named == in_repository
+    assert named <= sdist_files(REPO, tmp_path)

@@ -131,3 +131,24 @@ def test_the_change_page_button_also_needs_the_view_permission(domains):
     response = client.post(button, {"csrfmiddlewaretoken": client.cookies["csrftoken"].value})
     assert response.status_code == 403
     assert SendingDomain.objects.get(pk=domains[0].pk).last_checked is None
+
+
+def test_check_dns_now_on_a_nylas_domain_without_a_service_account_names_the_problem(
+    db, settings, dns_server
+):
+    settings.TXMAIL = {
+        "PROVIDERS": {
+            "nylas": {"ADAPTER": "nylas", "API_KEY": "key", "API_URI": "http://127.0.0.1:9"}
+        },
+        "DNS_NAMESERVERS": [dns_server.nameserver],
+        "DNS_TIMEOUT": 1,
+    }
+    domain = SendingDomain.objects.create(name="absent.zone.test", provider="nylas")
+    client = staff("view_sendingdomain", "change_sendingdomain", "verify_sendingdomain")
+    button = reverse("admin:django_txmail_sendingdomain_verify", args=[domain.pk])
+    text = csrf_post(client, button).content.decode()
+    assert "0 record(s)" not in text
+    assert "DNS of absent.zone.test: 2 problem(s) with the domain." in text
+    assert "has no SERVICE_ACCOUNT_KEY_ID and SERVICE_ACCOUNT_PRIVATE_KEY" in text
+    domain.refresh_from_db()
+    assert domain.status == "failed"  # the name does not exist (docs/domains.md)

@@ -29,7 +29,7 @@ def manage(txmail_sandbox, tmp_path):
             env=env,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=400,  # a bound for a hang; on a busy machine a migrate takes minutes
         )
         assert done.returncode == 0, done.stderr
         return done.stdout

@@ -550,6 +550,9 @@ class Lifecycle(RuleBasedStateMachine):
         self.last = stored
 
 
+# 100 runs of 40 steps: about a minute on a quiet machine, several on a busy one;
+# the bound is for a run that hangs, not a pace.
+@pytest.mark.timeout(900)
 def test_every_interleaving_ends_where_the_rules_say(provider, domain, caplog, monkeypatch):
     caplog.set_level(logging.CRITICAL, logger="django_txmail")  # thousands of failed attempts
     # Bounces, complaints and unsubscribes would put the one recipient on the suppression

@@ -51,3 +51,24 @@ def test_adapters_without_a_registration_api_say_so():
     account = ProviderAccount("other", "x.Other", "https://api.example", {})
     with pytest.raises(UnsupportedFeature, match="webhook registration"):
         Adapter(account).build_register_webhook("https://app.example/hook/")
+
+
+def test_the_nylas_adapter_lists_and_deletes_webhooks():
+    adapter = nylas_adapter()
+    listing = adapter.build_list_webhooks()
+    assert (listing.method, listing.url) == ("GET", "https://api.us.nylas.com/v3/webhooks")
+    data = [{"id": "wh1", "webhook_url": "https://app.example/h/", "trigger_types": ["a"]}]
+    body = json.dumps({"request_id": "r", "data": data}).encode()
+    [webhook] = adapter.parse_list_webhooks(ProviderResponse(200, {}, body))
+    assert (webhook.id, webhook.url, webhook.secret, webhook.triggers) == (
+        "wh1",
+        "https://app.example/h/",
+        "",
+        ("a",),
+    )
+    delete = adapter.build_delete_webhook("wh/1")
+    assert (delete.method, delete.url) == ("DELETE", "https://api.us.nylas.com/v3/webhooks/wh%2F1")
+    assert adapter.parse_delete_webhook(ProviderResponse(200, {}, b"{}")) is None
+    missing = {"request_id": "r", "error": {"type": "not_found_error", "message": "gone"}}
+    with pytest.raises(ProviderAPIError):
+        adapter.parse_delete_webhook(ProviderResponse(404, {}, json.dumps(missing).encode()))

@@ -26,7 +26,7 @@ from django_txmail.models import Attempt, Message, MessageAttachment
 from django_txmail.providers import load_adapter
 from django_txmail.sending.attempt import deliver
 from django_txmail.sending.transport import Transport
-from tests.conftest import wait_for_requests
+from tests.conftest import txmail_settings, wait_for_requests
 from txmail_sandbox import Fault
 
 pytestmark = [pytest.mark.django_db, pytest.mark.e2e]
@@ -383,3 +383,13 @@ def test_json_attachments_are_base64_on_the_wire(sandbox, domain):
     assert received.transport == "json"
     assert received.attachments[0].content == b"\x00\xff"
     assert base64.b64decode(received.payload["attachments"][0]["content"]) == b"\x00\xff"
+
+
+def test_the_sandbox_fixture_sends_the_tests_mail_through_django_txmail(
+    txmail_sandbox, settings, domain
+):
+    # Not the suite's `sandbox` fixture: only TXMAIL, as the README's example does.
+    settings.TXMAIL = txmail_settings(txmail_sandbox.url)
+    mail.send_mail("Welcome", "Hello Ann", "noreply@example.com", ["ann@x.example"])
+    assert [m.payload["subject"] for m in txmail_sandbox.messages] == ["Welcome"]
+    assert mail.outbox == [] and Message.objects.get().status == "sent"

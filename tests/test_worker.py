@@ -164,6 +164,11 @@ def start_worker(txmail: dict, *args: str) -> subprocess.Popen:
     )
 
 
+#: How long a test waits for a worker process: a bound for a hang, not a pace
+#: (a busy machine takes minutes to start and run one).
+WAIT = 400
+
+
 def wait_until(condition, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -174,7 +179,7 @@ def wait_until(condition, timeout: float, what: str) -> None:
 
 def stop(process: subprocess.Popen) -> str:
     process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=30)
+    out, err = process.communicate(timeout=WAIT)
     assert process.returncode == 0, err
     return out
 
@@ -209,7 +214,7 @@ def test_fault_storm_two_workers_exactly_once(txmail_sandbox, settings, domain):
     try:
         wait_until(
             lambda: Message.objects.filter(status="sent").count() == count,
-            240,
+            WAIT,
             f"all {count} messages to be sent",
         )
     finally:
@@ -232,7 +237,7 @@ def test_a_worker_killed_mid_batch_then_restarted_sends_exactly_once(
     # Every send is accepted, then answered late: a kill lands after the provider has it.
     txmail_sandbox.set_fault_plan(FaultPlan(seed=1, rate=1.0, kinds={"slow": 1}, slow=0.2))
     worker = start_worker(txmail, "--concurrency", "4", "--batch", "8", "--interval", "0.1")
-    wait_until(lambda: len(txmail_sandbox.messages) >= 30, 60, "the worker to be mid-batch")
+    wait_until(lambda: len(txmail_sandbox.messages) >= 30, WAIT, "the worker to be mid-batch")
     worker.kill()
     worker.wait(timeout=10)
     stuck = Message.objects.filter(status="sending").count()
@@ -240,7 +245,7 @@ def test_a_worker_killed_mid_batch_then_restarted_sends_exactly_once(
     time.sleep(3.2)  # the lease of the dead worker's claims runs out
     txmail_sandbox.set_fault_plan(None)
     restarted = start_worker(txmail, "--once", "--concurrency", "4")
-    out, err = restarted.communicate(timeout=120)
+    out, err = restarted.communicate(timeout=WAIT)
     assert restarted.returncode == 0, err
     assert_sent_exactly_once(txmail_sandbox, 120)
     assert Message.objects.filter(attempts__gte=2).count() >= stuck
@@ -253,9 +258,9 @@ def test_the_worker_process_stops_cleanly_on_a_signal(txmail_sandbox, settings, 
     outbox(30)
     txmail_sandbox.set_fault_plan(FaultPlan(seed=3, rate=1.0, kinds={"slow": 1}, slow=0.1))
     worker = start_worker(txmail, "--concurrency", "2", "--batch", "4", "--interval", "0.1")
-    wait_until(lambda: len(txmail_sandbox.messages) >= 4, 30, "the worker to be sending")
+    wait_until(lambda: len(txmail_sandbox.messages) >= 4, WAIT, "the worker to be sending")
     worker.send_signal(signum)
-    out, err = worker.communicate(timeout=30)
+    out, err = worker.communicate(timeout=WAIT)
     assert worker.returncode == 0, err
     assert "Delivered" in out and "Traceback" not in err
     assert Message.objects.filter(status="sending").count() == 0, "claims were given back"

@@ -147,10 +147,15 @@ class SendingDomainAdmin(admin.ModelAdmin):
             if report.passed:
                 continue
             blocking = [c for c in report.checks if c.blocking]
-            first = report.problems[:1] or [c.problem for c in blocking[:1]]
+            found = []
+            if report.problems:
+                found.append(f"{len(report.problems)} problem(s) with the domain")
+            if blocking:
+                found.append(f"{len(blocking)} record(s) to fix or recheck")
+            first = report.problems[0] if report.problems else blocking[0].problem
             self.message_user(
                 request,
-                f"DNS of {report.domain}: {len(blocking)} record(s) to fix or recheck. {first[0]} "
+                f"DNS of {report.domain}: {' and '.join(found)}. {first} "
                 "See the domain's page for every record and its fix.",
                 messages.WARNING,
             )

@@ -42,12 +42,14 @@ if SPECTACULAR:
 
     class SchemaView(SpectacularAPIView):
         permission_classes = [IsAuthenticated]
+        schema = None  # left out of every OpenAPI document, as is DocsView
         custom_settings = SETTINGS
 
     class DocsView(SpectacularSwaggerView):
         permission_classes = [IsAuthenticated]
         title = SETTINGS["TITLE"]
         url_name = "txmail:api-schema"
+        schema = None
 
         @staticmethod
         def _swagger_ui_resource(filename: str) -> str:

@@ -13,8 +13,9 @@ For each ``SendingDomain``:
 4. the domain's ``status``, ``records`` (the report as JSON) and
    ``last_checked`` are saved.
 
-Status: ``failed`` when a required record is missing or wrong (sending from
-it is then refused, as for any unverified domain); ``verified`` when every
+Status: ``failed`` when a required record is missing or wrong, or the
+domain's name does not exist (sending from it is then refused, as for any
+unverified domain); ``verified`` when every
 required record passed (and the provider confirmed them); ``pending`` when
 DNS is right but the provider has not confirmed yet. A check that could not
 be made (timeout, SERVFAIL, the provider's API unreachable) proves nothing
@@ -107,7 +108,8 @@ def verify_domain(domain: SendingDomain, lookup: Lookup, transport: Transport) -
         return _save(domain, report)
     api = _ProviderAPI(adapter, transport, domain)
     required = _required_records(domain, adapter, api, report)
-    if _domain_missing(domain.name, lookup):
+    missing = _domain_missing(domain.name, lookup)
+    if missing:
         report.problems.append(
             f"The domain {domain.name} does not exist in DNS (NXDOMAIN): check its spelling, "
             "and that it is registered and delegated to your DNS host."
@@ -118,7 +120,8 @@ def verify_domain(domain: SendingDomain, lookup: Lookup, transport: Transport) -
             api.verify(check, report)
     if api.domain_id and not domain.provider_domain_id:
         domain.provider_domain_id = api.domain_id  # an id entered by hand is never replaced
-    report.status = _status(domain.status, report)
+    # A name that does not exist is a definite answer, whatever else is known.
+    report.status = SendingDomain.Status.FAILED if missing else _status(domain.status, report)
     return _save(domain, report)
 
 

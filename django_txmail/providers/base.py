@@ -347,6 +347,23 @@ class Adapter:
         """The webhook the provider created, or ProviderAPIError."""
         raise UnsupportedFeature(self.account.name, "webhook registration through its API")
 
+    def build_list_webhooks(self) -> ProviderRequest:
+        """The request listing the webhooks registered through the API (where
+        registration is offered: an adapter with ``build_register_webhook``
+        lists and deletes too, so a webhook can be replaced)."""
+        raise UnsupportedFeature(self.account.name, "webhook registration through its API")
+
+    def parse_list_webhooks(self, response: ProviderResponse) -> list[RegisteredWebhook]:
+        """The registered webhooks, secrets blank (providers show them only at creation)."""
+        raise UnsupportedFeature(self.account.name, "webhook registration through its API")
+
+    def build_delete_webhook(self, webhook_id: str) -> ProviderRequest:
+        raise UnsupportedFeature(self.account.name, "webhook registration through its API")
+
+    def parse_delete_webhook(self, response: ProviderResponse) -> None:
+        """None once the webhook is gone, or ProviderAPIError."""
+        raise UnsupportedFeature(self.account.name, "webhook registration through its API")
+
     # The provider's suppression list (``manage.py txmail_suppressions sync``).
 
     def build_list_suppressions(self, address: str = "") -> ProviderRequest:

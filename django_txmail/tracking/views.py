@@ -22,7 +22,10 @@ For ``POST``, in this order, and nothing is stored unless every step passes:
    refused whole (413);
 8. the events are stored once each (a redelivered batch answers 200 and
    stores nothing new) and applied to their messages; grant events
-   (Nylas ``grant.*``) also move their Grant's status (``grants.py``).
+   (Nylas ``grant.*``) also move their Grant's status (``grants.py``). A
+   database that is busy (SQLite locked by a worker, a deadlock) is tried
+   again for a few seconds before the answer is 503, which the provider
+   retries.
 
 ``GET`` answers a provider's verification request (Nylas ``?challenge=``).
 """
@@ -32,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DataError, OperationalError
@@ -44,8 +48,9 @@ from django_txmail.conf import get_settings
 from django_txmail.exceptions import WebhookPayloadError
 from django_txmail.grants import apply_events as apply_grant_events
 from django_txmail.providers import Adapter, load_adapter
+from django_txmail.providers.base import WebhookEvent
 from django_txmail.tracking.depth import MAX_JSON_DEPTH, too_deep
-from django_txmail.tracking.ingest import ingest
+from django_txmail.tracking.ingest import IngestResult, ingest
 
 logger = logging.getLogger("django_txmail.tracking.views")
 
@@ -102,6 +107,29 @@ def read_body(request: HttpRequest, limit: int) -> bytes | Response:
     return b"".join(chunks)
 
 
+#: Pauses, in seconds, between tries at storing events while the database is busy.
+BUSY_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+
+
+def ingest_when_free(account: str, events: list[WebhookEvent]) -> IngestResult:
+    """``ingest()``, tried again while the database is busy.
+
+    SQLite refuses a write at once ("database is locked") when another
+    process writes and the transaction could not wait its turn (no
+    ``transaction_mode: IMMEDIATE``); a provider retries a 503 only a few
+    times, soon, so a short wait here keeps the events. Nothing is stored by
+    a failed try: ``ingest`` runs in one transaction, and a redelivered event
+    is stored once.
+    """
+    for delay in BUSY_RETRY_DELAYS:
+        try:
+            return ingest(account, events)
+        except OperationalError as exc:
+            logger.info("Webhook for %r: database busy (%s); trying again", account, exc)
+            time.sleep(delay)
+    return ingest(account, events)
+
+
 class WebhookView(APIView):
     """Delivery events from one provider account (the ``provider`` URL argument)."""
 
@@ -110,6 +138,7 @@ class WebhookView(APIView):
     throttle_classes: list = []
     renderer_classes = [JSONRenderer]
     parser_classes: list = []  # the raw body is read and verified before any parsing
+    schema = None  # a provider's endpoint, not part of any OpenAPI description
 
     def _adapter(self, provider: str) -> Adapter | None:
         try:
@@ -149,7 +178,7 @@ class WebhookView(APIView):
             events = adapter.parse_webhook(body, request.content_type or "")
             if len(events) > (most := get_settings().webhook_max_events):
                 return Response({"detail": f"Over {most} events in one request."}, status=413)
-            result = ingest(account.name, events)
+            result = ingest_when_free(account.name, events)
             apply_grant_events(account.name, events)
         except WebhookPayloadError as exc:
             return Response({"detail": str(exc)}, status=400)
@@ -159,7 +188,7 @@ class WebhookView(APIView):
             logger.warning("Webhook for %r refused by the database: %s", provider, exc)
             return Response({"detail": "An event holds a value that cannot be stored."}, 400)
         except OperationalError:
-            # A deadlock or serialization failure: nothing stored; the provider retries.
+            # Still busy after a few seconds: nothing stored; the provider retries.
             logger.warning("Webhook for %r hit a database conflict", provider, exc_info=True)
             return Response({"detail": "Busy; send it again."}, status=503)
         return Response(result.as_dict())

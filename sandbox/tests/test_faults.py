@@ -145,11 +145,11 @@ def test_slow_kind_answers_successfully_but_late(http):
 def test_after_accept_kinds_leave_replays_and_errors_alone(http):
     with SandboxServer() as sandbox:
         send(http, sandbox, message(), key="k")
-        sandbox.set_fault_plan(only("slow", slow=5.0))
+        sandbox.set_fault_plan(only("slow", slow=30.0))
         started = time.monotonic()
         assert send(http, sandbox, message(), key="k").status_code == 200  # a replay
         assert send(http, sandbox, message(to=[])).status_code == 400
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < 10  # not 30 s late
         assert sandbox.fault_stats["slow"] == 0
 
 
@@ -357,12 +357,12 @@ def test_stop_returns_promptly_while_an_answer_is_held():
     wait_for(lambda: sandbox.messages)
     started = time.monotonic()
     sandbox.stop()
-    assert time.monotonic() - started < 2
-    thread.join(5)
+    assert time.monotonic() - started < 10  # not the 30 s hang
+    thread.join(TIMEOUT)
     assert isinstance(outcome[0], requests.ConnectionError)
     [record] = wait_for(lambda: sandbox.requests)
     assert (record.status, record.fault) == (None, "timeout-after-accept")
-    assert record.duration < 5
+    assert record.duration < 20
 
 
 def test_log_line_shows_the_fault_and_a_missing_answer():

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -972,12 +973,14 @@ def test_wrong_method_is_refused_with_allow(txmail_sandbox, http):
 
 
 def test_keep_alive_requests_do_not_stall(txmail_sandbox, http):
-    send(http, txmail_sandbox, message())
-    started = time.monotonic()
     for _ in range(20):
         assert send(http, txmail_sandbox, message()).status_code == 200
-    # With Nagle's algorithm on, each keep-alive request would wait ~40 ms.
-    assert (time.monotonic() - started) / 20 < 0.02
+    # Nagle's algorithm off on every connection the sandbox serves: with it on,
+    # each keep-alive request would wait ~40 ms for a delayed ACK. Read from the
+    # sockets rather than timed, so a busy machine cannot fail it.
+    connections = list(txmail_sandbox._httpd._connections)
+    assert connections
+    assert all(c.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for c in connections)
 
 
 def test_concurrent_sends_on_many_connections_are_all_stored(txmail_sandbox):
@@ -1010,7 +1013,7 @@ def test_stop_closes_idle_keep_alive_connections(http):
     before = threading.active_count()
     started = time.monotonic()
     sandbox.stop()
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10  # an idle connection would block for good
     wait_for(lambda: threading.active_count() < before)
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{sandbox.url}/_sandbox/health", timeout=TIMEOUT)

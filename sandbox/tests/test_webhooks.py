@@ -338,7 +338,7 @@ def test_the_send_is_answered_without_waiting_for_the_app(sandbox, receiver):
     started = time.monotonic()
     send(sandbox, "ann@x.example")
     send(sandbox, "bob@x.example")
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10  # the app holds its answers for 30 s
     with pytest.raises(TimeoutError, match="2 webhook posts still pending"):
         sandbox.flush_webhooks(0.3)
     receiver.hold.set()
@@ -365,7 +365,7 @@ def test_stop_does_not_wait_for_pending_or_held_posts(receiver):
         time.sleep(0.01)
     started = time.monotonic()
     server.stop()
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10  # the app holds its answer for 30 s
     assert len(receiver.posts) == 1  # the second was dropped, not posted
 
 
@@ -417,6 +417,18 @@ def test_duplicates_repeat_notifications_with_the_same_id_reproducibly(receiver)
     assert run_with(WebhookOptions(delay=0, duplicates=0.5, seed=4), receiver, MESSAGES) != first
 
 
+def test_the_seed_decides_alike_for_an_app_on_another_port(receiver):
+    # A test's live server listens on a new port each run; the plan must not move with it.
+    options = WebhookOptions(delay=0, duplicates=0.5, seed=5)
+    first = run_with(options, receiver, MESSAGES)
+    elsewhere = Receiver()
+    try:
+        assert elsewhere.url != receiver.url
+        assert run_with(options, elsewhere, MESSAGES) == first
+    finally:
+        elsewhere.close()
+
+
 def test_reordering_shuffles_notifications_reproducibly(receiver):
     options = WebhookOptions(delay=0, reorder=True, reorder_window=0.3, seed=11)
     first = run_with(options, receiver, MESSAGES)
@@ -450,6 +462,25 @@ def test_a_registered_webhook_gets_its_own_secret_and_becomes_a_target(txmail_sa
     assert [n["type"] for n in receiver.notifications()] == [DELIVERED, BOUNCED]
     for headers, raw in receiver.posts:
         assert headers["X-Nylas-Signature"] == nylas_signature(raw, data["webhook_secret"])
+
+
+def test_a_deleted_webhook_is_no_longer_listed_or_posted_to(txmail_sandbox, receiver):
+    webhook_id = register(txmail_sandbox, webhook_url=receiver.url).json()["data"]["id"]
+    deleted = requests.delete(
+        f"{txmail_sandbox.url}/v3/webhooks/{webhook_id}", headers=AUTH, timeout=TIMEOUT
+    )
+    assert deleted.status_code == 200 and deleted.json()["data"] == {"status": "success"}
+    listed = requests.get(f"{txmail_sandbox.url}/v3/webhooks", headers=AUTH, timeout=TIMEOUT)
+    assert listed.json()["data"] == []
+    send(txmail_sandbox, "ann@x.example")
+    txmail_sandbox.flush_webhooks(TIMEOUT)
+    assert receiver.posts == []
+    again = requests.delete(
+        f"{txmail_sandbox.url}/v3/webhooks/{webhook_id}", headers=AUTH, timeout=TIMEOUT
+    )
+    assert again.status_code == 404 and again.json()["error"]["type"] == "not_found_error"
+    # The same URL may be registered anew.
+    assert register(txmail_sandbox, webhook_url=receiver.url).status_code == 200
 
 
 def test_listing_webhooks_leaves_the_secret_out(txmail_sandbox, receiver):
@@ -536,11 +567,22 @@ def test_bad_webhook_flags_are_explained(options, message):
         webhook_targets_from_options(options, lambda provider: None)
 
 
+def test_retries_are_spread_over_minutes_as_providers_do():
+    # An app busy for a minute (a locked database, a deploy) still gets its events.
+    defaults = WebhookOptions()
+    retries = [defaults.retry_after(n) for n in range(1, defaults.max_attempts + 1)]
+    assert retries == [60, 120, None]
+    assert "retried after 60, 120 s" in defaults.describe()
+    assert webhook_options_from_options({"webhook_retry_delay": 0.5}).retry_after(2) == 1.0
+
+
 def test_bad_webhook_option_values_are_explained():
     with pytest.raises(ValueError, match="--webhook-duplicates must be between 0 and 1"):
         webhook_options_from_options({"webhook_duplicates": 1.5})
     with pytest.raises(ValueError, match="--webhook-delay"):
         webhook_options_from_options({"webhook_delay": -1.0})
+    with pytest.raises(ValueError, match="--webhook-retry-delay"):
+        webhook_options_from_options({"webhook_retry_delay": -1.0})
 
 
 def test_the_command_line_sandbox_posts_to_the_webhook_url(receiver):

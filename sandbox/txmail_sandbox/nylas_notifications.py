@@ -27,14 +27,13 @@ A scheduled send (``send_at``) emits nothing: the sandbox never sends it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from typing import Any
 
 from . import mailbox_simulator as simulator
 from .state import ReceivedMessage
-from .webhook_values import Notification
+from .webhook_values import Notification, payload_identity
 
 APPLICATION_ID = "txmail-sandbox-application"
 SIGNATURE_HEADER = "X-Nylas-Signature"
@@ -60,14 +59,12 @@ class NylasNotifications:
     signature_header = SIGNATURE_HEADER
 
     def identity(self, message: ReceivedMessage) -> str:
-        payload = message.payload
-        stable = {
-            "route": message.route,
-            "target": message.domain or message.grant_id,
-            **{key: payload.get(key) for key in ("from", "to", "cc", "bcc", "subject")},
-        }
-        encoded = json.dumps(stable, sort_keys=True, ensure_ascii=False).encode()
-        return hashlib.sha256(encoded).hexdigest()
+        return payload_identity(
+            message.payload,
+            ("from", "to", "cc", "bcc", "subject"),
+            route=message.route,
+            target=message.domain or message.grant_id,
+        )
 
     def notifications(self, message: ReceivedMessage, now: float) -> list[Notification]:
         payload = message.payload

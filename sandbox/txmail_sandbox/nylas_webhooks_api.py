@@ -11,6 +11,9 @@ notification_email_addresses?}``
     signed with that secret.
 ``GET /v3/webhooks``
     ``{request_id, data: [webhook, ...]}``, oldest first, without secrets.
+``DELETE /v3/webhooks/{id}``
+    Deletes it: ``{request_id, data: {status: "success"}}``; 404 for an
+    unknown id. Nothing is posted to it any more.
 
 Both with Nylas's ``Authorization: Bearer <API key>`` and error envelope
 (``nylas_responses.py``). Before creating a webhook Nylas checks that the
@@ -94,7 +97,7 @@ class NylasWebhooksAPI:
                 Route("POST", path, self.create_webhook),
                 Route("GET", path, self.list_webhooks),
             )
-        ]
+        ] + [Route("DELETE", "/v3/webhooks/{webhook_id}", self.delete_webhook)]
 
     def error_response(self, status: int, message: str) -> Response:
         return error_response(status, message)
@@ -104,6 +107,16 @@ class NylasWebhooksAPI:
             return error_response(401, _UNAUTHORIZED)
         data = [_public(target) for target in self._emitter.registered(self.provider)]
         return Response.json(200, {"request_id": request_id(), "data": data})
+
+    def delete_webhook(self, request: Request, webhook_id: str) -> Response:
+        if not self._authorized(request):
+            return error_response(401, _UNAUTHORIZED)
+        registered = self._emitter.registered(self.provider)
+        found = [t for t in registered if (t.record or {}).get("id") == webhook_id]
+        if not found:
+            return error_response(404, f"Webhook {webhook_id} not found.")
+        self._emitter.unregister(self.provider, found[0])
+        return Response.json(200, {"request_id": request_id(), "data": {"status": "success"}})
 
     def create_webhook(self, request: Request) -> Response:
         if not self._authorized(request):

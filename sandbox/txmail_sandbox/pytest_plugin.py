@@ -4,7 +4,10 @@
     The sandbox, emptied before each test: no messages, no request log, no
     idempotency keys, no injected faults, no fault plan, no webhook targets
     (configured or registered) and default webhook options. Its ``url`` is the
-    provider API URI.
+    provider API URI. Under pytest-django, the test's mail goes through
+    django-txmail's email backend: Django's test runner puts every test on its
+    locmem backend, and a test that asks for the sandbox wants its mail to
+    reach it (pytest-django's ``settings`` fixture puts the setting back).
 ``txmail_sandbox_server``
     The same server, session-scoped: started once on a free loopback port.
 ``txmail_sandbox_api_keys``
@@ -38,6 +41,8 @@ from txmail_sandbox.server import (
 
 #: The name under which the ``pytest11`` entry point registers this module.
 ENTRY_POINT_NAME = "txmail_sandbox"
+#: django-txmail's email backend, for the tests that send to the sandbox.
+TXMAIL_BACKEND = "django_txmail.backends.EmailBackend"
 
 
 def pytest_plugin_registered(plugin: Any, manager: Any) -> None:
@@ -83,8 +88,30 @@ def txmail_sandbox_server(
 
 
 @pytest.fixture
-def txmail_sandbox(txmail_sandbox_server: SandboxServer) -> SandboxServer:
+def txmail_sandbox(
+    request: pytest.FixtureRequest, txmail_sandbox_server: SandboxServer
+) -> SandboxServer:
     txmail_sandbox_server.set_fault_plan(None)
     txmail_sandbox_server.clear_webhooks()
     txmail_sandbox_server.reset()
+    _send_through_django_txmail(request)
     return txmail_sandbox_server
+
+
+def _send_through_django_txmail(request: pytest.FixtureRequest) -> None:
+    """Undo, for this test, the test runner's switch to Django's locmem backend.
+
+    Only under pytest-django with settings configured; the sandbox itself
+    needs neither Django nor django-txmail, so nothing is imported here that
+    pytest-django has not imported already.
+    """
+    django = sys.modules.get("django")
+    if django is None or not request.config.pluginmanager.hasplugin("django"):
+        return
+    if not sys.modules["django.conf"].settings.configured:
+        return
+    settings = request.getfixturevalue("settings")
+    if django.VERSION >= (6, 1):  # MAILERS replaces EMAIL_BACKEND
+        settings.MAILERS = {"default": {"BACKEND": TXMAIL_BACKEND}}
+    else:
+        settings.EMAIL_BACKEND = TXMAIL_BACKEND

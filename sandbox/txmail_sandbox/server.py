@@ -31,7 +31,9 @@ from .faults import Fault
 from .httpd import Request, Response, SandboxHTTPServer
 from .inspection import InspectionAPI, foreign_host
 from .mailerlogic import MailerLogicEmulator
+from .mailerlogic_notifications import MailerLogicNotifications
 from .mailtrap import MailtrapEmulator
+from .mailtrap_notifications import MailtrapNotifications
 from .mailtrap_templates import new_template as mailtrap_template
 from .nylas import NylasEmulator
 from .nylas_domains import NylasDomainsAPI
@@ -108,7 +110,13 @@ class SandboxServer:
             wall_clock=wall_clock,
         )
         self._webhooks = WebhookEmitter(
-            {"nylas": NylasNotifications()}, webhook_options, wall_clock=wall_clock
+            {
+                "nylas": NylasNotifications(),
+                "mailtrap": MailtrapNotifications(),
+                "mailerlogic": MailerLogicNotifications(),
+            },
+            webhook_options,
+            wall_clock=wall_clock,
         )
         for provider, (url, secret) in (webhooks or {}).items():
             self.set_webhook(provider, url, secret)

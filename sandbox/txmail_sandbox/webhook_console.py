@@ -28,7 +28,7 @@ def add_webhook_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         dest="webhook_urls",
         metavar="PROVIDER=URL",
-        help="post PROVIDER's notifications to URL, e.g. "
+        help="post PROVIDER's (nylas, mailtrap or mailerlogic) notifications to URL, e.g. "
         "nylas=http://127.0.0.1:8000/txmail/webhooks/nylas/ (repeatable)",
     )
     group.add_argument(
@@ -43,6 +43,14 @@ def add_webhook_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         metavar="SECONDS",
         help=f"wait before posting a notification (default {_DEFAULTS.delay:g})",
+    )
+    group.add_argument(
+        "--webhook-retry-delay",
+        type=float,
+        metavar="SECONDS",
+        help="wait before the first retry of a post the app did not answer with 2xx, doubling "
+        f"for each further one; {_DEFAULTS.max_attempts} attempts in all "
+        f"(default {_DEFAULTS.retry_delay:g})",
     )
     group.add_argument(
         "--webhook-duplicates",
@@ -71,6 +79,13 @@ def webhook_options_from_options(options: Mapping[str, Any]) -> WebhookOptions:
         if not (math.isfinite(delay) and delay >= 0):
             raise ValueError(f"--webhook-delay must be a number of seconds >= 0, not {delay:g}.")
         settings["delay"] = delay
+    retry_delay = options.get("webhook_retry_delay")
+    if retry_delay is not None:
+        if not (math.isfinite(retry_delay) and retry_delay >= 0):
+            raise ValueError(
+                f"--webhook-retry-delay must be a number of seconds >= 0, not {retry_delay:g}."
+            )
+        settings["retry_delay"] = retry_delay
     rate = options.get("webhook_duplicates")
     if rate is not None:
         if not 0 <= rate <= 1:

@@ -13,18 +13,22 @@ only ever sees tidy webhooks learns nothing. So, as the options say:
 
 * every notification waits ``delay`` seconds first;
 * a non-2xx answer or a network error is retried, ``max_attempts`` in all,
-  ``retry_delay`` doubling each time; the format renders each attempt
+  ``retry_delay`` (a minute by default, as providers spread retries over
+  minutes) doubling each time; the format renders each attempt
   (Nylas counts it in ``webhook_delivery_attempt``, the ``id`` stays);
 * ``duplicates`` is the share of notifications posted twice, same id;
 * ``reorder`` spreads notifications over ``reorder_window`` extra seconds,
   so they arrive shuffled (a complaint before its delivery, ...).
 
 Which notifications are duplicated and where they land is reproducible from
-``seed`` whatever the thread scheduling, in the way of the fault plan: each
-decision is a hash of the seed, the notification's type and position, its
-target and the message's *identity* — what the format says makes two sends
-the same message (sender, recipients, subject: not the ids a client
-generates), counted so that the n-th identical message decides alike.
+``seed`` whatever the thread scheduling and however fast the machine is, in
+the way of the fault plan: each decision is a hash of the seed, the
+notification's type and position, the target's place among the provider's
+targets (the configured one first, then the registered ones in order; not
+its URL, whose port a test server picks anew each run) and the message's
+*identity* — what the format says makes two sends the same message (sender,
+recipients, subject: not the ids a client generates), counted so that the
+n-th identical message decides alike.
 
 Posting happens on one background thread, so a send is never held up, and
 in due order. Every post and the app's answer is logged
@@ -140,6 +144,11 @@ class WebhookEmitter:
         with self._cond:
             self._registered.setdefault(provider, []).append(target)
 
+    def unregister(self, provider: str, target: WebhookTarget) -> None:
+        """Remove a webhook registered through the provider's API."""
+        with self._cond:
+            self._registered[provider].remove(target)
+
     def registered(self, provider: str) -> list[WebhookTarget]:
         with self._cond:
             return list(self._registered.get(provider, []))
@@ -187,11 +196,11 @@ class WebhookEmitter:
             options, now = self._options, self._clock()
             seen = self._seen.get(identity, 0)
             self._seen[identity] = seen + 1
-            for target in self.targets(provider):
+            for place, target in enumerate(self.targets(provider)):
                 for index, notification in enumerate(notifications):
                     if not target.wants(notification.type):
                         continue
-                    key = f"{identity}\0{seen}\0{index}\0{notification.type}\0{target.url}"
+                    key = f"{identity}\0{seen}\0{index}\0{notification.type}\0{place}"
                     self._schedule(provider, notification, target, key, options, now)
             self._cond.notify_all()
 
@@ -332,9 +341,9 @@ class WebhookEmitter:
     def _finished(self, job: _Job, record: WebhookDelivery) -> None:
         """Log a post and queue its retry if it failed (lock held)."""
         self._log.append(record)
-        if record.ok or job.attempt >= self._options.max_attempts:
+        backoff = self._options.retry_after(job.attempt)
+        if record.ok or backoff is None:
             return
-        backoff = self._options.retry_delay * 2 ** (job.attempt - 1)
         retry = _Job(
             self._clock() + backoff,
             next(self._sequence),

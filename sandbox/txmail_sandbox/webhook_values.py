@@ -10,8 +10,9 @@ API can use them without the posting machinery.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -30,7 +31,9 @@ class WebhookOptions:
     reorder_window: float = 0.5
     seed: int = 0
     max_attempts: int = 3
-    retry_delay: float = 0.2
+    #: As providers do, over minutes: an app that is busy or restarting for a
+    #: minute still gets its events (attempts at 0, 60 and 180 s after the first).
+    retry_delay: float = 60.0
     timeout: float = 10.0
 
     def __post_init__(self) -> None:
@@ -43,9 +46,18 @@ class WebhookOptions:
         if self.max_attempts < 1:
             raise ValueError("Webhook max_attempts must be at least 1.")
 
+    def retry_after(self, attempt: int) -> float | None:
+        """Seconds from failed ``attempt`` (1, 2, ...) to the next; None after the last."""
+        if attempt >= self.max_attempts:
+            return None
+        return self.retry_delay * 2 ** (attempt - 1)
+
     def describe(self) -> str:
         """One line for the sandbox's startup message."""
+        retries = [self.retry_after(n) for n in range(1, self.max_attempts)]
         parts = [f"delay {self.delay:g} s"]
+        if retries:
+            parts.append(f"retried after {', '.join(f'{r:g}' for r in retries)} s")
         if self.duplicates:
             parts.append(f"{self.duplicates * 100:g}% duplicated")
         if self.reorder:
@@ -87,6 +99,14 @@ class Notification:
     id: str
     type: str
     payload: dict[str, Any]
+
+
+def payload_identity(payload: Mapping[str, Any], keys: Iterable[str], **more: Any) -> str:
+    """A hash of what makes two sends the same message (``WebhookFormat.identity``):
+    the payload's ``keys`` and ``more``, never the ids a client generates."""
+    stable = {**{key: payload.get(key) for key in keys}, **more}
+    encoded = json.dumps(stable, sort_keys=True, ensure_ascii=False).encode()
+    return hashlib.sha256(encoded).hexdigest()
 
 
 class WebhookFormat(Protocol):

@@ -7,13 +7,14 @@ registers the app's endpoint for every event type the adapter reads::
     manage.py txmail_register_webhooks --base-url https://app.example
     manage.py txmail_register_webhooks nylas --url https://app.example/txmail/webhooks/nylas/
 
-The provider answers with the webhook's signing secret. It is the one thing
-the app needs, and it is a credential, so it goes where credentials go: the
-account's ``WEBHOOK_SECRET``, read from the environment. This command
-stores it nowhere and prints it only with ``--show-secret``; Nylas shows it
-only at creation, so without that flag the secret has to be rotated in the
-provider's dashboard to be known. Accounts whose provider has no such API are
-listed with the advice to register the URL in the provider's dashboard.
+The provider answers with the webhook's signing secret, once: the command
+prints it, with the setting it goes into. It is a credential, so it goes
+where credentials go: the account's ``WEBHOOK_SECRET``, read from the
+environment; the command stores it nowhere else. A webhook already
+registered for the same URL is left alone, with a message: its secret cannot
+be shown again, so ``--replace`` deletes it and registers a new one with a
+new secret. Accounts whose provider has no such API are listed with the
+advice to register the URL in the provider's dashboard.
 """
 
 from __future__ import annotations
@@ -56,9 +57,10 @@ class Command(BaseCommand):
             help="the full endpoint URL, for a single ACCOUNT",
         )
         parser.add_argument(
-            "--show-secret",
+            "--replace",
             action="store_true",
-            help="print the new webhook's signing secret (the provider shows it only once)",
+            help="delete a webhook already registered for the same URL and register a new "
+            "one, with a new signing secret",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -79,13 +81,13 @@ class Command(BaseCommand):
         with Transport(pool_size=1) as transport:
             for account in accounts:
                 url = options["url"] or endpoint(options["base_url"], account.name)
-                if not self._register(transport, account, url, options["show_secret"]):
+                if not self._register(transport, account, url, options["replace"]):
                     failed.append(account.name)
         if failed:
             raise CommandError(f"Registration failed for {', '.join(failed)}; see above.")
 
     def _register(
-        self, transport: Transport, account: ProviderAccount, url: str, show_secret: bool
+        self, transport: Transport, account: ProviderAccount, url: str, replace: bool
     ) -> bool:
         adapter = load_adapter(account)
         try:
@@ -98,6 +100,22 @@ class Command(BaseCommand):
             )
             return True
         try:
+            webhooks = transport.call(
+                adapter, adapter.build_list_webhooks(), adapter.parse_list_webhooks
+            )
+            existing = [webhook.id for webhook in webhooks if webhook.url == url]
+            if existing and not replace:
+                self.stderr.write(
+                    f"{account.name}: a webhook for {url} exists already ({', '.join(existing)}). "
+                    "The provider shows a webhook's signing secret only when it is created; if "
+                    "yours is not in WEBHOOK_SECRET, run the command again with --replace to "
+                    "register a new one with a new secret."
+                )
+                return False
+            for webhook_id in existing:
+                delete = adapter.build_delete_webhook(webhook_id)
+                transport.call(adapter, delete, adapter.parse_delete_webhook)
+                self.stdout.write(f"{account.name}: deleted webhook {webhook_id} for {url}.")
             webhook = transport.call(adapter, request, adapter.parse_register_webhook)
         except ProviderAPIError as exc:
             if exc.transient:  # no answer: the error names the account and the host
@@ -113,20 +131,15 @@ class Command(BaseCommand):
             f"({', '.join(webhook.triggers)})."
         )
         setting = f"TXMAIL['PROVIDERS'][{account.name!r}]['WEBHOOK_SECRET']"
+        self.stdout.write(f"  Signing secret: {webhook.secret}")
         advice = (
-            f"  Put its signing secret into {setting}, read from the environment "
-            "(it is not stored anywhere else)."
+            f"  Put it into {setting}, read from the environment; the provider shows it only "
+            "now, and it is stored nowhere else. Until the app has it, the provider's posts "
+            "are refused (403) and retried."
         )
         if account.webhook_secrets:
             advice += " Keep the current secret in WEBHOOK_SECRETS until the old webhook is gone."
         self.stdout.write(advice)
-        if show_secret:
-            self.stdout.write(f"  Signing secret: {webhook.secret}")
-        else:
-            self.stdout.write(
-                "  The secret is not shown (pass --show-secret). The provider returns it only "
-                "when the webhook is created; to get one now, rotate it in its dashboard."
-            )
         return True
 
 

@@ -13,11 +13,12 @@ Keys are never printed.
 delivery under provider trouble; see ``txmail_sandbox/fault_plan.py`` in the sandbox
 distribution.
 
-``--webhook-url nylas=URL`` posts delivery notifications for the messages it
-accepts back to the app (outcomes by recipient address, see
-``txmail_sandbox/mailbox_simulator.py``), signed with
-``--webhook-secret nylas=SECRET`` or else the ``WEBHOOK_SECRET`` of the
-project's ``nylas`` account; ``--webhook-delay``, ``--webhook-duplicates``,
+``--webhook-url PROVIDER=URL`` (``nylas``, ``mailtrap``, ``mailerlogic``)
+posts delivery notifications for the messages it accepts back to the app
+(outcomes by recipient address, see ``txmail_sandbox/mailbox_simulator.py``),
+signed with ``--webhook-secret PROVIDER=SECRET`` or else the
+``WEBHOOK_SECRET`` of the project's account at that provider;
+``--webhook-delay``, ``--webhook-retry-delay``, ``--webhook-duplicates``,
 ``--webhook-reorder`` and ``--webhook-seed`` shape their delivery. See
 ``docs/webhooks.md``.
 

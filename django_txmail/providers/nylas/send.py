@@ -142,6 +142,35 @@ class NylasAdapter(NylasGrantsMixin, NylasDomainsMixin, Adapter):
             triggers=tuple(str(t) for t in triggers),
         )
 
+    def build_list_webhooks(self) -> ProviderRequest:
+        return ProviderRequest("GET", f"{self.account.api_uri}/v3/webhooks", self._headers())
+
+    def parse_list_webhooks(self, response: ProviderResponse) -> list[RegisteredWebhook]:
+        body = response.json()
+        body = body if isinstance(body, dict) else {}
+        if response.status != 200:
+            raise self._error(response, body)
+        data = body.get("data") if isinstance(body.get("data"), list) else []
+        return [
+            RegisteredWebhook(
+                id=str(item.get("id") or ""),
+                url=str(item.get("webhook_url") or ""),
+                secret="",  # shown only at creation
+                triggers=tuple(str(t) for t in item.get("trigger_types") or ()),
+            )
+            for item in data
+            if isinstance(item, dict)
+        ]
+
+    def build_delete_webhook(self, webhook_id: str) -> ProviderRequest:
+        endpoint = f"{self.account.api_uri}/v3/webhooks/{quote(webhook_id, safe='')}"
+        return ProviderRequest("DELETE", endpoint, self._headers())
+
+    def parse_delete_webhook(self, response: ProviderResponse) -> None:
+        if response.status not in (200, 202, 204):
+            body = response.json()
+            raise self._error(response, body if isinstance(body, dict) else {})
+
     def scheduling_window(self, route: Route) -> tuple[timedelta, timedelta] | None:
         return SCHEDULE_WINDOW if route.kind == "grant" else None
 
