@@ -28,7 +28,9 @@ def attempt_inserts_fail(times: int | None = None):
     failed = []
 
     def wrapper(execute, sql, params, many, context):
-        if sql.startswith("INSERT") and table in sql and (times is None or len(failed) < times):
+        # Alone, or in the WITH of the outcome's UPDATE (PostgreSQL).
+        inserts = f'INSERT INTO "{table}"' in sql or f"INSERT INTO {table}" in sql
+        if inserts and (times is None or len(failed) < times):
             failed.append(sql)
             raise OperationalError("database is locked")
         return execute(sql, params, many, context)
