@@ -41,6 +41,10 @@ _RATE = re.compile(r"^\s*(\d+)\s*/\s*([smhd])\s*$")
 #: Keys an account of any adapter may have for flow control.
 FLOW_KEYS = frozenset({"RATE_LIMIT", "LANE_SHARES", "FAILOVER", "BREAKER"})
 
+#: How late a slot may still be used, as a share of the account's shortest limit period
+#: (``AccountFlow.late``).
+LATE_SHARE = 0.05
+
 DEFAULT_BREAKER_FAILURES = 5
 DEFAULT_BREAKER_PAUSE = 30.0
 
@@ -76,6 +80,20 @@ class AccountFlow:
             return 0.0
         share = (self.lane_shares or {}).get(lane, 1.0)
         return max(limit.interval for limit in self.rate_limits) / share
+
+    @property
+    def late(self) -> float:
+        """Seconds after its time a slot may still be used (``LATE_SHARE`` of the shortest
+        limit period: 50 ms for ``"20/s"``); a slot found later is not used.
+
+        Slots used up to ``late`` after their time can hold, in any window of a
+        limit's period, the slots of a period and ``late`` more: at most the
+        limit plus ``LATE_SHARE`` of it and one request, never the bunch of
+        slots a slow sender would otherwise use all at once.
+        """
+        if not self.rate_limits:
+            return math.inf
+        return LATE_SHARE * min(limit.seconds for limit in self.rate_limits)
 
 
 def priority_rank(value: Any) -> int:

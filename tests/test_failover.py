@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from django.core import mail
@@ -182,23 +185,27 @@ def test_fault_storm_with_failover_configured_ends_exactly_once(accounts, txmail
         RETRY_BACKOFF=[0.05, 0.5],
     )
     outbox(count)
-    txmail_sandbox.set_fault_plan(FaultPlan(seed=7, rate=0.3, hang=1.0, slow=0.1))
-    # The primary also refuses connections for a while, mid-run.
-    txmail_sandbox.refuse_connections(accounts.primary_url, seconds=2)
+    # The seed also closes the primary's port after some of its requests; it stays closed
+    # until an attempt was refused there (then the test opens it), not for a time.
+    plan = FaultPlan(seed=7, rate=0.3, hang=1.0, slow=0.1, refusal_rate=0.02, refusal_seconds=3600)
+    txmail_sandbox.set_fault_plan(plan)
     workers = [
         start_worker(config, "--concurrency", "8", "--batch", "20", "--interval", "0.1")
         for _ in range(2)
     ]
     try:
-        wait_until(
-            lambda: Message.objects.filter(status="sent").count() == count,
-            240,
-            f"all {count} messages to be sent",
-        )
+        with reopened_once_refused(txmail_sandbox, accounts.primary_url):
+            wait_until(
+                lambda: Message.objects.filter(status="sent").count() == count,
+                240,
+                f"all {count} messages to be sent",
+            )
     finally:
         for worker in workers:
             stop(worker)
+    closings = txmail_sandbox.planned_closings
     txmail_sandbox.set_fault_plan(None)
+    assert closings, "the plan closed the primary's port"
     messages = Message.objects.all()
     received = txmail_sandbox.messages
     assert len(received) == count, "the providers hold every message exactly once"
@@ -211,6 +218,37 @@ def test_fault_storm_with_failover_configured_ends_exactly_once(accounts, txmail
     assert not Attempt.objects.filter(
         message__in=moved, provider="primary", maybe_accepted=True
     ).exists()
+
+
+@contextmanager
+def reopened_once_refused(txmail_sandbox, url: str) -> Iterator[None]:
+    """While the block runs, open the port of ``url`` again whenever the fault plan closed
+    it and an attempt was refused there since it was last opened."""
+    done = threading.Event()
+
+    def refused() -> int:
+        return Attempt.objects.filter(
+            provider="primary", error_type="connection_error", maybe_accepted=False
+        ).count()
+
+    def watch() -> None:
+        opened, seen = 0, 0
+        try:
+            while not done.wait(0.02):
+                if len(txmail_sandbox.planned_closings) > opened and refused() > seen:
+                    seen = refused()
+                    opened = len(txmail_sandbox.planned_closings)
+                    txmail_sandbox.accept_connections(url)
+        finally:
+            connection.close()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
 
 
 def test_events_from_both_accounts_land_on_the_one_message(client, settings):

@@ -208,3 +208,141 @@ def test_the_quota_costs_an_immediate_call_the_same_few_queries_whatever_its_siz
     added_for_10 = queries("1000000/s", 10) - queries(None, 10)
     added_for_60 = queries("1000000/s", 60) - queries(None, 60)
     assert 0 < added_for_10 == added_for_60 <= 6, "one slot transaction per call"
+
+
+def claimed_in_two_lanes(count: int) -> list[Message]:
+    """``count`` due messages, every other one ``low``, claimed by this process."""
+    from django_txmail.outbox.claims import claim_batch
+
+    Message.objects.all().delete()
+    pks = [m.pk for m in outbox(count)]
+    Message.objects.filter(pk__in=pks[::2]).update(priority=Message.Priority.LOW)
+    return claim_batch(count)
+
+
+def test_a_claimed_batch_takes_its_slots_in_one_transaction_whatever_its_size(
+    txmail_sandbox, settings, domain
+):
+    from django.test.utils import CaptureQueriesContext
+
+    from django_txmail.sending.attempt import Sender
+
+    limited(txmail_sandbox, settings, "1000000/s")
+    sender = Sender()
+
+    def quota_queries(count: int) -> list[str]:
+        claimed = claimed_in_two_lanes(count)
+        with CaptureQueriesContext(connection) as captured:
+            assert len(sender.pace(claimed)) == count, "a slot for every message"
+        return [q["sql"] for q in captured.captured_queries]
+
+    quota_queries(2)  # the account's row is created once
+    few, many = quota_queries(4), quota_queries(40)
+    assert len(few) == len(many) <= 6, many
+    assert sum("FOR UPDATE" in sql or sql.startswith("UPDATE") for sql in many) <= 3
+    sender.close()
+
+
+def test_a_worker_asks_the_quota_once_per_claimed_batch(
+    txmail_sandbox, settings, domain, monkeypatch
+):
+    from django_txmail.sending import worker
+    from django_txmail.sending.worker import Worker
+
+    limited(txmail_sandbox, settings, "1000000/s")
+    outbox(40)
+    feeder = threading.current_thread()
+    batches: list[int] = []
+    asked: list[int] = []
+    claim_batch, reserve_all = worker.claim_batch, quota.reserve_all
+
+    def claiming(*args, **kwargs):
+        claimed = claim_batch(*args, **kwargs)
+        if claimed:
+            batches.append(len(claimed))
+        return claimed
+
+    def reserving(asks, wait):
+        if threading.current_thread() is feeder:  # threads ask again only for late slots
+            asked.append(sum(count for *_, count in asks))
+        return reserve_all(asks, wait)
+
+    monkeypatch.setattr(worker, "claim_batch", claiming)
+    monkeypatch.setattr(quota, "reserve_all", reserving)
+    assert Worker(concurrency=4, batch=8).run(once=True).sent == 40
+    assert asked == batches, "one quota transaction per claimed batch, for all its messages"
+    assert max(batches) > 1
+
+
+class FakeClock:
+    """``time`` as ``quota`` sees it: ``sleep`` moves the clock on instead of waiting."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.now = time.time()
+        self.monotonic = time.monotonic
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_a_slot_is_not_used_more_than_its_lateness_after_its_time(
+    txmail_sandbox, settings, monkeypatch
+):
+    limited(txmail_sandbox, settings, "10/s")  # a slot every 100 ms; one may be 50 ms late
+    clock = FakeClock()
+    monkeypatch.setattr(quota, "time", clock)
+    account = get_settings().account("nylas")
+    assert account.flow.late == pytest.approx(0.05)
+    slots = quota.reserve(account, 1, 3, wait=5)
+    clock.now = slots.times[1] + 0.06
+    assert slots.wait(1) is False, "60 ms late: not used"
+    assert clock.now == slots.times[1] + 0.06, "and not waited for"
+    assert slots.wait(2) is True and clock.now == slots.times[2], "waited for, on time"
+    clock.now += 0.05
+    assert slots.wait(2) is True, "50 ms late is still in time"
+
+
+def test_a_message_whose_slot_went_by_waits_for_a_new_one_never_early(
+    txmail_sandbox, settings, domain, monkeypatch
+):
+    from django_txmail.models import AccountThrottle
+    from django_txmail.sending.attempt import Sender
+
+    limited(txmail_sandbox, settings, "10/s")
+    clock = FakeClock()
+    monkeypatch.setattr(quota, "time", clock)
+    claimed = claimed_in_two_lanes(3)
+    sender = Sender()
+    slots = sender.pace(claimed)
+    after_the_batch = AccountThrottle.objects.get(key="nylas").next_at
+    first = clock.now
+    clock.now = first + 0.2  # the first message's slot went by 200 ms ago
+    assert slots[claimed[0].pk]() is True
+    assert clock.now == pytest.approx(after_the_batch), "a new slot, after the batch's"
+    assert AccountThrottle.objects.get(key="nylas").next_at == pytest.approx(clock.now + 0.1)
+    sender.close()
+
+
+def test_a_message_whose_slot_went_by_is_queued_when_no_new_one_is_free_soon(
+    txmail_sandbox, settings, domain, monkeypatch
+):
+    from django_txmail.sending.attempt import Sender
+
+    limited(txmail_sandbox, settings, "1/h")  # one slot an hour; one may be 3 min late
+    clock = FakeClock()
+    monkeypatch.setattr(quota, "time", clock)
+    claimed = claimed_in_two_lanes(1)
+    sender = Sender()
+    slot = sender.pace(claimed)[claimed[0].pk]
+    clock.now += 181
+    assert slot() is False, "given back, not sent on a slot 181 s old"
+    waiting = Message.objects.get()
+    assert (waiting.status, waiting.attempts) == ("queued", 0)
+    assert waiting.next_attempt_at.timestamp() == pytest.approx(clock.now - 181 + 3600)
+    assert txmail_sandbox.requests == []
+    sender.close()

@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -99,9 +100,20 @@ class Sender:
         """Claim ``message`` and make one attempt (see :func:`deliver`)."""
         return deliver(message, self.adapter(message.provider), self.transport)
 
-    def attempt(self, message: Message, email: OutboundEmail | None = None) -> SendResult | None:
-        """One attempt at a message this sender has already claimed."""
-        return attempt(message, self.adapter(message.provider), self.transport, email)
+    def attempt(
+        self, message: Message, email: OutboundEmail | None = None, slot: Slot | None = None
+    ) -> SendResult | None:
+        """One attempt at a message this sender has already claimed (``slot``: its slot in
+        the account's quota, from :meth:`pace`; without it, one is taken now)."""
+        return attempt(message, self.adapter(message.provider), self.transport, email, slot)
+
+    def pace(self, messages: list[Message]) -> dict[object, Slot]:
+        """A slot in its account's quota for each of claimed messages, in one transaction
+        (see :func:`pace`)."""
+        accounts: dict[str, list[Message]] = {}
+        for message in messages:
+            accounts.setdefault(message.provider, []).append(message)
+        return pace([(self.adapter(name), group) for name, group in accounts.items()])
 
     def attempt_batch(
         self, messages: list[Message], emails: dict | None = None
@@ -171,15 +183,18 @@ def attempt(
     adapter: Adapter,
     transport: Transport,
     email: OutboundEmail | None = None,
+    slot: Slot | None = None,
 ) -> SendResult | None:
     """One attempt at a message already claimed by this process (see :func:`deliver`).
 
     ``email`` is what the process that recorded the message planned to send
     (``outbox.store.plan``), its payload built when it was checked; without
-    it, it is rebuilt from the row, identical, as for every retry.
+    it, it is rebuilt from the row, identical, as for every retry. ``slot``
+    is the message's slot in the account's quota when it was taken with
+    others (:func:`pace`); without it, one is taken now.
     """
     with _reporting_outcome() as nested:
-        return _attempt(message, adapter, transport, email, report=not nested)
+        return _attempt(message, adapter, transport, email, slot, report=not nested)
 
 
 def _attempt(
@@ -187,15 +202,16 @@ def _attempt(
     adapter: Adapter,
     transport: Transport,
     email: OutboundEmail | None,
+    slot: Slot | None,
     *,
     report: bool,
 ) -> SendResult | None:
     if _lease_half_gone(message) and not renew([message]):
         return None  # taken over by another sender while this one was busy
-    wait_for_slot = _paced([message], adapter).get(message.pk)
-    if wait_for_slot is None:
+    if slot is None:
+        slot = pace([(adapter, [message])]).get(message.pk)
+    if slot is None or not slot():
         return None  # no slot in the account's quota soon: queued for later
-    wait_for_slot()
     started, clock = timezone.now(), time.monotonic()
     outcome = _request(message, adapter, transport, email, report=report)
     outcome = _finish(message, started, clock, outcome, report=report)
@@ -287,13 +303,13 @@ def attempt_batch(
                 continue
             # One request, one slot in the account's quota, at the chunk's highest lane.
             lane = min(m.priority for m in chunk)
-            slot = quota.reserve(adapter.account, lane, 1, get_settings().quota_wait)
-            if not slot.times:  # none soon: these wait in the outbox for later
+            slots = quota.reserve(adapter.account, lane, 1, get_settings().quota_wait)
+            next_free = _on_time(slots, 0, adapter, lane)
+            if next_free is not None:  # no slot soon: these wait in the outbox for later
                 later = [m for m, _ in remaining]
-                _release(later, slot.next_free)
+                _release(later, next_free)
                 outcomes.update((m.pk, None) for m in later)
                 break
-            slot.wait(0)
             remaining = remaining[count:]
             started, clock = timezone.now(), time.monotonic()
             try:
@@ -344,7 +360,7 @@ def attempt_each(
         outcomes: dict = {}
         pending: list[tuple[Message, SendResult | TxMailError, datetime, int]] = []
         first_known = 0.0
-        slots = _paced(messages, adapter)
+        slots = pace([(adapter, messages)], in_turn=True)
         outcomes.update((m.pk, None) for m in messages if m.pk not in slots)
 
         def record_pending() -> None:
@@ -363,7 +379,9 @@ def attempt_each(
                     outcomes.update((m.pk, None) for m in rest if m.pk not in owned)
                     if message.pk not in owned:
                         continue
-                slots[message.pk]()
+                if not slots[message.pk]():
+                    outcomes[message.pk] = None  # its slot went by and none is free soon
+                    continue
                 started, clock = timezone.now(), time.monotonic()
                 email = planned.get(message.pk)
                 outcome = _request(message, adapter, transport, email, report=report)
@@ -382,30 +400,73 @@ def attempt_each(
         return [outcomes[m.pk] for m in messages]
 
 
-def _paced(messages: list[Message], adapter: Adapter) -> dict:
-    """A slot in the account's quota for each message's request (``quota.reserve``,
-    one transaction per lane): message id → a callable that waits for its slot.
+#: Waits for a message's slot in its account's quota; False when the message was given
+#: back to the outbox instead (its slot went by and no new one is free soon).
+Slot = Callable[[], bool]
+
+
+def pace(
+    groups: list[tuple[Adapter, list[Message]]], *, in_turn: bool = False
+) -> dict[object, Slot]:
+    """A slot in its account's quota for each message's request, ``groups`` pairing an
+    account's adapter with its messages: message id → a :data:`Slot`. One
+    transaction for all of them (``quota.reserve_all``), whatever their
+    accounts and lanes.
+
+    A slot that went by more than the account's ``late`` ago is replaced by a
+    new one, except ``in_turn``: one thread sends the messages one after
+    another, each slot used as soon as the request before it is answered,
+    so the call keeps its one transaction however long its requests take.
 
     Messages with no slot within ``TXMAIL["QUOTA_WAIT"]`` are given back to the
     outbox, due when the account's next slot frees, and left out; so are those
-    moved to a FAILOVER account because this one is down (``failover.py``).
+    moved to a FAILOVER account because their account is down (``failover.py``).
     """
-    wait = get_settings().quota_wait
-    if failover.is_down(adapter.account):
-        # The account is down: what may move goes to its fallback without trying it.
-        messages = [m for m in messages if not _moved_before_trying(m, adapter)]
-    lanes: dict[int, list[Message]] = {}
-    for message in messages:
-        lanes.setdefault(message.priority, []).append(message)
-    paced: dict = {}
-    for rank in sorted(lanes):
-        group = lanes[rank]
-        slots = quota.reserve(adapter.account, rank, len(group), wait)
+    lanes: list[tuple[Adapter, int, list[Message]]] = []
+    for adapter, messages in groups:
+        if failover.is_down(adapter.account):
+            # The account is down: what may move goes to its fallback without trying it.
+            messages = [m for m in messages if not _moved_before_trying(m, adapter)]
+        by_rank: dict[int, list[Message]] = {}
+        for message in messages:
+            by_rank.setdefault(message.priority, []).append(message)
+        lanes.extend((adapter, rank, by_rank[rank]) for rank in sorted(by_rank))
+    lanes.sort(key=lambda lane: lane[1])  # higher lanes take their slots first
+    asks = [(adapter.account, rank, len(group)) for adapter, rank, group in lanes]
+    paced: dict[object, Slot] = {}
+    for (adapter, _rank, group), slots in zip(
+        lanes, quota.reserve_all(asks, get_settings().quota_wait), strict=True
+    ):
+        if in_turn:
+            slots.late = math.inf
         for index, message in enumerate(group[: len(slots.times)]):
-            paced[message.pk] = functools.partial(slots.wait, index)
+            paced[message.pk] = functools.partial(_use_slot, slots, index, message, adapter)
         if len(slots.times) < len(group):
             _release(group[len(slots.times) :], slots.next_free)
     return paced
+
+
+def _use_slot(slots: quota.Slots, index: int, message: Message, adapter: Adapter) -> bool:
+    """Wait for slot ``index``, or for a new one if it went by too long ago; False (the
+    message given back to the outbox) when none is free soon."""
+    next_free = _on_time(slots, index, adapter, message.priority)
+    if next_free is None:
+        return True
+    _release([message], next_free)
+    return False
+
+
+def _on_time(slots: quota.Slots, index: int, adapter: Adapter, lane: int) -> float | None:
+    """Wait for slot ``index`` of ``slots`` (or, when it went by more than its ``late``
+    ago, for a new one): None when it has come, else when the account's next
+    slot frees (none soon)."""
+    if not slots.times:
+        return slots.next_free
+    while not slots.wait(index):
+        slots, index = quota.reserve(adapter.account, lane, 1, get_settings().quota_wait), 0
+        if not slots.times:
+            return slots.next_free
+    return None
 
 
 def _moved_before_trying(message: Message, adapter: Adapter) -> bool:

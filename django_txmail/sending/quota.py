@@ -9,7 +9,11 @@ limit's length ever holds more requests than it allows, and a slot is never
 given early. A sender then waits for each slot before its request. Slots
 are handed out only up to ``TXMAIL["QUOTA_WAIT"]`` seconds ahead; the
 messages beyond that are given back to the outbox, due when the next slot
-frees, for whichever sender comes next.
+frees, for whichever sender comes next. A worker asks once per claimed
+batch (``reserve_all``: one transaction, whatever the batch's accounts and
+lanes), so a slot may be used a little after its time, but never more than
+``AccountFlow.late`` after it: later, it is dropped and the request waits
+for a new one, so slots used late cannot bunch up above the limit.
 
 A lane with a share (``LANE_SHARES``) also has its own row, spaced
 ``interval / share`` apart, so ``low`` never takes more than its share.
@@ -45,82 +49,131 @@ PAUSE_READ_EVERY = 1.0
 
 @dataclass
 class Slots:
-    """When each granted request may go (Unix seconds), and when the next slot frees."""
+    """When each granted request may go (Unix seconds), when the next slot frees, and how
+    late a slot may still be used (``AccountFlow.late``)."""
 
     times: list[float]
     next_free: float
+    late: float = math.inf
 
-    def wait(self, index: int) -> None:
-        """Sleep until slot ``index`` has come."""
+    def wait(self, index: int) -> bool:
+        """Sleep until slot ``index`` has come; False, at once, if it went by more than
+        ``late`` ago: it is not used, and its request needs a new slot."""
         delay = self.times[index] - time.time()
         if delay > 0:
             time.sleep(delay)
+        return -delay <= self.late
 
+
+#: What a sender asks for: ``(account, lane, count)``, ``lane`` a ``Message.priority`` rank.
+Ask = tuple[ProviderAccount, int, int]
 
 _pauses: dict[str, tuple[float, float]] = {}  # account → (read at, paused until)
 _lock = threading.Lock()
 
 
-def _lock_rows(keys: list[str], alias: str) -> tuple[Any, list[float]]:
+def _lock_rows(keys: list[str], alias: str) -> tuple[Any, dict[str, float]]:
     """The rows of ``keys`` (created where missing), locked inside the caller's transaction,
-    and their ``next_at``: two senders never hand out the same slot.
+    and their ``next_at`` by key: two senders never hand out the same slot.
 
-    PostgreSQL locks them with ``SELECT ... FOR UPDATE`` and commits this transaction
-    without waiting for the disk (``synchronous_commit`` off): a slot lost in a
-    database crash costs nothing, and waiting for a flush while holding the
-    account's lock would make every sender queue behind it. Elsewhere a write
-    takes the lock first (SQLite's database lock).
+    PostgreSQL locks them with ``SELECT ... FOR UPDATE`` (in key order, so two
+    senders asking for several rows cannot deadlock) and commits this
+    transaction without waiting for the disk (``synchronous_commit`` off): a
+    slot lost in a database crash costs nothing, and waiting for a flush
+    while holding the account's lock would make every sender queue behind
+    it. Elsewhere a write takes the lock first (SQLite's database lock).
     """
     connection = connections[alias]
     rows = AccountThrottle.objects.using(alias).filter(key__in=keys)
+    values = rows.order_by("key").values_list("key", "next_at")
     if connection.vendor == "postgresql":
         if len(connection.atomic_blocks) == 1:  # our own transaction, not the caller's
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        found = list(rows.select_for_update().values_list("next_at", flat=True))
+        found = dict(values.select_for_update())
     else:
         locked = rows.update(next_at=F("next_at"))
-        found = list(rows.values_list("next_at", flat=True)) if locked == len(keys) else []
+        found = dict(values) if locked == len(keys) else {}
     if len(found) < len(keys):
         AccountThrottle.objects.using(alias).bulk_create(
             [AccountThrottle(key=key) for key in keys], ignore_conflicts=True
         )
-        found = list(rows.select_for_update().values_list("next_at", flat=True))
+        found = dict(values.select_for_update())
     return rows, found
 
 
 def reserve(account: ProviderAccount, lane: int, count: int, wait: float) -> Slots:
     """Up to ``count`` request slots for ``account`` (``lane`` a ``Message.priority`` rank),
     none later than ``wait`` seconds from now."""
-    flow = account.flow
-    if not flow.rate_limits:
-        until = _paused_until(account)
-        now = time.time()
-        if until - now > wait:
-            return Slots([], until)
-        return Slots([until] * count, until)
-    lane_name = PRIORITIES[lane]
-    spacing = flow.interval(lane_name)
-    interval = flow.interval("")  # the account's own spacing
-    keys = [account.name]
-    if flow.lane_shares and lane_name in flow.lane_shares:
-        keys.append(f"{account.name}:{lane_name}")
-    alias = router.db_for_write(AccountThrottle)
-    with transaction.atomic(using=alias):
-        rows, found = _lock_rows(keys, alias)
-        now = time.time()
-        start = max(now, *found)
-        granted = 0 if start > now + wait else min(count, 1 + int((now + wait - start) / spacing))
-        times = [start + i * spacing for i in range(granted)]
-        if granted:
-            last = times[-1]
-            rows.filter(key=account.name).update(next_at=last + interval)
-            if len(keys) > 1:
-                rows.filter(key=keys[1]).update(next_at=last + spacing)
-            next_free = last + interval
+    return reserve_all([(account, lane, count)], wait)[0]
+
+
+def reserve_all(asks: list[Ask], wait: float) -> list[Slots]:
+    """The slots of each ask (see :func:`reserve`), all in one transaction: a worker asks
+    once for the messages of a claimed batch, whatever their accounts and lanes.
+
+    Asks are served in order, so list the higher lanes first.
+    """
+    granted: dict[int, Slots] = {}
+    limited = []
+    for index, (account, _lane, count) in enumerate(asks):
+        if account.flow.rate_limits:
+            limited.append(index)
         else:
-            next_free = start
-    return Slots(times, next_free)
+            granted[index] = _unlimited(account, count, wait)
+    if limited:
+        keys = sorted({key for index in limited for key in _keys(*asks[index][:2])})
+        alias = router.db_for_write(AccountThrottle)
+        with transaction.atomic(using=alias):
+            rows, next_at = _lock_rows(keys, alias)
+            before = dict(next_at)
+            now = time.time()
+            for index in limited:
+                granted[index] = _grant(*asks[index], now, wait, next_at)
+            for key in keys:
+                if next_at[key] != before[key]:
+                    rows.filter(key=key).update(next_at=next_at[key])
+    return [granted[index] for index in range(len(asks))]
+
+
+def _keys(account: ProviderAccount, lane: int) -> list[str]:
+    """The rows an ask of ``lane`` draws on: the account's, and its lane's if it has a share."""
+    lane_name = PRIORITIES[lane]
+    if account.flow.lane_shares and lane_name in account.flow.lane_shares:
+        return [account.name, f"{account.name}:{lane_name}"]
+    return [account.name]
+
+
+def _grant(
+    account: ProviderAccount,
+    lane: int,
+    count: int,
+    now: float,
+    wait: float,
+    next_at: dict[str, float],
+) -> Slots:
+    """Hand out the slots of one ask from the locked rows' ``next_at`` (moved on in place)."""
+    flow = account.flow
+    spacing = flow.interval(PRIORITIES[lane])
+    interval = flow.interval("")  # the account's own spacing
+    keys = _keys(account, lane)
+    start = max(now, *(next_at[key] for key in keys))
+    granted = 0 if start > now + wait else min(count, 1 + int((now + wait - start) / spacing))
+    times = [start + i * spacing for i in range(granted)]
+    if not granted:
+        return Slots(times, start, flow.late)
+    next_at[account.name] = times[-1] + interval
+    if len(keys) > 1:
+        next_at[keys[1]] = times[-1] + spacing
+    return Slots(times, times[-1] + interval, flow.late)
+
+
+def _unlimited(account: ProviderAccount, count: int, wait: float) -> Slots:
+    """Slots of an account without a RATE_LIMIT: all at once, unless a 429 paused it."""
+    until = _paused_until(account)
+    if until - time.time() > wait:
+        return Slots([], until)
+    return Slots([until] * count, until)
 
 
 def pause(account: ProviderAccount, seconds: float) -> None:

@@ -4,7 +4,10 @@ What is due (see ``claims.due``): retries whose time has come, held
 scheduled mail, sends abandoned past their lease, and queued messages that
 no process or task delivered. The worker claims them in batches — never more
 than its threads can start soon, so a stopped worker holds few claims — and
-its threads share one ``Sender`` (one pooled HTTP session).
+its threads share one ``Sender`` (one pooled HTTP session). Each claimed
+batch takes its slots in the accounts' quotas at once, in one transaction
+(``Sender.pace``); a thread then waits for its message's slot, or takes a
+new one if that slot went by too long ago (``quota.Slots.late``).
 
 Any number of workers may run on any number of machines: claims are taken
 in the database, each row by exactly one worker. On ``stop()`` (SIGTERM or
@@ -27,7 +30,7 @@ from django_txmail.exceptions import TxMailError
 from django_txmail.models import Message
 from django_txmail.outbox.claims import claim_batch
 from django_txmail.outbox.states import release
-from django_txmail.sending.attempt import Sender
+from django_txmail.sending.attempt import Sender, Slot
 
 logger = logging.getLogger("django_txmail.sending.worker")
 
@@ -77,7 +80,7 @@ class Worker:
     def run(self, *, once: bool = False) -> WorkerStats:
         """Deliver due messages until stopped, or, with ``once``, until none is due."""
         sender = Sender(pool_size=self.concurrency)
-        jobs: queue.Queue[Message | None] = queue.Queue()
+        jobs: queue.Queue[tuple[Message, Slot | None] | None] = queue.Queue()
         threads = [
             threading.Thread(target=self._work, args=(sender, jobs), name=f"txmail-worker-{i}")
             for i in range(self.concurrency)
@@ -85,7 +88,7 @@ class Worker:
         for thread in threads:
             thread.start()
         try:
-            self._feed(jobs, once)
+            self._feed(sender, jobs, once)
         finally:
             self._stopping.set()
             for _ in threads:
@@ -95,12 +98,16 @@ class Worker:
             sender.close()
         return self.stats
 
-    def _feed(self, jobs: queue.Queue[Message | None], once: bool) -> None:
-        # Keep at most two messages per thread claimed ahead of sending.
+    def _feed(
+        self, sender: Sender, jobs: queue.Queue[tuple[Message, Slot | None] | None], once: bool
+    ) -> None:
+        # Keep at most two messages per thread claimed ahead of sending, and claim again
+        # once at most one per thread is left: batches of at least one per thread, so
+        # claims and quota transactions are shared by several messages.
         capacity = 2 * self.concurrency
         while not self._stopping.is_set():
             with self._changed:
-                while self._in_flight >= capacity and not self._stopping.is_set():
+                while self._in_flight > self.concurrency and not self._stopping.is_set():
                     self._changed.wait(self.interval)
                 free = capacity - self._in_flight
             if self._stopping.is_set():
@@ -111,10 +118,11 @@ class Worker:
                 self._last_sweep = now
             claimed = claim_batch(min(self.batch, free), sweep=sweep)
             if claimed:
+                slots = sender.pace(claimed)  # one quota transaction for the batch
                 with self._changed:
                     self._in_flight += len(claimed)
                 for message in claimed:
-                    jobs.put(message)
+                    jobs.put((message, slots.get(message.pk)))
                 continue
             with self._changed:
                 if once and self._in_flight == 0:
@@ -126,11 +134,12 @@ class Worker:
             # (not on every claim: with CONN_MAX_AGE = 0 that reconnects each time).
             close_old_connections()
 
-    def _work(self, sender: Sender, jobs: queue.Queue[Message | None]) -> None:
+    def _work(self, sender: Sender, jobs: queue.Queue[tuple[Message, Slot | None] | None]) -> None:
         try:
-            while (message := jobs.get()) is not None:
+            while (job := jobs.get()) is not None:
+                message, slot = job
                 try:
-                    self._send(sender, message)
+                    self._send(sender, message, slot)
                 finally:
                     with self._changed:
                         self._in_flight -= 1
@@ -138,13 +147,15 @@ class Worker:
         finally:
             connections.close_all()
 
-    def _send(self, sender: Sender, message: Message) -> None:
+    def _send(self, sender: Sender, message: Message, slot: Slot | None) -> None:
         if self._stopping.is_set():
             release(message)
             outcome = "released"
+        elif slot is None:
+            outcome = "retrying"  # given back for a later slot, or moved to a fallback
         else:
             try:
-                outcome = "sent" if sender.attempt(message) else "retrying"
+                outcome = "sent" if sender.attempt(message, slot=slot) else "retrying"
             except TxMailError:
                 outcome = "failed"
             except Exception:

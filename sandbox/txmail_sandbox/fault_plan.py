@@ -41,6 +41,27 @@ cached, and a retry is processed anew. ``timeout-after-accept`` and
 error drawing one is answered normally, and the draw is not counted); by
 then the key no longer counts as in flight, so a retry gets the cached
 answer, as from the provider that has finished (see ``nylas.py``).
+
+Outages and refused connections come from the same seed, counted in
+requests rather than drawn per message, so the schedule is the same on a
+fast machine and a slow one::
+
+    FaultPlan(seed=7, rate=0, outage_rate=0.05, outage_requests=4)
+    FaultPlan(seed=7, rate=0, refusal_rate=0.02, refusal_seconds=0.5)
+
+``outage_rate``
+    The chance that a request of an account (known by its credential) starts
+    an outage: that request and the account's next ``outage_requests - 1``
+    are answered 503, as ``set_outage()`` does for a time. The n-th request
+    of an account starts one or not, whatever the others do.
+``refusal_rate``
+    The chance that a request through a port of ``SandboxServer.listen()``
+    closes it: the request is answered (``Connection: close``), then the
+    port refuses connections for ``refusal_seconds`` and listens again, as
+    ``refuse_connections(url, seconds)`` does. Ports are known by the order
+    they were opened in and counted on their own; the server's main port is
+    never closed. Which request of a port closes it comes from the seed;
+    how many connection attempts meet the closed port depends on the client.
 """
 
 from __future__ import annotations
@@ -75,7 +96,9 @@ class FaultPlan:
     maps kind names to relative weights (default: all kinds, equally).
     ``retry_after`` is the ``Retry-After`` of a ``429`` in seconds, ``hang``
     how long a ``timeout-after-accept`` holds the connection before closing
-    it, ``slow`` how late a ``slow`` answer comes.
+    it, ``slow`` how late a ``slow`` answer comes. ``outage_rate``,
+    ``outage_requests``, ``refusal_rate`` and ``refusal_seconds`` plan
+    outages and refused connections (see the module doc).
     """
 
     seed: int = 0
@@ -84,10 +107,21 @@ class FaultPlan:
     retry_after: int = 1
     hang: float = 30.0
     slow: float = 0.2
+    outage_rate: float = 0.0
+    outage_requests: int = 5
+    refusal_rate: float = 0.0
+    refusal_seconds: float = 1.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.rate <= 1.0:
-            raise ValueError(f"Fault rate must be between 0 and 1, not {self.rate}.")
+        for name in ("rate", "outage_rate", "refusal_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(
+                    f"Fault plan {name} must be between 0 and 1, not {getattr(self, name)}."
+                )
+        if isinstance(self.outage_requests, bool) or not (
+            isinstance(self.outage_requests, int) and self.outage_requests >= 1
+        ):
+            raise ValueError("Fault plan outage_requests must be a whole number >= 1.")
         unknown = sorted(set(self.kinds) - set(FAULT_KINDS))
         if unknown:
             raise ValueError(
@@ -98,7 +132,7 @@ class FaultPlan:
             raise ValueError("Fault kind weights must be finite numbers >= 0.")
         if not any(weight > 0 for weight in self.kinds.values()):
             raise ValueError("At least one fault kind needs a weight above 0.")
-        for name in ("retry_after", "hang", "slow"):
+        for name in ("retry_after", "hang", "slow", "refusal_seconds"):
             if not _finite_non_negative(getattr(self, name)):
                 raise ValueError(f"Fault plan {name} must be a finite number >= 0 seconds.")
         # Read-only like the rest of the plan, in FAULT_KINDS order whatever
@@ -111,7 +145,7 @@ class FaultPlan:
 
         A pure function of the seed and its arguments; see the module doc.
         """
-        digest = hashlib.sha256(f"{self.seed}\0{seen}\0{identity}".encode()).digest()
+        digest = _digest(self.seed, seen, identity)
         if _unit(digest[:8]) >= self.rate:
             return None
         weighted = [(kind, weight) for kind, weight in self.kinds.items() if weight > 0]
@@ -122,13 +156,34 @@ class FaultPlan:
                 return kind
         return weighted[-1][0]  # only reached through float rounding
 
+    def starts_outage(self, credential: str, index: int) -> bool:
+        """Whether request ``index`` (from 0) of the account ``credential`` starts an
+        outage. A pure function of the seed and its arguments."""
+        return _unit(_digest(self.seed, index, "outage", credential)[:8]) < self.outage_rate
+
+    def closes_port(self, port: int, index: int) -> bool:
+        """Whether request ``index`` (from 0) through the ``port``-th ``listen()`` port
+        closes it. A pure function of the seed and its arguments."""
+        return _unit(_digest(self.seed, index, "refusal", str(port))[:8]) < self.refusal_rate
+
     def describe(self) -> str:
         """One line for the sandbox's startup message."""
         weights = ",".join(f"{kind}:{weight:g}" for kind, weight in self.kinds.items())
-        return (
+        line = (
             f"{self.rate * 100:g}% of sends fail; seed {self.seed}; kinds {weights}; "
             f"retry-after {self.retry_after} s; hang {self.hang:g} s; slow {self.slow:g} s"
         )
+        if self.outage_rate:
+            line += (
+                f"; {self.outage_rate * 100:g}% of requests start an outage of "
+                f"{self.outage_requests} requests"
+            )
+        if self.refusal_rate:
+            line += (
+                f"; {self.refusal_rate * 100:g}% of requests to a listen() port close it "
+                f"for {self.refusal_seconds:g} s"
+            )
+        return line
 
 
 def parse_kinds(text: str) -> dict[str, float]:
@@ -165,6 +220,8 @@ class PlannedFaults:
         self._plan = plan
         self._seen: dict[str, int] = {}
         self._stats = dict.fromkeys(FAULT_KINDS, 0)
+        self._outages: dict[str, int] = {}  # credential → requests of its outage still to come
+        self._closings: list[tuple[int, int]] = []
 
     @property
     def plan(self) -> FaultPlan | None:
@@ -175,6 +232,8 @@ class PlannedFaults:
             self._plan = plan
             self._seen.clear()
             self._stats = dict.fromkeys(FAULT_KINDS, 0)
+            self._outages.clear()
+            self._closings.clear()
 
     def draw(self, identity: str) -> tuple[str, FaultPlan] | None:
         """Count one more sighting of ``identity`` and return its fault, if
@@ -183,10 +242,48 @@ class PlannedFaults:
             plan = self._plan
             if plan is None:
                 return None
-            seen = self._seen.get(identity, 0)
-            self._seen[identity] = seen + 1
+            seen = self._count(identity)
         kind = plan.decide(identity, seen)
         return None if kind is None else (kind, plan)
+
+    def outage(self, credential: str) -> bool:
+        """Count one more request of the account ``credential``; True when the plan has
+        the account down for it (answered 503)."""
+        with self._lock:
+            plan = self._plan
+            if plan is None or not plan.outage_rate or not credential:
+                return False
+            index = self._count(f"outage\0{credential}")
+            left = self._outages.get(credential, 0)
+            if not left and plan.starts_outage(credential, index):
+                left = plan.outage_requests
+            self._outages[credential] = max(left - 1, 0)
+            return left > 0
+
+    def closes(self, port: int) -> float | None:
+        """Count one more request through the ``port``-th ``listen()`` port; the seconds
+        it then refuses connections for, when the plan closes it after this one."""
+        with self._lock:
+            plan = self._plan
+            if plan is None or not plan.refusal_rate:
+                return None
+            index = self._count(f"port\0{port}")
+            if not plan.closes_port(port, index):
+                return None
+            self._closings.append((port, index))
+            return plan.refusal_seconds
+
+    def closings(self) -> list[tuple[int, int]]:
+        """``(port, request)`` of every planned closing so far: the ``port``-th ``listen()``
+        port closed after its ``request``-th request (both from 0)."""
+        with self._lock:
+            return list(self._closings)
+
+    def _count(self, identity: str) -> int:
+        """How many times ``identity`` was seen before; counts this one (lock held)."""
+        seen = self._seen.get(identity, 0)
+        self._seen[identity] = seen + 1
+        return seen
 
     def count(self, kind: str) -> None:
         """Record that a drawn fault was given. Not every draw is: an injected
@@ -201,6 +298,10 @@ class PlannedFaults:
     def restart(self) -> None:
         """Keep the plan, forget counts and stats (``SandboxServer.reset``)."""
         self.set_plan(self._plan)
+
+
+def _digest(seed: int, seen: int, *identity: str) -> bytes:
+    return hashlib.sha256("\0".join([str(seed), str(seen), *identity]).encode()).digest()
 
 
 def _finite_non_negative(value: float) -> bool:

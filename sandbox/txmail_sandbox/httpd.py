@@ -33,7 +33,7 @@ import socketserver
 import struct
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from email.message import Message
 from http import HTTPStatus
@@ -202,7 +202,9 @@ class Response:
     """What a handler answers; the plumbing adds Date, Content-Length, etc.
 
     ``drop`` set means the answer is not written: the connection is closed
-    (:data:`DROP_CLOSE`) or reset (:data:`DROP_RESET`) instead.
+    (:data:`DROP_CLOSE`) or reset (:data:`DROP_RESET`) instead. ``then`` is
+    called once the answer is written, and the connection is closed after it
+    (the port that served it is closing).
     """
 
     status: int
@@ -210,6 +212,7 @@ class Response:
     headers: list[tuple[str, str]] = field(default_factory=list)
     content_type: str | None = "application/json"
     drop: str | None = None
+    then: Callable[[], None] | None = None
 
     @classmethod
     def json(cls, status: int, data: Any, headers: Iterable[tuple[str, str]] = ()) -> Response:
@@ -329,7 +332,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except Exception:
             logger.exception("sandbox request log failed on %s %s", request.method, request.path)
         if response.drop is None:
+            if response.then is not None:
+                self.close_connection = True
             self._write(response)
+            if response.then is not None:
+                response.then()
             return
         self.close_connection = True
         if response.drop == DROP_RESET:

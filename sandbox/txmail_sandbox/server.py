@@ -16,6 +16,9 @@ the HTTP plumbing in ``httpd.py``. Nothing here imports Django.
 Failures come two ways: ``inject()`` scripts the next few sends (``faults.py``),
 and a :class:`FaultPlan` makes a seeded, reproducible share of all sends fail
 (``fault_plan.py``). A send that gets an injected fault gets no planned one.
+The plan also takes accounts down (503) and closes ports of :meth:`listen`
+for a while, counted in requests; ``set_outage()`` and
+``refuse_connections()`` do the same when a test says so.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Protocol
 
+from .account_limits import credential_of
 from .fault_plan import FaultPlan
 from .faults import Fault
 from .httpd import Request, Response, SandboxHTTPServer
@@ -41,6 +46,7 @@ from .nylas_grants import NylasGrants, NylasGrantsInspection
 from .nylas_notifications import NylasNotifications
 from .nylas_templates import new_template as nylas_template
 from .nylas_webhooks_api import NylasWebhooksAPI
+from .ports import Port, PortServer, port_of
 from .routing import NoRoute, Route, Router
 from .state import ReceivedMessage, RequestRecord, SandboxState, loggable_headers
 from .webhook_emitter import WebhookEmitter
@@ -147,6 +153,7 @@ class SandboxServer:
         self._app = _Application(self._state, emulators)
         self._httpd: SandboxHTTPServer | None = None
         self._listeners: dict[int, SandboxHTTPServer] = {}
+        self._ports: dict[int, Port] = {}  # port number → the listen() port it is
         self._thread: threading.Thread | None = None
 
     def start(self) -> SandboxServer:
@@ -180,6 +187,8 @@ class SandboxServer:
         self._state.stopping.set()
         for url_port in list(self._listeners):
             self.refuse_connections(f"http://{self.host}:{url_port}")
+        for port in self._ports.values():
+            port.release()
         httpd.shutdown()
         httpd.server_close()
         httpd.close_connections()
@@ -245,32 +254,64 @@ class SandboxServer:
     def listen(self) -> str:
         """Serve on one more port as well (this server's emulators and state) and return
         its URL: give an account this as its API_URI, and that account's connections
-        can be refused (:meth:`refuse_connections`) while the others' go through."""
-        httpd = SandboxHTTPServer((self.host, 0), self._app)
-        self._start_listener(httpd)
+        can be refused (:meth:`refuse_connections`, or the fault plan's
+        ``refusal_rate``) while the others' go through."""
+        port = Port(self._app, len(self._ports), self._planned_closing)
+        httpd = PortServer((self.host, 0), port)
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{httpd.server_address[1]}"
+        port.url = f"http://{host}:{httpd.server_address[1]}"
+        port.hold(self.host, httpd.server_address[1])
+        self._ports[httpd.server_address[1]] = port
+        self._start_listener(httpd)
+        return port.url
 
     def refuse_connections(self, url: str, seconds: float | None = None) -> None:
         """Close the listener of ``url`` (from :meth:`listen`): connecting to it is refused,
         before any request is written. After ``seconds`` (None: never, until
         :meth:`accept_connections`) it listens again on the same port."""
-        port = int(url.rsplit(":", 1)[1])
-        httpd = self._listeners.pop(port, None)
+        httpd = self._stop_listening(url)
         if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
             httpd.close_connections()
         if seconds is not None:
-            timer = threading.Timer(seconds, self.accept_connections, args=(url,))
-            timer.daemon = True
-            timer.start()
+            self._listen_again(url, seconds)
 
     def accept_connections(self, url: str) -> None:
         """Listen again on the port of ``url`` after :meth:`refuse_connections`."""
-        port = int(url.rsplit(":", 1)[1])
+        port = port_of(url)
         if port not in self._listeners and self._httpd is not None:
-            self._start_listener(SandboxHTTPServer((self.host, port), self._app))
+            self._start_listener(PortServer((self.host, port), self._ports[port]))
+
+    @property
+    def planned_closings(self) -> list[tuple[int, int]]:
+        """The fault plan's closings of :meth:`listen` ports so far: ``(port, request)``,
+        the ``port``-th port (from 0) closed after its ``request``-th request (from 0)."""
+        return self._state.planned_faults.closings()
+
+    def _planned_closing(self, port: Port, response: Response) -> Response:
+        """``response`` to a request through ``port``; when the fault plan closes the port
+        after it, the port stops listening now and drops its connections once
+        this answer is written."""
+        seconds = self._state.planned_faults.closes(port.index)
+        if seconds is None:
+            return response
+        httpd = self._stop_listening(port.url)
+        if httpd is None:
+            return response  # closed already, by another request or the test
+        self._listen_again(port.url, seconds)
+        return replace(response, then=httpd.close_connections)
+
+    def _stop_listening(self, url: str) -> SandboxHTTPServer | None:
+        """Stop accepting connections on the port of ``url``; its server, if it was listening."""
+        httpd = self._listeners.pop(port_of(url), None)
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
+        return httpd
+
+    def _listen_again(self, url: str, seconds: float) -> None:
+        timer = threading.Timer(seconds, self.accept_connections, args=(url,))
+        timer.daemon = True
+        timer.start()
 
     def _start_listener(self, httpd: SandboxHTTPServer) -> None:
         self._listeners[httpd.server_address[1]] = httpd
@@ -420,6 +461,8 @@ class _Application:
             handler, params = self._router.resolve(request.method, request.path)
         except NoRoute as exc:
             return self._no_route(request, exc.allowed)
+        if self._state.planned_faults.outage(credential_of(request.headers)):
+            return self._refused(request, 503, None, "planned outage")
         refusal = self._state.limits.refusal(request.headers)
         if refusal is not None:
             return self._refused(request, *refusal)
@@ -431,9 +474,11 @@ class _Application:
             self._emulators[-1],
         )
 
-    def _refused(self, request: Request, status: int, retry_after: float | None) -> Response:
+    def _refused(
+        self, request: Request, status: int, retry_after: float | None, fault: str = ""
+    ) -> Response:
         """An account over its rate limit (429) or down (503), in the provider's envelope."""
-        request.fault = f"account {status}"
+        request.fault = fault or f"account {status}"
         owner = self._owner(request)
         if status == 503:
             return owner.error_response(503, "The service is unavailable; try again later.")
