@@ -102,3 +102,26 @@ def test_a_batch_the_database_will_not_record_raises_the_same_error(
         mail.send_mass_mail(messages)
     assert [r.path for r in txmail_sandbox.requests] == ["/api/batch"]
     assert set(Message.objects.values_list("status", flat=True)) == {"sending"}
+
+
+def test_a_real_database_error_in_the_outcome_leaves_the_callers_transaction_usable(
+    sandbox, domain
+):
+    """Sent inside the caller's transaction (a test's, here), the outcome write meets an
+    error the database itself raises (on PostgreSQL it aborts the transaction): the
+    write is tried again in its savepoint and recorded, and the caller's transaction
+    still answers queries."""
+    failed = []
+
+    def wrapper(execute, sql, params, many, context):
+        if not failed and 'INSERT INTO "django_txmail_attempt"' in sql:
+            failed.append(sql)
+            return execute("SELECT * FROM txmail_no_such_table", None, False, context)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        assert mail.send_mail("Receipt", "Thanks", "noreply@example.com", ["ann@x.example"]) == 1
+    assert len(failed) == 1
+    message = Message.objects.get()  # the caller's transaction is not aborted
+    assert message.status == "sent" and message.provider_message_id
+    assert Attempt.objects.get().outcome == "sent"

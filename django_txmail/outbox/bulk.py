@@ -10,7 +10,6 @@ Statements are prepared once and sent with ``executemany``.
 
 from __future__ import annotations
 
-import functools
 import operator
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -63,7 +62,7 @@ def insert(rows: Sequence[models.Model], using: str) -> None:
     if not rows:
         return
     connection = transaction.get_connection(using)
-    sql, columns, names = _insert_plan(
+    sql, columns, names = insert_plan(
         type(rows[0]), connection, any(row.pk is None for row in rows)
     )
     # Prepared a chunk at a time: a big call never holds every row's values at once.
@@ -76,7 +75,10 @@ def insert(rows: Sequence[models.Model], using: str) -> None:
             _copy(cursor, type(rows[0])._meta.db_table, names, chunks)
         else:
             for params in chunks:
-                cursor.executemany(sql, params)
+                if len(params) == 1:  # one row: a plain execute (psycopg's executemany
+                    cursor.execute(sql, params[0])  # takes a pipeline for it)
+                else:
+                    cursor.executemany(sql, params)
     for row in rows:
         row._state.adding, row._state.db = False, using
 
@@ -86,7 +88,7 @@ def insert_statement(rows: Sequence[models.Model], using: str) -> tuple[str, lis
     parameters, to be run by the caller: with another statement in one round trip
     (``states.accept_all``'s ``along``). Rows are stamped as :func:`insert` stamps them."""
     connection = transaction.get_connection(using)
-    sql, columns, _ = _insert_plan(type(rows[0]), connection, any(row.pk is None for row in rows))
+    sql, columns, _ = insert_plan(type(rows[0]), connection, any(row.pk is None for row in rows))
     head, marks = sql.split(" VALUES ")
     params = [to_db(get(row)) for row in rows for get, to_db in columns]
     for row in rows:
@@ -94,13 +96,21 @@ def insert_statement(rows: Sequence[models.Model], using: str) -> tuple[str, lis
     return f"{head} VALUES {', '.join([marks] * len(rows))}", params
 
 
-@functools.lru_cache(maxsize=64)
+def insert_plan(model: type[models.Model], connection, without_key: bool) -> tuple[str, list, list]:
+    """The INSERT of ``model``'s rows on ``connection``: its SQL, per column how a row's
+    value is read and made what the database takes, and the column names. Made
+    once per connection (a single message's send inserts two rows) and kept on it,
+    so that it goes with the connection."""
+    plans = connection.__dict__.setdefault("_txmail_insert_plans", {})
+    key = (model, without_key)
+    if key not in plans:
+        plans[key] = _insert_plan(model, connection, without_key)
+    return plans[key]
+
+
 def _insert_plan(
     model: type[models.Model], connection, without_key: bool
 ) -> tuple[str, list, list]:
-    """The INSERT of ``model``'s rows on ``connection``: its SQL, per column how a row's
-    value is read and made what the database takes, and the column names. Made
-    once: a single message's send inserts two rows."""
     meta = model._meta
     fields = [f for f in meta.concrete_fields if not f.generated]
     if without_key:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -417,11 +418,16 @@ def accept_all(
         by_pk = rows_now.values_list("pk", "status", "failure_origin")
         now = {pk: (st, fo) for pk, st, fo in by_pk}
     else:
-        now = {m.pk: ended[row[0]] for (m, _, _), row in zip(accepted, rows, strict=True)}
+        now = {
+            m.pk: ended[row[0]]
+            for (m, _, _), row in zip(accepted, rows, strict=True)
+            if row[0] in ended  # a row deleted meanwhile has no status to take
+        }
     for message, _, fields in accepted:
         for name, value in fields.items():
             setattr(message, name, value)
-        message.status, message.failure_origin = now[message.pk]
+        if message.pk in now:
+            message.status, message.failure_origin = now[message.pk]
 
 
 def _update_support(connection) -> tuple[bool, bool]:
@@ -459,12 +465,64 @@ def _accept_joined(
     ``returning``: the statement also returns each row's status and failure
     origin, given back as ``{key as the database took it: (status, origin)}``.
     ``along`` (PostgreSQL): a statement the first UPDATE carries in its ``WITH``
-    (a data-modifying ``WITH`` runs once, whether or not it is read).
+    (a data-modifying ``WITH`` runs once, whether or not it is read). Where the
+    work takes more than one statement, they run in one transaction (a
+    savepoint inside the caller's), so it is all written or none of it.
     """
+    names, marks, tail, guard, per_statement = _joined_update(
+        connection, tuple(f.name for f in columns), returning
+    )
+    limit = connection.features.max_query_params or DEFAULT_MAX_PARAMS
+    statements: list[tuple[str, list]] = []
+    per_row = marks.count("%s")
+    if along is not None and (
+        len(along[1]) + per_row * min(len(rows), per_statement) + 2 * len(guard) > limit
+    ):
+        statements.append(along)  # too many parameters for one statement
+        along = None
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        carried, along_params = (f"txmail_along AS ({along[0]}), ", along[1]) if along else ("", [])
+        along = None
+        values = ", ".join([marks] * len(chunk))
+        statements.append(
+            (
+                f"WITH {carried}v ({names}) AS (VALUES {values}){tail}",
+                [*along_params, *(value for row in chunk for value in row), *guard, *guard],
+            )
+        )
+    ended: dict = {}
+    together = transaction.atomic(using=connection.alias) if len(statements) > 1 else nullcontext()
+    with together, connection.cursor() as cursor:
+        for sql, params in statements:
+            cursor.execute(sql, params)
+            if returning and sql.startswith("WITH"):
+                ended.update((pk, (st, fo)) for pk, st, fo in cursor.fetchall())
+    return ended if returning else None
+
+
+#: Parameters one statement may take where the database sets no limit (PostgreSQL's
+#: protocol allows 65,535).
+DEFAULT_MAX_PARAMS = 30_000
+#: (database alias, vendor, columns, returning, parameter limit) → the parts of :func:`_accept_joined`'s
+#: statement: written once, as every single send's outcome uses it.
+_joined_updates: dict[tuple, tuple[str, str, str, list[str], int]] = {}
+
+
+def _joined_update(
+    connection, columns: tuple[str, ...], returning: bool
+) -> tuple[str, str, str, list[str], int]:
+    """The joined UPDATE's column names for ``v``, a row's placeholders, the statement
+    after the VALUES list, the guard's parameters and how many rows one statement takes."""
+    limit = connection.features.max_query_params or DEFAULT_MAX_PARAMS
+    key = (connection.alias, connection.vendor, columns, returning, limit)
+    if key in _joined_updates:
+        return _joined_updates[key]
     meta = Message._meta
+    fields = [meta.get_field(name) for name in columns]
     quote = connection.ops.quote_name
-    table = meta.db_table
-    ours, guard = _accept_guard(connection, table)
+    table = quote(meta.db_table)
+    ours, guard = _accept_guard(connection, meta.db_table)
     status = quote(meta.get_field("status").column)
     origin = quote(meta.get_field("failure_origin").column)
 
@@ -473,44 +531,23 @@ def _accept_joined(
             return name
         return f"CAST({name} AS {field.cast_db_type(connection)})"
 
-    names = ["txmail_id", "txmail_status", *(f"txmail_{f.column}" for f in columns)]
+    names = ["txmail_id", "txmail_status", *(f"txmail_{f.column}" for f in fields)]
     assignments = [
-        f"{status} = CASE WHEN {ours} THEN v.txmail_status ELSE {quote(table)}.{status} END",
-        f"{origin} = CASE WHEN {ours} THEN '' ELSE {quote(table)}.{origin} END",
-        *(f"{quote(f.column)} = {typed(f, f'v.txmail_{f.column}')}" for f in columns),
+        f"{status} = CASE WHEN {ours} THEN v.txmail_status ELSE {table}.{status} END",
+        f"{origin} = CASE WHEN {ours} THEN '' ELSE {table}.{origin} END",
+        *(f"{quote(f.column)} = {typed(f, f'v.txmail_{f.column}')}" for f in fields),
     ]
-    limit = connection.features.max_query_params or 30_000
-    per_statement = max(1, (limit - 2 * len(guard)) // len(names))
-    marks = f"({', '.join(['%s'] * len(names))})"
     # Unqualified: SQLite's RETURNING names the updated table's columns only.
     back = f" RETURNING {quote(meta.pk.column)}, {status}, {origin}" if returning else ""
-    ended: dict = {}
-    with connection.cursor() as cursor:
-        if (
-            along is not None
-            and len(along[1]) + len(names) * min(len(rows), per_statement) + 2 * len(guard) > limit
-        ):
-            cursor.execute(*along)  # too many parameters for one statement
-            along = None
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
-            carried, along_params = (
-                (f"txmail_along AS ({along[0]}), ", along[1]) if along else ("", [])
-            )
-            along = None
-            values = ", ".join([marks] * len(chunk))
-            sql = (
-                f"WITH {carried}v ({', '.join(names)}) AS (VALUES {values}) "
-                f"UPDATE {quote(table)} SET {', '.join(assignments)} FROM v "
-                f"WHERE {quote(table)}.{quote(meta.pk.column)} = {typed(meta.pk, 'v.txmail_id')}"
-                f"{back}"
-            )
-            cursor.execute(
-                sql, along_params + [value for row in chunk for value in row] + guard + guard
-            )
-            if returning:
-                ended.update((pk, (st, fo)) for pk, st, fo in cursor.fetchall())
-    return ended if returning else None
+    tail = (
+        f" UPDATE {table} SET {', '.join(assignments)} FROM v "
+        f"WHERE {table}.{quote(meta.pk.column)} = {typed(meta.pk, 'v.txmail_id')}{back}"
+    )
+    per_statement = max(1, (limit - 2 * len(guard)) // len(names))
+    marks = f"({', '.join(['%s'] * len(names))})"
+    parts = (", ".join(names), marks, tail, guard, per_statement)
+    _joined_updates[key] = parts
+    return parts
 
 
 def _accept_each(connection, columns: list, rows: list[list]) -> None:

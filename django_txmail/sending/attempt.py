@@ -38,7 +38,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 
 import requests
@@ -616,8 +616,12 @@ def _record_outcomes(entries: list[Attempt], accepted: list, failures: list[_Fai
             connection = connections[alias]
             if accepted and not failures and connection.vendor == "postgresql":
                 # One statement writes the attempts and the outcomes: outside a
-                # transaction it is its own, one round trip instead of four.
-                states.accept_all(accepted, along=bulk.insert_statement(entries, alias))
+                # transaction it is its own, one round trip instead of four; inside
+                # the caller's it takes a savepoint, so a database error leaves the
+                # caller's transaction usable (and this loop can try again).
+                alone = connection.get_autocommit()
+                with nullcontext() if alone else transaction.atomic(using=alias):
+                    states.accept_all(accepted, along=bulk.insert_statement(entries, alias))
                 return
             with transaction.atomic(using=alias):
                 bulk.insert(entries, alias)
