@@ -190,6 +190,9 @@ def test_the_quota_costs_an_immediate_call_the_same_few_queries_whatever_its_siz
 
     # Outcomes are committed per 100 (not also after a second): counts independent of speed.
     monkeypatch.setattr(attempt, "OUTCOMES_WAIT", 3600.0)
+    # The call keeps up with its slots however busy the machine (a call that falls behind
+    # takes the rest again: test_an_immediate_call_that_falls_behind_...).
+    monkeypatch.setattr(quota, "time", FakeClock())
 
     def queries(rate: str | None, count: int) -> int:
         account = {"RATE_LIMIT": rate} if rate else {}
@@ -345,4 +348,40 @@ def test_a_message_whose_slot_went_by_is_queued_when_no_new_one_is_free_soon(
     assert (waiting.status, waiting.attempts) == ("queued", 0)
     assert waiting.next_attempt_at.timestamp() == pytest.approx(clock.now - 181 + 3600)
     assert txmail_sandbox.requests == []
+    sender.close()
+
+
+def test_an_immediate_call_that_falls_behind_takes_the_rest_of_its_slots_again_together(
+    txmail_sandbox, settings, domain, monkeypatch
+):
+    """One sender using its slots in turn (an immediate call) never uses one more than
+    ``late`` after its time: when one went by, it and the rest are taken again, in one
+    transaction, after every slot given so far."""
+    from django_txmail.models import AccountThrottle
+    from django_txmail.sending.attempt import Sender, pace
+
+    limited(txmail_sandbox, settings, "10/s")  # a slot every 100 ms; one may be 50 ms late
+    clock = FakeClock()
+    monkeypatch.setattr(quota, "time", clock)
+    reserved = []
+    reserve = quota.reserve
+    monkeypatch.setattr(
+        quota, "reserve", lambda *args, **kwargs: reserved.append(args[2]) or reserve(*args)
+    )
+    claimed = [m for m in claimed_in_two_lanes(6) if m.priority == Message.Priority.LOW]
+    sender = Sender()
+    slots = pace([(sender.adapter("nylas"), claimed)], in_turn=True)
+    first_batch_end = AccountThrottle.objects.get(key="nylas").next_at
+    assert slots[claimed[0].pk]() is True  # on time
+    used = [clock.now]
+    clock.now += 0.3  # the first request took 300 ms: the next slot went by 200 ms ago
+    assert slots[claimed[1].pk]() is True
+    used.append(clock.now)
+    assert reserved == [2], "the rest taken again, together"
+    assert clock.now == pytest.approx(first_batch_end), "after every slot given so far"
+    assert slots[claimed[2].pk]() is True  # the rest's next slot, on time
+    used.append(clock.now)
+    assert reserved == [2]
+    assert used[2] - used[1] == pytest.approx(0.1)
+    assert all(b - a >= 0.1 - 1e-6 for a, b in zip(used, used[1:], strict=False))  # Unix seconds
     sender.close()

@@ -504,8 +504,8 @@ def _accept_joined(
 #: Parameters one statement may take where the database sets no limit (PostgreSQL's
 #: protocol allows 65,535).
 DEFAULT_MAX_PARAMS = 30_000
-#: (database alias, vendor, columns, returning, parameter limit) → the parts of :func:`_accept_joined`'s
-#: statement: written once, as every single send's outcome uses it.
+#: (database alias, vendor, columns, returning, parameter limit) → the parts of
+#: :func:`_accept_joined`'s statement: written once, as every single send's outcome uses it.
 _joined_updates: dict[tuple, tuple[str, str, str, list[str], int]] = {}
 
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import random
 import threading
 import time
@@ -414,9 +413,10 @@ def pace(
     accounts and lanes.
 
     A slot that went by more than the account's ``late`` ago is replaced by a
-    new one, except ``in_turn``: one thread sends the messages one after
-    another, each slot used as soon as the request before it is answered,
-    so the call keeps its one transaction however long its requests take.
+    new one. ``in_turn``: one thread sends the messages one after another (an
+    immediate call); when one of its slots went by, it and the rest are taken
+    again together, so the call keeps one transaction while it keeps up and
+    takes one more each time it falls behind.
 
     Messages with no slot within ``TXMAIL["QUOTA_WAIT"]`` are given back to the
     outbox, due when the account's next slot frees, and left out; so are those
@@ -437,8 +437,7 @@ def pace(
     for (adapter, _rank, group), slots in zip(
         lanes, quota.reserve_all(asks, get_settings().quota_wait), strict=True
     ):
-        if in_turn:
-            slots.late = math.inf
+        slots.in_turn = in_turn
         for index, message in enumerate(group[: len(slots.times)]):
             paced[message.pk] = functools.partial(_use_slot, slots, index, message, adapter)
         if len(slots.times) < len(group):
@@ -459,14 +458,24 @@ def _use_slot(slots: quota.Slots, index: int, message: Message, adapter: Adapter
 def _on_time(slots: quota.Slots, index: int, adapter: Adapter, lane: int) -> float | None:
     """Wait for slot ``index`` of ``slots`` (or, when it went by more than its ``late``
     ago, for a new one): None when it has come, else when the account's next
-    slot frees (none soon)."""
-    if not slots.times:
-        return slots.next_free
-    while not slots.wait(index):
-        slots, index = quota.reserve(adapter.account, lane, 1, get_settings().quota_wait), 0
-        if not slots.times:
-            return slots.next_free
-    return None
+    slot frees (none soon).
+
+    Slots used in turn by one sender (``slots.in_turn``) are taken again
+    together when one went by: this one and the rest, in one transaction, so a
+    slow call stays within the limit without a query per message while it
+    keeps up.
+    """
+    wait = get_settings().quota_wait
+    while index < len(slots.times):
+        if slots.wait(index):
+            return None
+        if slots.in_turn:
+            fresh = quota.reserve(adapter.account, lane, len(slots.times) - index, wait)
+            slots.times[index:] = fresh.times
+            slots.next_free = fresh.next_free
+        else:
+            slots, index = quota.reserve(adapter.account, lane, 1, wait), 0
+    return slots.next_free
 
 
 def _moved_before_trying(message: Message, adapter: Adapter) -> bool:

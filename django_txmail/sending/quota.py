@@ -55,6 +55,9 @@ class Slots:
     times: list[float]
     next_free: float
     late: float = math.inf
+    #: One sender uses the slots in turn (an immediate call): when one went by, the
+    #: rest are taken again together (``attempt._on_time``), not one by one.
+    in_turn: bool = False
 
     def wait(self, index: int) -> bool:
         """Sleep until slot ``index`` has come; False, at once, if it went by more than

@@ -281,6 +281,12 @@ class SandboxServer:
         if port not in self._listeners and self._httpd is not None:
             self._start_listener(PortServer((self.host, port), self._ports[port]))
 
+    def port_index(self, url: str) -> int:
+        """Which :meth:`listen` port (from 0, in the order they were made) serves ``url``:
+        the ``port`` a fault plan's refusal schedule (``FaultPlan.closes_port``) is
+        drawn for."""
+        return self._ports[port_of(url)].index
+
     @property
     def planned_closings(self) -> list[tuple[int, int]]:
         """The fault plan's closings of :meth:`listen` ports so far: ``(port, request)``,
