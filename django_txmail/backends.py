@@ -252,8 +252,8 @@ class EmailBackend(BaseEmailBackend):
         if unexpected is not None:
             raise unexpected
         sent = 0
-        for django_message, messages in recorded:
-            django_message.txmail = _result(messages)  # type: ignore[attr-defined]
+        for django_message, messages, created in recorded:
+            django_message.txmail = _result(messages, created)  # type: ignore[attr-defined]
             sent += not all(m.status in states.NOT_SENT for m, _ in messages)
         if failures:
             reporting = _from_error_reporting()
@@ -304,13 +304,13 @@ class EmailBackend(BaseEmailBackend):
         planned: list[tuple[EmailMessage, ResolvedRoute, list[Plan]]],
         errors: list[tuple[EmailMessage | None, TxMailError]],
     ) -> tuple[
-        list[tuple[EmailMessage, list[tuple[Message, dict[str, str]]]]],
+        list[tuple[EmailMessage, list[tuple[Message, dict[str, str]]], bool]],
         list[tuple[Message, OutboundEmail]],
     ]:
         """Record every planned message of the call in one transaction.
 
         Returns each Django message with its rows (and the recipients taken off
-        each, with why), and the rows newly recorded
+        each, with why) and whether its first row is new, and the rows newly recorded
         claimed ("sending") with the email their first attempt sends (the one
         checked, its payload already built): this call sends those. A reused
         idempotency key answers with the existing row, which this call must
@@ -323,7 +323,7 @@ class EmailBackend(BaseEmailBackend):
         recorded, claimed, new = [], [], []
         taken_off: list[tuple[Message, dict[str, str]]] = []
         for django_message, _, plans in planned:
-            messages, refused = [], None
+            messages, refused, first_new = [], None, None
             for planned_part in plans:
                 outcome = next(outcomes)
                 if isinstance(outcome, TxMailError):
@@ -331,6 +331,7 @@ class EmailBackend(BaseEmailBackend):
                     continue
                 message, created = outcome
                 messages.append((message, planned_part.suppressed))
+                first_new = created if first_new is None else first_new
                 if not created:
                     continue
                 new.append(message)
@@ -341,7 +342,7 @@ class EmailBackend(BaseEmailBackend):
             if refused is not None:
                 errors.append((django_message, refused))
             else:
-                recorded.append((django_message, messages))
+                recorded.append((django_message, messages, bool(first_new)))
         # Rows recorded claimed ("sending") are this call's to send (``_deliver_claimed``);
         # the others go to tasks or wait for the caller's commit, all in one hand-over;
         # held ones wait in the outbox until due (``txmail_worker`` sends them).
@@ -399,9 +400,9 @@ class EmailBackend(BaseEmailBackend):
         return errors
 
 
-def _result(messages: list[tuple[Message, dict[str, str]]]) -> TxMailResult:
+def _result(messages: list[tuple[Message, dict[str, str]]], created: bool) -> TxMailResult:
     """``msg.txmail``: what became of a Django message, recorded as ``messages``
-    (each with the recipients taken off it, and why)."""
+    (each with the recipients taken off it, and why); ``created``: by this call."""
     recipients, suppressed = {}, {}
     for message, taken_off in messages:
         for address in message.recipients:
@@ -418,4 +419,6 @@ def _result(messages: list[tuple[Message, dict[str, str]]]) -> TxMailResult:
         recipients=recipients,
         message_ids=[m.pk for m, _ in messages],
         suppressed=suppressed,
+        created=created,
+        message=first,
     )

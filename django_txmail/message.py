@@ -56,6 +56,13 @@ class TxMailResult:
     #: The recipients taken off it because they are on the suppression list, and why
     #: (hard_bounce, complaint, unsubscribe, manual); they show "suppressed" in ``recipients``.
     suppressed: dict[str, str] = field(default_factory=dict)
+    #: False when its idempotency key named a message already in the outbox: this call
+    #: recorded and sent nothing, and ``message_id`` is that message.
+    created: bool = True
+    #: The ``Message`` row ``message_id`` names, as this call left it (``refresh_from_db()``
+    #: shows what happened since: delivery events, retries). Typed ``Any``: this module
+    #: sits below the models in the layers (``make imports``).
+    message: Any = field(default=None, repr=False, compare=False)
 
 
 class TxMessage(EmailMultiAlternatives):

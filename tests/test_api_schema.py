@@ -95,3 +95,30 @@ def test_a_path_that_matches_no_route_is_a_404_in_the_error_shape(client):
         response = method("/txmail/api/messages/not-a-uuid/cancel/")
         assert response.status_code == 404
         assert response.json()["code"] == "not_found"
+
+
+def test_a_component_is_described_only_by_its_own_serializers_docstring():
+    """Or, for a body that refuses unknown fields, by ``Strict``'s: never by another base
+    class (a docstring there would describe every serializer without one of its own)."""
+    import inspect
+
+    from django_txmail.api import serializers
+
+    classes = {
+        name.removesuffix("Serializer"): cls
+        for name, cls in vars(serializers).items()
+        if isinstance(cls, type) and name.endswith("Serializer")
+    }
+    components = api_schema()["components"]["schemas"]
+    checked = 0
+    for component, schema in components.items():
+        cls = classes.get(component) or classes.get(component.removesuffix("Request"))
+        if cls is None:
+            continue  # an enum of a field's choices
+        checked += 1
+        # Its own docstring, else what every strict body shares (unknown fields refused).
+        own = cls.__dict__.get("__doc__") or (
+            serializers.Strict.__doc__ if issubclass(cls, serializers.Strict) else None
+        )
+        assert schema.get("description") == (inspect.cleandoc(own) if own else None), component
+    assert checked >= len(classes) - 2, "the components were not found by their names"

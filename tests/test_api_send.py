@@ -4,18 +4,22 @@ idempotent with a key, refused whole (nothing recorded) on bad input."""
 from __future__ import annotations
 
 import base64
+import json
+from datetime import timedelta
 
 import pytest
 from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from django_txmail.api import views
 from django_txmail.flow import PRIORITY_RANK
 from django_txmail.models import Message, MessageAttachment
 from django_txmail.suppressions import suppress
 from tests.api_helpers import post_json, user_with
+from txmail_sandbox import Fault
 
 pytestmark = pytest.mark.django_db
 
@@ -245,3 +249,86 @@ def test_json_is_the_only_body_taken(api, sandbox, domain):
     response = api.post(URL, {"from": "a@example.com"})  # a form
     assert response.status_code == 415
     assert response.json()["code"] == "unsupported_media_type"
+
+
+def _in_the_outbox(message_id: str) -> dict:
+    """What the API shows for the row as it is stored, read afresh (JSON as answered)."""
+    from rest_framework.renderers import JSONRenderer
+
+    from django_txmail.api.serializers import MessageSerializer
+
+    stored = MessageSerializer(Message.objects.get(pk=message_id)).data
+    return json.loads(JSONRenderer().render(stored))
+
+
+def _later(**delta) -> str:
+    return (timezone.now() + timedelta(**delta)).isoformat()
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        "sent",
+        "one recipient suppressed",
+        "every recipient suppressed",
+        "queued after a 503",
+        "held in the outbox until send_at",
+        "scheduled at the provider",
+        "a template",
+    ],
+)
+def test_the_answer_is_the_row_as_the_send_left_it(api, sandbox, domain, grant, scenario):
+    """The 201 is written from the row the send recorded and updated, not read back:
+    it must be what the outbox holds, whatever became of the message."""
+    body = dict(RECEIPT)
+    if scenario == "one recipient suppressed":
+        suppress("ann@example.org")
+        body["to"] = ["ann@example.org", "bob@example.org"]
+    elif scenario == "every recipient suppressed":
+        suppress("ann@example.org")
+    elif scenario == "queued after a 503":
+        sandbox.inject(Fault(status=503))
+    elif scenario == "held in the outbox until send_at":
+        body["send_at"] = _later(days=2)
+    elif scenario == "scheduled at the provider":
+        body.update({"from": grant.email, "send_at": _later(hours=2)})
+    elif scenario == "a template":
+        from django_txmail.models import Template
+
+        Template.objects.create(slug="receipt", name="Receipt", subject="Hi {{ name }}", text="x")
+        body = {"from": RECEIPT["from"], "to": RECEIPT["to"], "template": "receipt"}
+        body["template_vars"] = {"name": "Ann"}
+    response = post_json(api, URL, body)
+    assert response.status_code == 201, response.json()
+    answered = response.json()
+    assert answered == _in_the_outbox(answered["id"])
+    expected = {  # each scenario reached the state it is about: (status, requests made)
+        "sent": ("sent", 1),
+        "one recipient suppressed": ("sent", 1),
+        "every recipient suppressed": ("suppressed", 0),
+        "queued after a 503": ("queued", 1),
+        "held in the outbox until send_at": ("scheduled", 0),
+        "scheduled at the provider": ("scheduled", 1),
+        "a template": ("sent", 1),
+    }[scenario]
+    assert (answered["status"], len(sandbox.requests)) == expected
+
+
+def test_a_replayed_key_answers_the_row_as_stored(api, sandbox, domain):
+    first = post_json(api, URL, RECEIPT, **{"Idempotency-Key": "order-7"}).json()
+    again = post_json(api, URL, RECEIPT, **{"Idempotency-Key": "order-7"})
+    assert again.status_code == 200
+    assert again.json() == _in_the_outbox(first["id"]) and again.json()["status"] == "sent"
+
+
+def test_a_send_reads_no_message_back_and_asks_for_no_key_it_was_not_given(api, sandbox, domain):
+    post_json(api, URL, RECEIPT)  # the first send opens this thread's backend
+    table = Message._meta.db_table
+    with CaptureQueriesContext(connection) as queries:
+        response = post_json(api, URL, {**RECEIPT, "to": ["bob@example.org"]})
+    assert response.status_code == 201
+    on_messages = [q["sql"] for q in queries if table in q["sql"]]
+    # The row's INSERT and its outcome's UPDATE (the attempt's INSERT rides in it on
+    # PostgreSQL, or comes just before): nothing that reads a message back.
+    assert [sql.split()[0] for sql in on_messages if "SELECT" in sql.split()[0]] == []
+    assert not any(sql.lstrip().startswith("SELECT") for sql in on_messages), on_messages

@@ -37,6 +37,7 @@ def test_a_reused_key_never_sends_a_row_another_process_is_sending(sandbox, doma
     again.send()  # process B: a retried web request
     assert sandbox.requests == []
     assert again.txmail.status == "sending" and Message.objects.count() == 1
+    assert again.txmail.created is False and again.txmail.message.pk == other.pk
 
 
 def event(message, kind="delivered"):
@@ -61,6 +62,7 @@ def test_a_late_failure_never_undoes_delivered_nor_sends_again(sandbox, domain):
         assert attempt(message, load_adapter(get_settings().account("nylas")), transport) is None
     stored = Message.objects.get()
     assert stored.status == "delivered"
+    assert message.status == "delivered", "the instance follows the row, as msg.txmail shows it"
     assert Attempt.objects.get().outcome == "transient", "the attempt is still on record"
     assert Worker().run(once=True).attempted == 0
 
@@ -107,3 +109,39 @@ def test_a_batch_leaves_out_messages_another_sender_took_over(txmail_sandbox, se
     assert sorted(m.payload["subject"] for m in txmail_sandbox.messages) == ["m0", "m2"]
     assert [r.path for r in txmail_sandbox.requests] == ["/api/batch"]
     assert Message.objects.get(pk=rows[1].pk).status == "sending"
+
+
+@pytest.mark.parametrize("write", ["fail", "release", "hold", "release_until"])
+def test_a_guarded_write_that_finds_the_row_moved_on_leaves_the_instance_as_the_row(
+    sandbox, domain, write
+):
+    from django_txmail.outbox import states
+
+    email = compose(msg())
+    message, _ = record(plan(email, claim=True), resolve(email))
+    # A worker took it over after our lease ran out: attempt 2, on the other account.
+    later = timezone.now()
+    Message.objects.filter(pk=message.pk).update(attempts=2, next_attempt_at=later)
+    if write == "fail":
+        owned = states.fail(
+            message, retry_at=later, gave_up=False, last_error="x", last_error_type="http_503"
+        )
+    elif write == "release":
+        owned = states.release(message)
+    elif write == "hold":
+        owned = states.hold(message, last_error="gone", last_error_type="grant_gone")
+    else:
+        owned = states.release_until([message], later)
+    assert not owned
+    assert (message.status, message.attempts, message.next_attempt_at) == ("sending", 2, later)
+    assert message.last_error == "" and Message.objects.get().last_error == ""
+
+
+def test_a_row_deleted_meanwhile_leaves_the_instance_as_it_was(sandbox, domain):
+    from django_txmail.outbox import states
+
+    email = compose(msg())
+    message, _ = record(plan(email, claim=True), resolve(email))
+    Message.objects.all().delete()
+    assert not states.release(message)
+    assert (message.status, message.attempts) == ("sending", 1)

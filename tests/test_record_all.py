@@ -76,6 +76,9 @@ def test_a_key_repeated_in_one_call_answers_with_a_row_that_exists(monkeypatch):
     # The second copy of the key must answer with the same (existing) row.
     assert b.txmail.message_id == row.pk
     assert Message.objects.filter(pk=b.txmail.message_id).exists()
+    # Neither was recorded by this call, and each says so, with the row that was.
+    assert (a.txmail.created, b.txmail.created) == (False, False)
+    assert a.txmail.message.pk == b.txmail.message.pk == row.pk
 
 
 @pytest.mark.django_db(transaction=True)

@@ -393,3 +393,16 @@ def test_the_sandbox_fixture_sends_the_tests_mail_through_django_txmail(
     mail.send_mail("Welcome", "Hello Ann", "noreply@example.com", ["ann@x.example"])
     assert [m.payload["subject"] for m in txmail_sandbox.messages] == ["Welcome"]
     assert mail.outbox == [] and Message.objects.get().status == "sent"
+
+
+@pytest.mark.parametrize("fault", [None, 503], ids=["sent", "queued for a retry"])
+def test_msg_txmail_message_is_the_row_as_the_send_left_it(sandbox, domain, fault):
+    if fault:
+        sandbox.inject(Fault(status=fault))
+    msg = TxMessage("Hi", "Body", "noreply@example.com", ["ann@example.org"])
+    msg.send()
+    row, stored = msg.txmail.message, Message.objects.get()
+    assert row.pk == stored.pk == msg.txmail.message_id and msg.txmail.created
+    names = [f.attname for f in Message._meta.concrete_fields]
+    assert {n: getattr(row, n) for n in names} == {n: getattr(stored, n) for n in names}
+    assert row.status == ("queued" if fault else "sent") == msg.txmail.status

@@ -185,10 +185,11 @@ class MessageList(APIView):
         key = request.headers.get("Idempotency-Key", "")
         if key:
             message.idempotency_key = key
-        known = bool(key) and Message.objects.filter(idempotency_key=key).exists()
         backend().send_messages([message])
-        recorded = Message.objects.get(pk=message.txmail.message_id)
-        return message_response(recorded, request, 200 if known else status.HTTP_201_CREATED)
+        # The row as the send left it: no second read (``TxMailResult.message``).
+        result = message.txmail
+        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        return message_response(result.message, request, code)
 
 
 class MessageDetail(APIView, generics.RetrieveAPIView):

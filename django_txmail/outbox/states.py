@@ -262,6 +262,31 @@ def claim(claimable: Q, pks: Iterable, lease_until: datetime) -> int:
     )
 
 
+#: What a sender's write would have changed, read again when the row moved on without it.
+_FOLLOWED = (
+    "status",
+    "failure_origin",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "last_error_type",
+    "provider",
+    "failover_from",
+    "failover_reason",
+    "updated_at",
+)
+
+
+def _follow(message: Message, *fields: str) -> None:
+    """A guarded write found the row moved on (a delivery event, a cancel, another
+    sender): the instance reads ``fields`` from the row, so what the caller reports
+    (``msg.txmail``, the API's answer) is the row, not what this write meant to do.
+    A row deleted meanwhile leaves the instance as it was."""
+    now = Message.objects.filter(pk=message.pk).values(*fields).first()
+    for name, value in (now or {}).items():
+        setattr(message, name, value)
+
+
 def release(message: Message) -> bool:
     """Give back a claimed message that was not attempted: queued, due now."""
     return _give_back(message, Cause.RELEASE)
@@ -282,10 +307,12 @@ def _give_back(message: Message, cause: Cause, **fields) -> bool:
         **fields,
     )
     if owned:
-        message.status, message.next_attempt_at = S.QUEUED, now
+        message.status, message.next_attempt_at, message.updated_at = S.QUEUED, now, now
         message.attempts -= 1
         for name, value in fields.items():
             setattr(message, name, value)
+    else:
+        _follow(message, *_FOLLOWED)
     return bool(owned)
 
 
@@ -302,7 +329,7 @@ def release_until(messages: list[Message], until: datetime) -> int:
     by_attempt: dict[int, list] = {}
     for message in messages:
         by_attempt.setdefault(message.attempts, []).append(message.pk)
-    released = 0
+    released, now = 0, timezone.now()
     for attempts, pks in by_attempt.items():
         released += Message.objects.filter(
             _sources(Cause.RELEASE), pk__in=pks, attempts=attempts
@@ -310,14 +337,19 @@ def release_until(messages: list[Message], until: datetime) -> int:
             status=S.QUEUED,
             attempts=F("attempts") - 1,
             next_attempt_at=until,
-            updated_at=timezone.now(),
+            updated_at=now,
         )
+    if released < len(messages):  # some moved on meanwhile: each instance reads its row
+        for message in messages:
+            _follow(message, *_FOLLOWED)
+        return released
     for message in messages:
         message.status, message.attempts, message.next_attempt_at = (
             S.QUEUED,
             message.attempts - 1,
             until,
         )
+        message.updated_at = now
     return released
 
 
@@ -364,7 +396,7 @@ def accept(message: Message, *, provider_holds: bool, **fields) -> None:
     if moved:
         message.status, message.failure_origin = status, ""
     else:
-        message.refresh_from_db(fields=["status", "failure_origin"])
+        _follow(message, "status", "failure_origin")
 
 
 def accept_all(
@@ -597,6 +629,7 @@ def fail(
             S.FAILED,
             Origin.OURS,
         )
+    now = timezone.now()
     owned = Message.objects.filter(
         _sources(cause), pk=message.pk, attempts=message.attempts
     ).update(
@@ -605,14 +638,17 @@ def fail(
         next_attempt_at=retry_at,
         last_error=last_error,
         last_error_type=last_error_type,
-        updated_at=timezone.now(),
+        updated_at=now,
         **(_moved(message, move_to, move_reason) if move_to and retry_at else {}),
     )
     if owned:
         message.status, message.failure_origin, message.next_attempt_at = status, origin, retry_at
         message.last_error, message.last_error_type = last_error, last_error_type
+        message.updated_at = now
         if move_to and retry_at:
             _moved_in_memory(message, move_to, move_reason)
+    else:
+        _follow(message, *_FOLLOWED)
     return bool(owned)
 
 

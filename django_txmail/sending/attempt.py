@@ -713,10 +713,11 @@ class _Failure:
     def record(self) -> None:
         """Inside the outcome's transaction, after the attempt row is written."""
         if self.grant_gone:
+            provider = self.message.provider  # the attempt's, whatever the row says after
             self.owned = states.hold(
                 self.message, last_error=str(self.error), last_error_type=self.entry.error_type
             )
-            mark_gone(self.message.provider, self.message.route_grant_id)
+            mark_gone(provider, self.message.route_grant_id)
             return
         moved_to = ""
         if self.retry and not self.entry.maybe_accepted:
@@ -740,8 +741,7 @@ class _Failure:
     def report(self, report: bool) -> str:
         """Log the outcome: "retry", "held", "failed", or "superseded"."""
         message = self.message
-        if not self.owned:
-            message.refresh_from_db(fields=["status", "next_attempt_at", "attempts"])
+        if not self.owned:  # the instance has followed the row (``states``)
             logger.info(
                 "Message %s: attempt %s failed after the message moved on (%s)",
                 message.pk,
