@@ -310,7 +310,7 @@ class EmailBackend(BaseEmailBackend):
         """Record every planned message of the call in one transaction.
 
         Returns each Django message with its rows (and the recipients taken off
-        each, with why) and whether its first row is new, and the rows newly recorded
+        each, with why) and whether any of them is new, and the rows newly recorded
         claimed ("sending") with the email their first attempt sends (the one
         checked, its payload already built): this call sends those. A reused
         idempotency key answers with the existing row, which this call must
@@ -323,7 +323,7 @@ class EmailBackend(BaseEmailBackend):
         recorded, claimed, new = [], [], []
         taken_off: list[tuple[Message, dict[str, str]]] = []
         for django_message, _, plans in planned:
-            messages, refused, first_new = [], None, None
+            messages, refused, created_any = [], None, False
             for planned_part in plans:
                 outcome = next(outcomes)
                 if isinstance(outcome, TxMailError):
@@ -331,7 +331,7 @@ class EmailBackend(BaseEmailBackend):
                     continue
                 message, created = outcome
                 messages.append((message, planned_part.suppressed))
-                first_new = created if first_new is None else first_new
+                created_any = created_any or created
                 if not created:
                     continue
                 new.append(message)
@@ -342,7 +342,7 @@ class EmailBackend(BaseEmailBackend):
             if refused is not None:
                 errors.append((django_message, refused))
             else:
-                recorded.append((django_message, messages, bool(first_new)))
+                recorded.append((django_message, messages, created_any))
         # Rows recorded claimed ("sending") are this call's to send (``_deliver_claimed``);
         # the others go to tasks or wait for the caller's commit, all in one hand-over;
         # held ones wait in the outbox until due (``txmail_worker`` sends them).

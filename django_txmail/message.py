@@ -56,12 +56,16 @@ class TxMailResult:
     #: The recipients taken off it because they are on the suppression list, and why
     #: (hard_bounce, complaint, unsubscribe, manual); they show "suppressed" in ``recipients``.
     suppressed: dict[str, str] = field(default_factory=dict)
-    #: False when its idempotency key named a message already in the outbox: this call
-    #: recorded and sent nothing, and ``message_id`` is that message.
+    #: False when its idempotency key named a message already in the outbox (or given to
+    #: an earlier message of the same call): this message added nothing to the outbox
+    #: and was not sent again, and ``message_id`` is that message.
     created: bool = True
     #: The ``Message`` row ``message_id`` names, as this call left it (``refresh_from_db()``
-    #: shows what happened since: delivery events, retries). Typed ``Any``: this module
-    #: sits below the models in the layers (``make imports``).
+    #: shows what happened since: delivery events, a task's or a worker's attempt). It
+    #: follows the row where another writer got there first (a delivery event, a task
+    #: that already ran, another sender). It lives as long as ``msg``
+    #: (about 3 kB beyond the message's own text). Typed ``Any``: this module sits below
+    #: the models in the layers (``make imports``).
     message: Any = field(default=None, repr=False, compare=False)
 
 

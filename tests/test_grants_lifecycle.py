@@ -182,6 +182,35 @@ def test_a_grant_the_provider_says_is_gone_holds_the_message_without_using_attem
     assert (message.status, message.attempts) == ("queued", 0)
 
 
+def test_a_hold_whose_transaction_is_rolled_back_and_tried_again_still_holds(
+    app, grant, monkeypatch
+):
+    """The outcome's transaction fails after the hold was written (the grant's UPDATE
+    meets a lock) and is tried again: the instance went back with the row, so the second
+    try's guard (the attempt number) still matches and the message is held."""
+    from django.db import OperationalError, connection
+
+    from django_txmail.sending import attempt as delivery
+
+    monkeypatch.setattr(delivery, "OUTCOME_WRITE_PAUSES", (0, 0, 0))
+    requests.post(f"{app.url}/_sandbox/grants/{grant.grant_id}/expire", timeout=5)
+    table = Grant._meta.db_table
+    failed = []
+
+    def grant_update_fails_once(execute, sql, params, many, context):
+        if not failed and sql.startswith("UPDATE") and table in sql:
+            failed.append(sql)
+            raise OperationalError("database is locked")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(grant_update_fails_once):
+        assert send_from_ann("Through a dead grant") == 1
+    assert len(failed) == 1
+    message = Message.objects.get()
+    assert (message.status, message.attempts) == ("queued", 0)
+    assert message.last_error_type and message.attempt_log.count() == 1
+
+
 def test_disconnect_revokes_at_the_provider_and_refuses_new_mail(app, grant, changes):
     grants.disconnect(grant)
     grant.refresh_from_db()

@@ -125,3 +125,29 @@ def test_a_real_database_error_in_the_outcome_leaves_the_callers_transaction_usa
     message = Message.objects.get()  # the caller's transaction is not aborted
     assert message.status == "sent" and message.provider_message_id
     assert Attempt.objects.get().outcome == "sent"
+
+
+def test_a_failure_the_database_would_not_take_leaves_the_instance_as_the_row(
+    sandbox, domain, no_pauses
+):
+    from django_txmail.compose import compose
+    from django_txmail.conf import get_settings
+    from django_txmail.message import TxMessage
+    from django_txmail.outbox.store import plan, record
+    from django_txmail.providers import load_adapter
+    from django_txmail.routing import resolve
+    from django_txmail.sending.transport import Transport
+    from txmail_sandbox import Fault
+
+    email = compose(TxMessage("Hi", "b", "noreply@example.com", ["ann@x.example"]))
+    message, _ = record(plan(email, claim=True), resolve(email))
+    sandbox.inject(Fault(status=503))
+    with attempt_inserts_fail() as failed, Transport() as transport:
+        delivery.attempt(message, load_adapter(get_settings().account("nylas")), transport)
+    assert len(failed) == 1 + len(delivery.OUTCOME_WRITE_PAUSES)
+    # Every try rolled back: the row is "sending" under its lease, and so is the instance
+    # (not "queued" with the error the rolled-back write had set on it).
+    names = [f.attname for f in Message._meta.concrete_fields]
+    stored = Message.objects.get()
+    assert {n: getattr(message, n) for n in names} == {n: getattr(stored, n) for n in names}
+    assert (message.status, message.last_error) == ("sending", "")

@@ -111,17 +111,37 @@ def test_a_batch_leaves_out_messages_another_sender_took_over(txmail_sandbox, se
     assert Message.objects.get(pk=rows[1].pk).status == "sending"
 
 
-@pytest.mark.parametrize("write", ["fail", "release", "hold", "release_until"])
+def _as_stored(message) -> tuple[dict, dict]:
+    """Every column of the instance, and of its row as stored."""
+    names = [field.attname for field in Message._meta.concrete_fields]
+    stored = Message.objects.get(pk=message.pk)
+    return {n: getattr(message, n) for n in names}, {n: getattr(stored, n) for n in names}
+
+
+def _taken_over_and_sent(message) -> None:
+    """Our lease ran out; a worker claimed the message (attempt 2) and sent it, and its
+    first event arrived."""
+    Message.objects.filter(pk=message.pk).update(
+        status="delivered",
+        attempts=2,
+        provider_message_id="sent-by-the-worker",
+        sent_at=timezone.now(),
+        recipient_status={"ann@x.example": "delivered"},
+        next_attempt_at=None,
+        updated_at=timezone.now(),
+    )
+
+
+@pytest.mark.parametrize("write", ["fail", "release", "hold", "release_until", "claim", "renew"])
 def test_a_guarded_write_that_finds_the_row_moved_on_leaves_the_instance_as_the_row(
     sandbox, domain, write
 ):
-    from django_txmail.outbox import states
+    from django_txmail.outbox import claims, states
 
     email = compose(msg())
     message, _ = record(plan(email, claim=True), resolve(email))
-    # A worker took it over after our lease ran out: attempt 2, on the other account.
+    _taken_over_and_sent(message)
     later = timezone.now()
-    Message.objects.filter(pk=message.pk).update(attempts=2, next_attempt_at=later)
     if write == "fail":
         owned = states.fail(
             message, retry_at=later, gave_up=False, last_error="x", last_error_type="http_503"
@@ -130,11 +150,16 @@ def test_a_guarded_write_that_finds_the_row_moved_on_leaves_the_instance_as_the_
         owned = states.release(message)
     elif write == "hold":
         owned = states.hold(message, last_error="gone", last_error_type="grant_gone")
-    else:
+    elif write == "release_until":
         owned = states.release_until([message], later)
+    elif write == "claim":
+        owned = claims.claim(message)
+    else:
+        owned = bool(claims.renew([message]))
     assert not owned
-    assert (message.status, message.attempts, message.next_attempt_at) == ("sending", 2, later)
-    assert message.last_error == "" and Message.objects.get().last_error == ""
+    ours, stored = _as_stored(message)
+    assert ours == stored
+    assert (message.status, message.provider_message_id) == ("delivered", "sent-by-the-worker")
 
 
 def test_a_row_deleted_meanwhile_leaves_the_instance_as_it_was(sandbox, domain):

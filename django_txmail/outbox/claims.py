@@ -74,6 +74,8 @@ def claim(message: Message) -> bool:
         message.attempts += 1
         message.next_attempt_at = until
         message.updated_at = now
+    else:
+        states.follow([message])  # someone else has it, or it moved on
     return bool(claimed)
 
 
@@ -97,6 +99,7 @@ def renew(messages: list[Message]) -> set:
         renewed = mine.filter(pk__in=[m.pk for m in group]).update(next_attempt_at=until)
         if renewed < len(group):
             still = set(mine.filter(pk__in=[m.pk for m in group]).values_list("pk", flat=True))
+            states.follow(m for m in group if m.pk not in still)  # taken over, or moved on
             group = [m for m in group if m.pk in still]
         for message in group:
             message.next_attempt_at = until

@@ -262,29 +262,21 @@ def claim(claimable: Q, pks: Iterable, lease_until: datetime) -> int:
     )
 
 
-#: What a sender's write would have changed, read again when the row moved on without it.
-_FOLLOWED = (
-    "status",
-    "failure_origin",
-    "attempts",
-    "next_attempt_at",
-    "last_error",
-    "last_error_type",
-    "provider",
-    "failover_from",
-    "failover_reason",
-    "updated_at",
-)
-
-
-def _follow(message: Message, *fields: str) -> None:
-    """A guarded write found the row moved on (a delivery event, a cancel, another
-    sender): the instance reads ``fields`` from the row, so what the caller reports
-    (``msg.txmail``, the API's answer) is the row, not what this write meant to do.
-    A row deleted meanwhile leaves the instance as it was."""
-    now = Message.objects.filter(pk=message.pk).values(*fields).first()
-    for name, value in (now or {}).items():
-        setattr(message, name, value)
+def follow(messages: Iterable[Message]) -> None:
+    """Instances whose row moved on without this process's write (a delivery event, a
+    cancel, another sender, a task that already ran): each reads its whole row again,
+    all in one query, so what the caller reports (``msg.txmail``, the API's answer) is
+    the row, not what the write meant to do. A row deleted meanwhile leaves its instance
+    as it was."""
+    messages = list(messages)
+    if not messages:
+        return
+    rows = Message.objects.in_bulk([message.pk for message in messages])
+    for message in messages:
+        row = rows.get(message.pk)
+        if row is not None:
+            for field in Message._meta.concrete_fields:
+                setattr(message, field.attname, getattr(row, field.attname))
 
 
 def release(message: Message) -> bool:
@@ -312,7 +304,7 @@ def _give_back(message: Message, cause: Cause, **fields) -> bool:
         for name, value in fields.items():
             setattr(message, name, value)
     else:
-        _follow(message, *_FOLLOWED)
+        follow([message])
     return bool(owned)
 
 
@@ -340,8 +332,7 @@ def release_until(messages: list[Message], until: datetime) -> int:
             updated_at=now,
         )
     if released < len(messages):  # some moved on meanwhile: each instance reads its row
-        for message in messages:
-            _follow(message, *_FOLLOWED)
+        follow(messages)
         return released
     for message in messages:
         message.status, message.attempts, message.next_attempt_at = (
@@ -376,7 +367,9 @@ def accept(message: Message, *, provider_holds: bool, **fields) -> None:
     A delivery event may have arrived before this answer was recorded: the
     status moves only from the table's sources, never back from what the
     provider reported (a failure of the provider's own included), while the
-    ids and times are recorded either way.
+    ids and times are recorded either way. The instance then reads the
+    :data:`ENDED` columns (the event may have set its recipients' statuses):
+    :func:`accept_all` does this in its UPDATE where the database can.
     """
     status = S.SCHEDULED if provider_holds else S.SENT
     row = Message.objects.filter(pk=message.pk)
@@ -393,10 +386,11 @@ def accept(message: Message, *, provider_holds: bool, **fields) -> None:
         row.update(**fields)
     for name, value in fields.items():
         setattr(message, name, value)
-    if moved:
-        message.status, message.failure_origin = status, ""
-    else:
-        _follow(message, "status", "failure_origin")
+    _read_ended([message])
+
+
+#: What the outcome's UPDATE may find written by someone else, read back with it.
+ENDED = ("status", "failure_origin", "recipient_status")
 
 
 def accept_all(
@@ -409,8 +403,9 @@ def accept_all(
     (``WITH v AS (VALUES ...)``; a prepared UPDATE sent with executemany
     where the database cannot join an UPDATE), records every message's ids
     and times and moves its status by the same rule as :func:`accept` (a CASE
-    on the status the row has). The statuses the rows ended in come back with
-    it (``RETURNING``: PostgreSQL, SQLite 3.35+), or from one SELECT after it.
+    on the status the row has). The statuses the rows ended in, and their
+    recipients' (a delivery event may have got there first), come back with it
+    (``RETURNING``: PostgreSQL, SQLite 3.35+), or from one SELECT after it.
 
     ``along``: another statement (SQL, parameters), an INSERT of the requests'
     attempts, to run with it. On PostgreSQL it goes in the UPDATE's ``WITH``,
@@ -445,21 +440,25 @@ def accept_all(
     else:
         _accept_each(connection, columns, rows)
         ended = None
-    if ended is None:
-        rows_now = Message.objects.filter(pk__in=[m.pk for m, _, _ in accepted])
-        by_pk = rows_now.values_list("pk", "status", "failure_origin")
-        now = {pk: (st, fo) for pk, st, fo in by_pk}
-    else:
-        now = {
-            m.pk: ended[row[0]]
-            for (m, _, _), row in zip(accepted, rows, strict=True)
-            if row[0] in ended  # a row deleted meanwhile has no status to take
-        }
     for message, _, fields in accepted:
         for name, value in fields.items():
             setattr(message, name, value)
-        if message.pk in now:
-            message.status, message.failure_origin = now[message.pk]
+    if ended is None:
+        _read_ended([message for message, _, _ in accepted])
+        return
+    for (message, _, _), row in zip(accepted, rows, strict=True):
+        # A row deleted meanwhile has nothing to take.
+        for name, value in zip(ENDED, ended.get(row[0], ()), strict=False):
+            setattr(message, name, value)
+
+
+def _read_ended(messages: list[Message]) -> None:
+    """The instances read the :data:`ENDED` columns of their rows (one SELECT)."""
+    rows = Message.objects.filter(pk__in=[message.pk for message in messages])
+    now = {pk: values for pk, *values in rows.values_list("pk", *ENDED)}
+    for message in messages:
+        for name, value in zip(ENDED, now.get(message.pk, ()), strict=False):
+            setattr(message, name, value)
 
 
 def _update_support(connection) -> tuple[bool, bool]:
@@ -494,8 +493,8 @@ def _accept_joined(
 ) -> dict | None:
     """One UPDATE per chunk of rows, joined to their values (PostgreSQL, SQLite 3.33+).
 
-    ``returning``: the statement also returns each row's status and failure
-    origin, given back as ``{key as the database took it: (status, origin)}``.
+    ``returning``: the statement also returns each row's :data:`ENDED` columns,
+    given back as ``{key as the database took it: (status, origin, recipients)}``.
     ``along`` (PostgreSQL): a statement the first UPDATE carries in its ``WITH``
     (a data-modifying ``WITH`` runs once, whether or not it is read). Where the
     work takes more than one statement, they run in one transaction (a
@@ -524,12 +523,16 @@ def _accept_joined(
             )
         )
     ended: dict = {}
+    recipients = Message._meta.get_field("recipient_status")
     together = transaction.atomic(using=connection.alias) if len(statements) > 1 else nullcontext()
     with together, connection.cursor() as cursor:
         for sql, params in statements:
             cursor.execute(sql, params)
             if returning and sql.startswith("WITH"):
-                ended.update((pk, (st, fo)) for pk, st, fo in cursor.fetchall())
+                ended.update(
+                    (pk, (st, fo, recipients.from_db_value(rs, None, connection)))
+                    for pk, st, fo, rs in cursor.fetchall()
+                )
     return ended if returning else None
 
 
@@ -570,7 +573,8 @@ def _joined_update(
         *(f"{quote(f.column)} = {typed(f, f'v.txmail_{f.column}')}" for f in fields),
     ]
     # Unqualified: SQLite's RETURNING names the updated table's columns only.
-    back = f" RETURNING {quote(meta.pk.column)}, {status}, {origin}" if returning else ""
+    ended = ", ".join(quote(meta.get_field(name).column) for name in ENDED)
+    back = f" RETURNING {quote(meta.pk.column)}, {ended}" if returning else ""
     tail = (
         f" UPDATE {table} SET {', '.join(assignments)} FROM v "
         f"WHERE {table}.{quote(meta.pk.column)} = {typed(meta.pk, 'v.txmail_id')}{back}"
@@ -648,7 +652,7 @@ def fail(
         if move_to and retry_at:
             _moved_in_memory(message, move_to, move_reason)
     else:
-        _follow(message, *_FOLLOWED)
+        follow([message])
     return bool(owned)
 
 

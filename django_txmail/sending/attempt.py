@@ -620,6 +620,10 @@ def _record_outcomes(entries: list[Attempt], accepted: list, failures: list[_Fai
     passing database error (a lock, a dropped connection) must not lose that.
     """
     alias = router.db_for_write(Message)
+    # The writes change the instances as they go: a rolled-back try puts them back too,
+    # so the next try's guards (the attempt number) and what the caller reports are the rows'.
+    instances = [message for message, _, _ in accepted] + [f.message for f in failures]
+    before = [(message, dict(message.__dict__)) for message in instances]
     for pause in (*OUTCOME_WRITE_PAUSES, None):
         try:
             connection = connections[alias]
@@ -639,6 +643,8 @@ def _record_outcomes(entries: list[Attempt], accepted: list, failures: list[_Fai
                     failure.record()
             return
         except DatabaseError:
+            for message, state in before:
+                message.__dict__.update(state)
             if pause is None:
                 raise
             logger.warning("Recording an attempt's outcome failed; trying again", exc_info=True)

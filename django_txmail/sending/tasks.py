@@ -113,7 +113,7 @@ def deliver_message(message_id: str) -> None:
         _enqueue(message, message.next_attempt_at)  # a transient failure: the retry
 
 
-def enqueue_delivery(message: Message, *, quiet: bool = True) -> None:
+def enqueue_delivery(message: Message, *, quiet: bool = True) -> bool:
     """Enqueue the task that delivers a newly recorded message.
 
     A queued message gets a task now; one held in the outbox until its
@@ -121,10 +121,13 @@ def enqueue_delivery(message: Message, *, quiet: bool = True) -> None:
     when the backend cannot defer. If enqueueing fails (the broker is down)
     the error is logged and the message stays queued: ``txmail_worker`` sends
     queued messages that no task took after a grace period, so it is not lost.
+    Returns whether its task has already run (a backend that runs tasks as they are
+    enqueued): the row, not ``message``, then says what became of it.
     """
     held = message.status == Message.Status.SCHEDULED and message.next_attempt_at is not None
     if message.status == Message.Status.QUEUED or held:
-        _enqueue(message, message.next_attempt_at, quiet=quiet)
+        return _enqueue(message, message.next_attempt_at, quiet=quiet)
+    return False
 
 
 def enqueue_deliveries(messages: list[Message]) -> None:
@@ -137,12 +140,13 @@ def enqueue_deliveries(messages: list[Message]) -> None:
     message. If that transaction fails, no task of the call is enqueued, the
     error is logged, and ``txmail_worker`` sends the messages (as when a
     broker is down). Other backends (RQ: a few Redis commands per task) are
-    called once per message.
+    called once per message. A backend that runs each task as it is enqueued (Django's
+    ``ImmediateBackend``) has sent the messages by the time this returns: their
+    instances then read their rows (``states.follow``), so ``msg.txmail`` says so.
     """
     database = _task_database(deliver_message.using(backend=get_settings().task_backend))
     if database is None:
-        for message in messages:
-            enqueue_delivery(message)
+        states.follow([message for message in messages if enqueue_delivery(message)])
         return
     try:
         with transaction.atomic(using=database):
@@ -179,8 +183,9 @@ def _waiting(message: Message) -> bool:
     )
 
 
-def _enqueue(message: Message, run_after: datetime | None, *, quiet: bool = True) -> None:
-    """Enqueue the task for ``message``, deferred to ``run_after`` if that is to come.
+def _enqueue(message: Message, run_after: datetime | None, *, quiet: bool = True) -> bool:
+    """Enqueue the task for ``message``, deferred to ``run_after`` if that is to come;
+    return whether the task has already run.
 
     ``quiet``: an error is logged (the message stays in the outbox for
     ``txmail_worker``) rather than raised.
@@ -202,9 +207,9 @@ def _enqueue(message: Message, run_after: datetime | None, *, quiet: bool = True
                     run_after,
                     alias,
                 )
-                return
+                return False
             delivery = delivery.using(run_after=_next_whole_second(run_after))
-        delivery.enqueue(str(message.pk))
+        return bool(getattr(delivery.enqueue(str(message.pk)), "is_finished", False))
     except Exception:
         if not quiet:
             raise
@@ -216,6 +221,7 @@ def _enqueue(message: Message, run_after: datetime | None, *, quiet: bool = True
             alias,
             exc_info=True,
         )
+        return False
 
 
 def _next_whole_second(when: datetime) -> datetime:
