@@ -60,10 +60,11 @@ class TxMailResult:
     #: an earlier message of the same call): this message added nothing to the outbox
     #: and was not sent again, and ``message_id`` is that message.
     created: bool = True
-    #: The ``Message`` row ``message_id`` names, as this call left it (``refresh_from_db()``
-    #: shows what happened since: delivery events, a task's or a worker's attempt). It
-    #: follows the row where another writer got there first (a delivery event, a task
-    #: that already ran, another sender). It lives as long as ``msg``
+    #: The ``Message`` row ``message_id`` names, as this call left it: what the call wrote,
+    #: or the row itself where another writer got there first during the call (a delivery
+    #: event, a task backend that runs each task as it is enqueued, another sender).
+    #: ``refresh_from_db()`` shows what happened since: mail handed over on the caller's
+    #: commit, a queued task, a retry, later events. It lives as long as ``msg``
     #: (about 3 kB beyond the message's own text). Typed ``Any``: this module sits below
     #: the models in the layers (``make imports``).
     message: Any = field(default=None, repr=False, compare=False)

@@ -128,11 +128,12 @@ def test_a_real_database_error_in_the_outcome_leaves_the_callers_transaction_usa
 
 
 def test_a_failure_the_database_would_not_take_leaves_the_instance_as_the_row(
-    sandbox, domain, no_pauses
+    sandbox, domain, no_pauses, monkeypatch
 ):
     from django_txmail.compose import compose
     from django_txmail.conf import get_settings
     from django_txmail.message import TxMessage
+    from django_txmail.outbox import states
     from django_txmail.outbox.store import plan, record
     from django_txmail.providers import load_adapter
     from django_txmail.routing import resolve
@@ -142,9 +143,17 @@ def test_a_failure_the_database_would_not_take_leaves_the_instance_as_the_row(
     email = compose(TxMessage("Hi", "b", "noreply@example.com", ["ann@x.example"]))
     message, _ = record(plan(email, claim=True), resolve(email))
     sandbox.inject(Fault(status=503))
-    with attempt_inserts_fail() as failed, Transport() as transport:
+    fail, tries = states.fail, []
+
+    def fail_then_roll_back(*args, **kwargs):
+        fail(*args, **kwargs)  # written, and the instance changed with it
+        tries.append(1)
+        raise OperationalError("database is locked")  # the transaction rolls back
+
+    monkeypatch.setattr(states, "fail", fail_then_roll_back)
+    with Transport() as transport:
         delivery.attempt(message, load_adapter(get_settings().account("nylas")), transport)
-    assert len(failed) == 1 + len(delivery.OUTCOME_WRITE_PAUSES)
+    assert len(tries) == 1 + len(delivery.OUTCOME_WRITE_PAUSES)
     # Every try rolled back: the row is "sending" under its lease, and so is the instance
     # (not "queued" with the error the rolled-back write had set on it).
     names = [f.attname for f in Message._meta.concrete_fields]

@@ -140,7 +140,9 @@ def test_accept_all_matches_accept(settings, monkeypatch, support, together):
     for i, (status, origin, holds, want) in enumerate(cases + cases[:2]):  # three chunks
         m = message_row(status=status, failure_origin=origin)
         # An event got to the row first: its recipients' statuses are not the instance's.
-        Message.objects.filter(pk=m.pk).update(recipient_status={"ann@x.example": f"e{i}"})
+        Message.objects.filter(pk=m.pk).update(
+            recipient_status={"ann@x.example": f"e{i}"}, updated_at=timezone.now()
+        )
         fields = {
             "provider_message_id": f"p{i}",
             "provider_schedule_id": "",
@@ -164,6 +166,28 @@ def test_accept_all_matches_accept(settings, monkeypatch, support, together):
         assert db.sent_at == now
         # The instance is the row: what the UPDATE wrote, and what the event had.
         assert {n: getattr(m, n) for n in names} == {n: getattr(db, n) for n in names}
+
+
+@pytest.mark.django_db
+def test_where_nothing_raced_an_accept_without_returning_is_one_update(monkeypatch):
+    """Databases without UPDATE ... RETURNING: the row untouched since this process wrote
+    it (its updated_at), one UPDATE and no read; the instance is the row."""
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from django_txmail.outbox import states
+
+    monkeypatch.setattr(states, "_update_support", lambda connection: (False, False))
+    m = message_row(status=Message.Status.SENDING)
+    now = timezone.now()
+    fields = {"provider_message_id": "p", "sent_at": now, "updated_at": now}
+    with CaptureQueriesContext(connection) as queries:
+        states.accept_all([(m, False, fields)])
+    assert [q["sql"].split()[0] for q in queries] == ["UPDATE"]
+    names = [f.attname for f in Message._meta.concrete_fields]
+    db = Message.objects.get(pk=m.pk)
+    assert {n: getattr(m, n) for n in names} == {n: getattr(db, n) for n in names}
+    assert db.status == Message.Status.SENT
 
 
 @pytest.mark.django_db(transaction=True)

@@ -271,7 +271,10 @@ def follow(messages: Iterable[Message]) -> None:
     messages = list(messages)
     if not messages:
         return
-    rows = Message.objects.in_bulk([message.pk for message in messages])
+    # From the database written to: a replica may not have the row as it is yet.
+    rows = Message.objects.using(router.db_for_write(Message)).in_bulk(
+        [message.pk for message in messages]
+    )
     for message in messages:
         row = rows.get(message.pk)
         if row is not None:
@@ -367,15 +370,24 @@ def accept(message: Message, *, provider_holds: bool, **fields) -> None:
     A delivery event may have arrived before this answer was recorded: the
     status moves only from the table's sources, never back from what the
     provider reported (a failure of the provider's own included), while the
-    ids and times are recorded either way. The instance then reads the
-    :data:`ENDED` columns (the event may have set its recipients' statuses):
-    :func:`accept_all` does this in its UPDATE where the database can.
+    ids and times are recorded either way.
+
+    The first UPDATE also asks that nobody wrote the row since this process
+    did (its ``updated_at`` is the instance's, as every writer sets it): then
+    the instance knows the whole row. Otherwise the instance reads the
+    :data:`ENDED` columns after (the event may have set its recipients'
+    statuses); :func:`accept_all` reads them in its UPDATE where the database can.
     """
     status = S.SCHEDULED if provider_holds else S.SENT
     row = Message.objects.filter(pk=message.pk)
-    moved = row.filter(status__in=TRANSITIONS[Cause.ACCEPT].sources - {S.FAILED}).update(
-        status=status, failure_origin="", **fields
-    )
+    sources = TRANSITIONS[Cause.ACCEPT].sources - {S.FAILED}
+    untouched = row.filter(status__in=sources, updated_at=message.updated_at)
+    if untouched.update(status=status, failure_origin="", **fields):
+        for name, value in fields.items():
+            setattr(message, name, value)
+        message.status, message.failure_origin = status, ""
+        return
+    moved = row.filter(status__in=sources).update(status=status, failure_origin="", **fields)
     if not moved:  # our own give-up is replaced too, the provider's failure never
         moved = (
             row.filter(status=S.FAILED)
@@ -454,7 +466,8 @@ def accept_all(
 
 def _read_ended(messages: list[Message]) -> None:
     """The instances read the :data:`ENDED` columns of their rows (one SELECT)."""
-    rows = Message.objects.filter(pk__in=[message.pk for message in messages])
+    rows = Message.objects.using(router.db_for_write(Message))
+    rows = rows.filter(pk__in=[message.pk for message in messages])
     now = {pk: values for pk, *values in rows.values_list("pk", *ENDED)}
     for message in messages:
         for name, value in zip(ENDED, now.get(message.pk, ()), strict=False):
@@ -523,15 +536,25 @@ def _accept_joined(
             )
         )
     ended: dict = {}
-    recipients = Message._meta.get_field("recipient_status")
+    # Raw rows: each column as the field reads it (the recipients' JSON comes as text).
+    readers = [
+        getattr(Message._meta.get_field(name), "from_db_value", lambda value, *_: value)
+        for name in ENDED
+    ]
     together = transaction.atomic(using=connection.alias) if len(statements) > 1 else nullcontext()
     with together, connection.cursor() as cursor:
         for sql, params in statements:
             cursor.execute(sql, params)
             if returning and sql.startswith("WITH"):
                 ended.update(
-                    (pk, (st, fo, recipients.from_db_value(rs, None, connection)))
-                    for pk, st, fo, rs in cursor.fetchall()
+                    (
+                        pk,
+                        tuple(
+                            read(v, None, connection)
+                            for read, v in zip(readers, values, strict=True)
+                        ),
+                    )
+                    for pk, *values in cursor.fetchall()
                 )
     return ended if returning else None
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import django
 from django.core.exceptions import ImproperlyConfigured
-from django.db import router, transaction
+from django.db import DatabaseError, router, transaction
 from django.utils import timezone
 
 from django_txmail.conf import get_settings
@@ -146,7 +146,12 @@ def enqueue_deliveries(messages: list[Message]) -> None:
     """
     database = _task_database(deliver_message.using(backend=get_settings().task_backend))
     if database is None:
-        states.follow([message for message in messages if enqueue_delivery(message)])
+        ran = [message for message in messages if enqueue_delivery(message)]
+        try:
+            states.follow(ran)
+        except DatabaseError:
+            # After the commit: the mail went, only what the caller is told lags behind.
+            logger.warning("Could not read back the messages the tasks sent", exc_info=True)
         return
     try:
         with transaction.atomic(using=database):
