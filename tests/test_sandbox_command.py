@@ -214,8 +214,9 @@ def test_command_lines_without_a_fault_plan_say_so():
         (["--fault-seed", "3"], "--fault-seed needs --fault-rate"),
         (["--webhook-url", "nylas"], "takes PROVIDER=URL"),
         (["--latency", "-1"], "--latency must be >= 0"),
+        (["--outage-rate", "2"], "--outage-rate must be between 0 and 1"),
     ],
-    ids=["fault-rate", "fault-seed", "webhook-url", "latency"],
+    ids=["fault-rate", "fault-seed", "webhook-url", "latency", "outage-rate"],
 )
 def test_bad_options_are_command_errors(argv, mentions):
     with pytest.raises(CommandError, match=mentions):

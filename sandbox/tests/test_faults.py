@@ -396,6 +396,35 @@ def test_standalone_sandbox_takes_a_fault_plan_and_reports_it():
     assert process.returncode == 0
 
 
+def test_standalone_sandbox_plans_outages_without_other_faults():
+    plan = ["--outage-rate", "1", "--outage-requests", "3", "--fault-seed", "7"]
+    process = start_module("--port", "0", "--quiet", *plan)
+    try:
+        line = read_first_line(process)
+        url = url_in(line)
+        answers = [
+            requests.post(
+                f"{url}/v3/domains/acme.io/messages/send",
+                json=message(),
+                headers=AUTH,
+                timeout=TIMEOUT,
+            )
+            for _ in range(2)
+        ]
+        stats = requests.get(f"{url}/_sandbox/stats", timeout=TIMEOUT).json()
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    finally:
+        process.kill()
+        process.wait(30)
+
+    assert "0% of sends fail; seed 7;" in line
+    assert "100% of requests start an outage of 3 requests" in line
+    assert [answer.status_code for answer in answers] == [503, 503]
+    assert stats["messages"] == 0
+    assert process.returncode == 0
+
+
 BAD_FAULT_OPTIONS = {
     "rate-over-1": (["--fault-rate", "2"], "--fault-rate must be between 0 and 1"),
     "rate-not-a-number": (["--fault-rate", "often"], "--fault-rate"),
@@ -403,6 +432,15 @@ BAD_FAULT_OPTIONS = {
     "bad-weight": (["--fault-rate", "0.1", "--fault-kinds", "500:x"], "'x' of '500'"),
     "negative-hang": (["--fault-rate", "0.1", "--hang", "-1"], "--hang must be"),
     "seed-without-rate": (["--fault-seed", "3"], "--fault-seed needs --fault-rate"),
+    "outage-rate-over-1": (["--outage-rate", "1.5"], "--outage-rate must be between 0 and 1"),
+    "no-outage-requests": (
+        ["--outage-rate", "0.1", "--outage-requests", "0"],
+        "--outage-requests must be a whole number >= 1",
+    ),
+    "outage-requests-alone": (
+        ["--outage-requests", "4"],
+        "--outage-requests needs --fault-rate (the share of sends that fail) or --outage-rate",
+    ),
 }
 
 

@@ -17,13 +17,19 @@ from .server import SandboxServer
 from .state import RequestRecord
 
 _PLAN_DEFAULTS = FaultPlan()
-#: Options that only mean something with ``--fault-rate``: dest → (flag, FaultPlan field).
+#: The options that make a plan: dest → (flag, FaultPlan field).
+_RATES = {
+    "fault_rate": ("--fault-rate", "rate"),
+    "outage_rate": ("--outage-rate", "outage_rate"),
+}
+#: Options that only mean something with ``--fault-rate`` or ``--outage-rate``.
 _PLAN_OPTIONS = {
     "fault_seed": ("--fault-seed", "seed"),
     "fault_kinds": ("--fault-kinds", "kinds"),
     "retry_after": ("--retry-after", "retry_after"),
     "hang": ("--hang", "hang"),
     "slow": ("--slow", "slow"),
+    "outage_requests": ("--outage-requests", "outage_requests"),
 }
 _DURATIONS = frozenset({"retry_after", "hang", "slow"})
 
@@ -68,21 +74,45 @@ def add_fault_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help=f"how late a 'slow' answer comes (default {_PLAN_DEFAULTS.slow:g})",
     )
+    group.add_argument(
+        "--outage-rate",
+        type=float,
+        metavar="P",
+        help="share of requests, 0 to 1, that start an outage: that request and the next "
+        "ones are answered 503 (default: no outages; works with or without --fault-rate)",
+    )
+    group.add_argument(
+        "--outage-requests",
+        type=int,
+        metavar="N",
+        help=f"how many requests an outage answers 503 (default {_PLAN_DEFAULTS.outage_requests})",
+    )
 
 
 def fault_plan_from_options(options: dict[str, Any]) -> FaultPlan | None:
     """The plan the options ask for, or None; ValueError names the bad option."""
     given = {name: options[name] for name in _PLAN_OPTIONS if options.get(name) is not None}
-    rate = options.get("fault_rate")
-    if rate is None:
+    rates = {name: options[name] for name in _RATES if options.get(name) is not None}
+    if not rates:
         if given:
             flags = ", ".join(_PLAN_OPTIONS[name][0] for name in given)
             verb = "needs" if len(given) == 1 else "need"
-            raise ValueError(f"{flags} {verb} --fault-rate (the share of sends that fail).")
+            raise ValueError(
+                f"{flags} {verb} --fault-rate (the share of sends that fail) or "
+                "--outage-rate (the share of requests that start an outage)."
+            )
         return None
-    if not 0 <= rate <= 1:
-        raise ValueError(f"--fault-rate must be between 0 and 1, not {rate:g}.")
-    settings: dict[str, Any] = {"rate": rate}
+    # Outages alone: no other random faults.
+    settings: dict[str, Any] = {"rate": 0.0}
+    for name, value in rates.items():
+        flag, field_name = _RATES[name]
+        if not 0 <= value <= 1:
+            raise ValueError(f"{flag} must be between 0 and 1, not {value:g}.")
+        settings[field_name] = value
+    if given.get("outage_requests", 1) < 1:
+        raise ValueError(
+            f"--outage-requests must be a whole number >= 1, not {given['outage_requests']}."
+        )
     for name, value in given.items():
         flag, field_name = _PLAN_OPTIONS[name]
         if name == "fault_kinds":

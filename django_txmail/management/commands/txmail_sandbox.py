@@ -10,8 +10,9 @@ Keys are never printed.
 
 ``--fault-rate`` (with ``--fault-seed``, ``--fault-kinds``, ``--retry-after``,
 ``--hang``, ``--slow``) makes a reproducible share of sends fail, for trying
-delivery under provider trouble; see ``txmail_sandbox/fault_plan.py`` in the sandbox
-distribution.
+delivery under provider trouble, and ``--outage-rate`` (with
+``--outage-requests``) plans outages of several requests in a row; see
+``txmail_sandbox/fault_plan.py`` in the sandbox distribution.
 
 ``--webhook-url PROVIDER=URL`` (``nylas``, ``mailtrap``, ``mailerlogic``)
 posts delivery notifications for the messages it accepts back to the app
