@@ -382,23 +382,23 @@ def accept(message: Message, *, provider_holds: bool, **fields) -> None:
     row = Message.objects.filter(pk=message.pk)
     sources = TRANSITIONS[Cause.ACCEPT].sources - {S.FAILED}
     untouched = row.filter(status__in=sources, updated_at=message.updated_at)
-    if untouched.update(status=status, failure_origin="", **fields):
-        for name, value in fields.items():
-            setattr(message, name, value)
-        message.status, message.failure_origin = status, ""
-        return
-    moved = row.filter(status__in=sources).update(status=status, failure_origin="", **fields)
-    if not moved:  # our own give-up is replaced too, the provider's failure never
-        moved = (
-            row.filter(status=S.FAILED)
-            .exclude(failure_origin=Origin.PROVIDER)
-            .update(status=status, failure_origin="", **fields)
-        )
-    if not moved:
-        row.update(**fields)
+    raced = not untouched.update(status=status, failure_origin="", **fields)
+    if raced:
+        moved = row.filter(status__in=sources).update(status=status, failure_origin="", **fields)
+        if not moved:  # our own give-up is replaced too, the provider's failure never
+            moved = (
+                row.filter(status=S.FAILED)
+                .exclude(failure_origin=Origin.PROVIDER)
+                .update(status=status, failure_origin="", **fields)
+            )
+        if not moved:
+            row.update(**fields)
     for name, value in fields.items():
         setattr(message, name, value)
-    _read_ended([message])
+    if raced:
+        _read_ended([message])
+    else:
+        message.status, message.failure_origin = status, ""
 
 
 #: What the outcome's UPDATE may find written by someone else, read back with it.

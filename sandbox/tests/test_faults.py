@@ -373,32 +373,10 @@ def test_log_line_shows_the_fault_and_a_missing_answer():
 # Command line
 
 
-def test_standalone_sandbox_takes_a_fault_plan_and_reports_it():
-    plan = ["--fault-rate", "1", "--fault-seed", "7", "--fault-kinds", "503", "--slow", "0.5"]
-    process = start_module("--port", "0", "--quiet", *plan)
-    try:
-        line = read_first_line(process)
-        url = url_in(line)
-        sent = requests.post(
-            f"{url}/v3/domains/acme.io/messages/send", json=message(), headers=AUTH, timeout=TIMEOUT
-        )
-        stats = requests.get(f"{url}/_sandbox/stats", timeout=TIMEOUT).json()
-        process.send_signal(signal.SIGINT)
-        process.communicate(timeout=30)
-    finally:
-        process.kill()
-        process.wait(30)
-
-    assert "100% of sends fail; seed 7; kinds 503:1;" in line
-    assert "slow 0.5 s" in line
-    assert sent.status_code == 503
-    assert (stats["messages"], stats["faults"]["503"]) == (0, 1)
-    assert process.returncode == 0
-
-
-def test_standalone_sandbox_plans_outages_without_other_faults():
-    plan = ["--outage-rate", "1", "--outage-requests", "3", "--fault-seed", "7"]
-    process = start_module("--port", "0", "--quiet", *plan)
+def _standalone_sends(*options: str, sends: int = 1):
+    """Start ``python -m txmail_sandbox`` with ``options``, make ``sends`` sends, read its
+    stats and stop it with SIGINT: (its first line, the answers, the stats, exit status)."""
+    process = start_module("--port", "0", "--quiet", *options)
     try:
         line = read_first_line(process)
         url = url_in(line)
@@ -409,7 +387,7 @@ def test_standalone_sandbox_plans_outages_without_other_faults():
                 headers=AUTH,
                 timeout=TIMEOUT,
             )
-            for _ in range(2)
+            for _ in range(sends)
         ]
         stats = requests.get(f"{url}/_sandbox/stats", timeout=TIMEOUT).json()
         process.send_signal(signal.SIGINT)
@@ -417,12 +395,29 @@ def test_standalone_sandbox_plans_outages_without_other_faults():
     finally:
         process.kill()
         process.wait(30)
+    return line, answers, stats, process.returncode
+
+
+def test_standalone_sandbox_takes_a_fault_plan_and_reports_it():
+    plan = ["--fault-rate", "1", "--fault-seed", "7", "--fault-kinds", "503", "--slow", "0.5"]
+    line, [sent], stats, returncode = _standalone_sends(*plan)
+
+    assert "100% of sends fail; seed 7; kinds 503:1;" in line
+    assert "slow 0.5 s" in line
+    assert sent.status_code == 503
+    assert (stats["messages"], stats["faults"]["503"]) == (0, 1)
+    assert returncode == 0
+
+
+def test_standalone_sandbox_plans_outages_without_other_faults():
+    plan = ["--outage-rate", "1", "--outage-requests", "3", "--fault-seed", "7"]
+    line, answers, stats, returncode = _standalone_sends(*plan, sends=2)
 
     assert "0% of sends fail; seed 7;" in line
     assert "100% of requests start an outage of 3 requests" in line
     assert [answer.status_code for answer in answers] == [503, 503]
     assert stats["messages"] == 0
-    assert process.returncode == 0
+    assert returncode == 0
 
 
 BAD_FAULT_OPTIONS = {
